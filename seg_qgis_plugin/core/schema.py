@@ -1,0 +1,67 @@
+"""The attribute schema every Seg feature carries, whatever made it.
+
+Provenance travels with each feature: class, tags, model confidence, how it was prompted, which
+model and checkpoint, which raster and window, when, and where it stands in review.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Dict, Optional
+
+STATUSES = ("prelabel", "accepted", "reviewed", "rejected")
+
+# Tags with their own column, so they can be filtered and styled in QGIS; every tag is also kept
+# in the `tags` JSON column.
+CONTEXT_TAGS = ("date", "sensor", "season", "annotator")
+
+# (name, type, Shapefile name: at most 10 characters)
+FIELDS = (
+    ("class", "str", "class"),
+    ("tags", "str", "tags"),
+    *((tag, "str", tag) for tag in CONTEXT_TAGS),
+    ("score", "float", "score"),
+    ("stability", "float", "stability"),
+    ("prompt_type", "str", "prompt_typ"),
+    ("prompt_count", "int", "prompt_cnt"),
+    ("model", "str", "model"),
+    ("checkpoint_sha256", "str", "ckpt_sha"),
+    ("source", "str", "source"),
+    ("window", "str", "window"),
+    ("radiometry", "str", "radiometry"),
+    ("created", "str", "created"),
+    ("status", "str", "status"),
+)
+FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
+
+
+@dataclass
+class Label:
+    """One feature: a shapely geometry in `crs` (WKT or "EPSG:n") and its attributes."""
+
+    geometry: object
+    crs: str
+    attributes: Dict[str, object] = field(default_factory=dict)
+
+
+def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, score: Optional[float] = None,
+               stability: Optional[float] = None, prompt_type: str = "", prompt_count: int = 0, model: str = "",
+               checkpoint_sha256: str = "", source: str = "", window: str = "", radiometry: str = "",
+               status: str = "prelabel", created: Optional[str] = None) -> Dict[str, object]:
+    """A complete attribute row; `created` defaults to now (UTC, ISO 8601)."""
+    if status not in STATUSES:
+        raise ValueError(f"Status must be one of {', '.join(STATUSES)}, not {status!r}.")
+    tags = dict(tags or {})
+    row = {
+        "class": class_name, "tags": json.dumps(tags, sort_keys=True) if tags else "",
+        **{tag: tags.get(tag, "") for tag in CONTEXT_TAGS},
+        "score": score, "stability": stability, "prompt_type": prompt_type, "prompt_count": prompt_count,
+        "model": model, "checkpoint_sha256": checkpoint_sha256 or "", "source": source, "window": window,
+        "radiometry": radiometry, "created": created or now_utc(), "status": status,
+    }
+    return row
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,156 @@
+"""Writing and reading label layers: GeoPackage (default), GeoJSON, FlatGeobuf, Shapefile.
+
+Every write happens in a temporary folder beside the output and is moved into place only when it
+is whole, so a full disk or a cancelled run never leaves a half-written file, and appending never
+loses the features already there. Appended features are reprojected to the layer's own CRS.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import OutputError, SegError
+from .schema import FIELDS, Label
+from .vectorize import reproject_geometry
+
+DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf", ".shp": "ESRI Shapefile"}
+SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix")
+
+
+def driver_for(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in DRIVERS:
+        raise OutputError(f"Cannot tell the format of {path}; use one of {', '.join(sorted(DRIVERS))}.")
+    return DRIVERS[ext]
+
+
+def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, layer: Optional[str] = None,
+                 mode: str = "create") -> str:
+    """Write `labels` to `path`. mode: "create" (the file must not exist), "append" (add to the
+    layer, creating it if needed; existing features are kept) or "overwrite". `crs` is the CRS of
+    a new layer (default: the first label's). Returns the path."""
+    driver = driver_for(path)
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    layer = layer or os.path.splitext(os.path.basename(path))[0]
+    if not os.path.isdir(folder):
+        raise OutputError(f"The folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"The folder {folder} is not writable.")
+    exists = os.path.exists(path)
+    if exists and mode == "create":
+        raise OutputError(f"{path} already exists; choose another name, append to it or overwrite it.")
+    existing = _existing_layer(path, layer, driver) if exists and mode == "append" else None
+    target_crs = (existing or {}).get("crs") or crs or (labels[0].crs if labels else None)
+    if target_crs is None:
+        raise OutputError("There are no labels to write and no CRS for an empty layer.")
+    names = [name if driver != "ESRI Shapefile" else short for name, _, short in FIELDS]
+    geoms = [reproject_geometry(lab.geometry, lab.crs, target_crs) for lab in labels]
+    columns = {n: [lab.attributes.get(name) for lab in labels] for n, (name, _, _) in zip(names, FIELDS)}
+    tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
+    try:
+        tmp = os.path.join(tmpdir, os.path.basename(path))
+        if existing and driver == "GPKG":
+            shutil.copy2(path, tmp)
+            _write(tmp, layer, driver, target_crs, geoms, columns, append=existing["has_layer"])
+        elif existing:
+            old_geoms, old = existing["geometries"], existing["features"]
+            for n in set(old) - set(columns):
+                columns[n] = [None] * len(labels)
+            merged = {n: list(old.get(n, [None] * len(old_geoms))) + columns[n] for n in columns}
+            _write(tmp, layer, driver, target_crs, old_geoms + geoms, merged, append=False)
+        else:
+            _write(tmp, layer, driver, target_crs, geoms, columns, append=False)
+        _move_into_place(tmpdir, path, driver)
+    except OSError as exc:
+        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was changed.") from exc
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def read_labels(path: str, layer: Optional[str] = None) -> List[Label]:
+    """Every feature of a polygon layer as Labels (geometry in the layer's CRS)."""
+    import pyogrio
+    from shapely import from_wkb
+
+    if not os.path.exists(path):
+        raise SegError(f"{path} does not exist.")
+    try:
+        meta, _, geometry, field_data = pyogrio.raw.read(path, layer=layer)
+    except Exception as exc:
+        raise SegError(f"{path} is not a vector layer GDAL can read ({str(exc).splitlines()[0]}).") from exc
+    if not meta.get("crs"):
+        raise SegError(f"{path} has no CRS; assign one before using it.")
+    names = list(meta["fields"])
+    labels = []
+    for i, wkb in enumerate(geometry):
+        if wkb is None:
+            continue
+        labels.append(Label(from_wkb(wkb), meta["crs"], {n: _plain(field_data[k][i]) for k, n in enumerate(names)}))
+    return labels
+
+
+def _write(path, layer, driver, crs, geoms, columns: Dict[str, list], append: bool) -> None:
+    import pyogrio.raw
+    from shapely import to_wkb
+
+    types = {name: kind for name, kind, _ in FIELDS}
+    types.update({short: kind for _, kind, short in FIELDS})
+    fields, data = [], []
+    for name, values in columns.items():
+        kind = types.get(name, "str")
+        if kind == "float":
+            arr = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        elif kind == "int":
+            arr = np.array([0 if v is None else int(v) for v in values], dtype=np.int64)
+        else:
+            arr = np.array(["" if v is None else str(v) for v in values], dtype=object)
+        fields.append(name)
+        data.append(arr)
+    wkb = np.array([to_wkb(g) if g is not None else None for g in geoms], dtype=object)
+    kwargs = {"spatial_index": True} if driver in ("GPKG", "FlatGeobuf") and not append else {}
+    pyogrio.raw.write(path, wkb, data, fields, layer=layer if driver == "GPKG" else None, driver=driver,
+                      geometry_type="MultiPolygon", crs=crs, append=append, promote_to_multi=True, **kwargs)
+
+
+def _existing_layer(path: str, layer: str, driver: str) -> dict:
+    import pyogrio
+
+    layers = [name for name, _ in pyogrio.list_layers(path)] if driver == "GPKG" else [layer]
+    has_layer = layer in layers or driver != "GPKG"
+    info = {"has_layer": has_layer, "crs": None, "features": None}
+    if not has_layer:
+        return info
+    meta = pyogrio.read_info(path, layer=layer if driver == "GPKG" else None)
+    expected = {(name if driver != "ESRI Shapefile" else short).lower() for name, _, short in FIELDS}
+    missing = expected - {f.lower() for f in meta["fields"]}
+    if missing:
+        raise OutputError(f"The layer {layer} in {path} lacks the Seg fields {', '.join(sorted(missing))}; choose a Seg layer or a new file.")
+    info["crs"] = meta["crs"]
+    if driver != "GPKG":
+        from shapely import from_wkb
+
+        m, _, geometry, field_data = pyogrio.raw.read(path)
+        info["features"] = {n: list(field_data[k]) for k, n in enumerate(m["fields"])}
+        info["geometries"] = [from_wkb(g) if g is not None else None for g in geometry]
+    return info
+
+
+def _move_into_place(tmpdir: str, path: str, driver: str) -> None:
+    if driver == "ESRI Shapefile":
+        stem = os.path.splitext(path)[0]
+        for ext in SIDECARS:
+            src = os.path.join(tmpdir, os.path.basename(stem) + ext)
+            if os.path.exists(src):
+                os.replace(src, stem + ext)
+    else:
+        os.replace(os.path.join(tmpdir, os.path.basename(path)), path)
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
