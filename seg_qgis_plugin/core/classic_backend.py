@@ -47,7 +47,7 @@ class ClassicBackend:
     cacheable: bool = False
 
     def __init__(self, method: str = "grabcut", max_side: int = 384, point_radius: int = 96,
-                 iterations: int = 5):
+                 iterations: int = 5, beta: float = 130.0):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, not {method!r}.")
         self.method = method
@@ -55,6 +55,7 @@ class ClassicBackend:
         self.max_side = int(max_side)
         self.point_radius = int(point_radius)
         self.iterations = int(iterations)
+        self.beta = float(beta)
 
     # ------------------------------------------------------------------ encode
     def encode(self, image: np.ndarray) -> Embedding:
@@ -126,9 +127,12 @@ class ClassicBackend:
         r0, c0, r1, c1 = roi
         crop = lab[r0:r1, c0:c1]
         h, w = crop.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
+        # A fixed working size makes the graph cut's smoothness cost scale-free: small objects are
+        # upsampled (up to 4x) so their boundary does not outweigh their area.
+        scale = min(4.0, self.max_side / max(h, w))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-        small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else crop
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(crop, (sw, sh), interpolation=interpolation) if scale != 1 else crop
         sy, sx = sh / h, sw / w
 
         def to_small(x, y):
@@ -152,11 +156,11 @@ class ClassicBackend:
         if self.method == "grabcut":
             logit_small = _grabcut_logits(small, seeds, inside, self.iterations)
         else:
-            logit_small = _random_walker_logits(small, seeds, inside)
+            logit_small = _random_walker_logits(small, seeds, inside, self.beta)
         if inside is not None:
             logit_small = np.where(inside, logit_small, -np.abs(logit_small) - 1.0)
-        if scale < 1:
-            return cv2.resize(logit_small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if scale != 1:
+            return cv2.resize(logit_small, (w, h), interpolation=cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR)
         return logit_small
 
 
@@ -170,20 +174,26 @@ def _grabcut_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[np.ndar
     gc = np.full(seeds.shape, cv2.GC_PR_BGD, np.uint8)
     if inside is not None:
         gc[inside] = cv2.GC_PR_FGD
+    elif (seeds == 1).any():  # points only: start from the pixels whose colour is nearest the clicks
+        gc[_colour_distance(lab, seeds == 1) < 0.3] = cv2.GC_PR_FGD
     gc[seeds == 1] = cv2.GC_FGD
     gc[seeds == 2] = cv2.GC_BGD
-    cut = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-    if cut.any() and (~cut).any():
+    initial = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    cut = initial
+    if initial.any() and (~initial).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.grabCut(np.ascontiguousarray(lab), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
         cut = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+        if np.count_nonzero(cut & (seeds != 1)) < 0.05 * np.count_nonzero(initial):
+            cut = initial  # the cut collapsed onto the seeds: OpenCV's fixed smoothness won
     llr = _colour_llr(lab, cut)
     logit = 0.5 * llr + np.where(cut, 2.0, -2.0).astype(np.float32)
     sigma = max(0.8, 0.004 * max(lab.shape[:2]))
     return cv2.GaussianBlur(logit, (0, 0), sigma)
 
 
-def _random_walker_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[np.ndarray]) -> np.ndarray:
+def _random_walker_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[np.ndarray],
+                          beta: float) -> np.ndarray:
     """scikit-image random walker on uint8 (h, w, 3) Lab. Points-only prompts get background
     seeds where the colour is far from the object seeds (the most distant 30 %). Returns float32
     (h, w) logits of the object probability."""
@@ -192,19 +202,26 @@ def _random_walker_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[n
 
     seeds = seeds.copy()
     if not (seeds == 2).any():
-        data = lab.reshape(-1, 3).astype(np.float32)
-        ref = data[(seeds == 1).ravel()].mean(axis=0)
-        dist = np.linalg.norm(data - ref, axis=1).reshape(seeds.shape)
-        seeds[(dist > np.quantile(dist, 0.7)) & (seeds == 0)] = 2
+        seeds[(_colour_distance(lab, seeds == 1) > 0.7) & (seeds == 0)] = 2
     if not (seeds == 1).any() and inside is not None:  # box only: the box centre is object
         rows, cols = np.nonzero(inside)
         cy, cx = int(rows.mean()), int(cols.mean())
         cv2.circle(seeds, (cx, cy), max(1, int(0.1 * min(np.ptp(rows), np.ptp(cols)))), 1, -1)
     data = lab.astype(np.float32) / 255.0
-    prob = random_walker(data, seeds.astype(np.int32), beta=130, mode="cg_j", tol=1e-3,
+    prob = random_walker(data, seeds.astype(np.int32), beta=beta, mode="cg_j", tol=1e-3,
                          channel_axis=-1, return_full_prob=True)[0]
     prob = np.clip(prob, 1e-4, 1 - 1e-4)
     return np.log(prob / (1 - prob)).astype(np.float32)
+
+
+def _colour_distance(lab: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Lab distance of every pixel to the mean colour of `where`, as its rank in [0, 1]
+    (0 = the most similar pixel); float32 (h, w)."""
+    data = lab.reshape(-1, 3).astype(np.float32)
+    dist = np.linalg.norm(data - data[where.ravel()].mean(axis=0), axis=1)
+    rank = np.empty(dist.size, np.float32)
+    rank[np.argsort(dist, kind="stable")] = np.linspace(0, 1, dist.size, dtype=np.float32)
+    return rank.reshape(where.shape)
 
 
 def _colour_llr(lab: np.ndarray, fg: np.ndarray, bins: int = 16) -> np.ndarray:

@@ -18,6 +18,10 @@ class CrsError(SegError, ValueError):
     """A CRS is missing, unknown, or a geometry comes without one."""
 
 
+class SettingError(SegError, ValueError):
+    """A parameter is out of range or inconsistent (tile size, overlap, bands, stretch)."""
+
+
 class PromptError(SegError, ValueError):
     """A prompt is empty, malformed, or lies outside the raster."""
 

@@ -90,7 +90,7 @@ def to_pixels(prompt: Prompt, raster_crs, raster_transform, width: int, height: 
                           [prompt.box[0], prompt.box[3]], [prompt.box[2], prompt.box[1]]]) if prompt.box else np.zeros((0, 2))
     mx, my = _reproject(np.vstack([xy, corners]), prompt.crs, raster_crs)
     inverse = ~raster_transform
-    cols, rows = inverse * (mx, my)
+    cols, rows = inverse @ (mx, my)
     cols, rows = np.asarray(cols, float), np.asarray(rows, float)
     n = len(xy)
     points = np.stack([cols[:n], rows[:n]], axis=1) if n else np.zeros((0, 2))

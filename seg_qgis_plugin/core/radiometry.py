@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import SegError
+from .errors import SegError, SettingError
 
 STATS_MAX_SIDE = 1024
 
@@ -76,14 +76,14 @@ def compute_radiometry(source, bands: Optional[Sequence[int]] = None, percentile
     if len(bands) == 1:
         bands = bands * 3
     if len(bands) != 3:
-        raise SegError(f"Give one or three bands for SAM's channels, not {len(bands)}.")
+        raise SettingError(f"Give one or three bands for SAM's channels, not {len(bands)}.")
     for b in bands:
         if not 1 <= b <= source.count:
-            raise SegError(f"Band {b} does not exist; {source.path} has {source.count} band(s).")
+            raise SettingError(f"Band {b} does not exist; {source.path} has {source.count} band(s).")
     if value_range is not None:
         lo, hi = map(float, value_range)
         if not hi > lo:
-            raise SegError(f"The stretch maximum ({hi}) must be greater than its minimum ({lo}).")
+            raise SettingError(f"The stretch maximum ({hi}) must be greater than its minimum ({lo}).")
         return Radiometry(bands=bands, low=(lo,) * 3, high=(hi,) * 3, source="user range")
     factor = max(source.width, source.height) / STATS_MAX_SIDE
     shape = (max(1, round(source.height / max(factor, 1))), max(1, round(source.width / max(factor, 1))))

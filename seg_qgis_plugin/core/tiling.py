@@ -23,6 +23,8 @@ from typing import Iterator, List, Optional, Tuple
 
 from affine import Affine
 
+from .errors import SettingError
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -42,7 +44,7 @@ class Tile:
 
     def transform(self, raster_transform: Affine) -> Affine:
         """Affine from tile pixels to map coordinates (pixel edges exact)."""
-        return raster_transform * Affine.scale(self.scale) * Affine.translation(self.col, self.row)
+        return raster_transform @ Affine.scale(self.scale) @ Affine.translation(self.col, self.row)
 
     def contains(self, x: float, y: float) -> bool:
         """Whether a level-pixel position lies inside the tile."""
@@ -65,11 +67,11 @@ class TileGrid:
 
     def __post_init__(self):
         if self.tile < 16:
-            raise ValueError(f"Tile size must be at least 16 pixels, not {self.tile}.")
+            raise SettingError(f"Tile size must be at least 16 pixels, not {self.tile}.")
         if not 0 <= self.overlap < self.tile:
-            raise ValueError(f"Overlap must be between 0 and the tile size ({self.tile}), not {self.overlap}.")
+            raise SettingError(f"Overlap must be between 0 and the tile size ({self.tile}), not {self.overlap}.")
         if self.scale < 1:
-            raise ValueError(f"Scale must be a positive integer, not {self.scale}.")
+            raise SettingError(f"Scale must be a positive integer, not {self.scale}.")
 
     @property
     def width(self) -> int:
