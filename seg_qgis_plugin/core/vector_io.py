@@ -33,6 +33,8 @@ def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, 
     """Write `labels` to `path`. mode: "create" (the file must not exist), "append" (add to the
     layer, creating it if needed; existing features are kept) or "overwrite". `crs` is the CRS of
     a new layer (default: the first label's). Returns the path."""
+    from pyogrio.errors import DataSourceError
+
     driver = driver_for(path)
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
@@ -42,16 +44,24 @@ def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, 
     if not os.access(folder, os.W_OK):
         raise OutputError(f"The folder {folder} is not writable.")
     exists = os.path.exists(path)
-    if exists and mode == "create":
-        raise OutputError(f"{path} already exists; choose another name, append to it or overwrite it.")
-    existing = _existing_layer(path, layer, driver) if exists and mode == "append" else None
+    try:
+        if exists and mode == "create":
+            if driver != "GPKG" or _has_layer(path, layer):
+                raise OutputError(f"{path} already exists; choose another name, append to it or overwrite it.")
+            mode = "append"  # a new layer in an existing GeoPackage
+        existing = _existing_layer(path, layer, driver) if exists and mode == "append" else None
+    except DataSourceError as exc:
+        raise OutputError(f"{path} exists but is not a readable {driver} file; choose another name.") from exc
     target_crs = (existing or {}).get("crs") or crs or (labels[0].crs if labels else None)
     if target_crs is None:
         raise OutputError("There are no labels to write and no CRS for an empty layer.")
     names = [name if driver != "ESRI Shapefile" else short for name, _, short in FIELDS]
     geoms = [reproject_geometry(lab.geometry, lab.crs, target_crs) for lab in labels]
     columns = {n: [lab.attributes.get(name) for lab in labels] for n, (name, _, _) in zip(names, FIELDS)}
-    tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
+    try:
+        tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
+    except OSError as exc:
+        raise OutputError(f"Cannot write in {folder}: {exc.strerror or exc}.") from exc
     try:
         tmp = os.path.join(tmpdir, os.path.basename(path))
         if existing and driver == "GPKG":
@@ -118,11 +128,16 @@ def _write(path, layer, driver, crs, geoms, columns: Dict[str, list], append: bo
                       geometry_type="MultiPolygon", crs=crs, append=append, promote_to_multi=True, **kwargs)
 
 
+def _has_layer(path: str, layer: str) -> bool:
+    import pyogrio
+
+    return layer in [name for name, _ in pyogrio.list_layers(path)]
+
+
 def _existing_layer(path: str, layer: str, driver: str) -> dict:
     import pyogrio
 
-    layers = [name for name, _ in pyogrio.list_layers(path)] if driver == "GPKG" else [layer]
-    has_layer = layer in layers or driver != "GPKG"
+    has_layer = driver != "GPKG" or _has_layer(path, layer)
     info = {"has_layer": has_layer, "crs": None, "features": None}
     if not has_layer:
         return info
