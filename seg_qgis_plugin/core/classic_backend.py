@@ -10,8 +10,11 @@ How a prompt becomes a mask:
 - The work happens in a region of interest (ROI), not on the whole tile: a box prompt uses the box
   plus a margin; points alone start with a window of `2 * point_radius` pixels around them, and the
   window doubles while the mask touches its inner edges (an object bigger than the window is not
-  cut). The ROI is downscaled so its longer side is at most `max_side` pixels, which bounds the
-  cost: about 0.1-0.6 s per prompt for a 1024 x 1024 tile on 2 CPU cores.
+  cut). The ROI is resampled so its longer side is `max_side` pixels (small objects are upsampled
+  up to 4x, so OpenCV's fixed smoothness cost does not swallow them; big ROIs are downscaled,
+  which bounds the cost): 0.1-1 s per prompt on 2 CPU cores, most of it in GrabCut.
+- GrabCut can collapse onto its hard seeds when object and background colours overlap; then the
+  initial region (the box, or the pixels most like the clicked colour) is kept instead.
 - Box: outside the box is background, inside is "probably object". Positive points are object,
   negative points are background (small disks of hard seeds).
 - Points only: the connected component(s) of the mask holding the positive points are kept.
@@ -24,6 +27,7 @@ decision, smoothed; pixels outside the kept object are pushed below 0.5, so
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
@@ -38,16 +42,17 @@ class ClassicBackend:
     """A model session with no weights. Cheap `encode`, a few hundred ms per `decode`.
 
     method: "grabcut" (default; best mean IoU on our labelled data, see bench/bench_classic.py)
-    or "randomwalker" (needs scikit-image). max_side: the ROI is downscaled to at most this many
-    pixels on its longer side (smaller = faster, coarser edges). point_radius: half-size in tile
-    pixels of the first window around a points-only prompt.
+    or "randomwalker" (needs scikit-image; weaker, see the bench). max_side: the ROI is resampled
+    to this many pixels on its longer side (smaller = faster, coarser edges). point_radius:
+    half-size in tile pixels of the first window around a points-only prompt. iterations:
+    GrabCut iterations. beta: random-walker edge sensitivity.
     """
 
     checkpoint_sha256: Optional[str] = None
     cacheable: bool = False
 
     def __init__(self, method: str = "grabcut", max_side: int = 384, point_radius: int = 96,
-                 iterations: int = 5, beta: float = 130.0):
+                 iterations: int = 3, beta: float = 130.0):
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, not {method!r}.")
         self.method = method
@@ -208,8 +213,10 @@ def _random_walker_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[n
         cy, cx = int(rows.mean()), int(cols.mean())
         cv2.circle(seeds, (cx, cy), max(1, int(0.1 * min(np.ptp(rows), np.ptp(cols)))), 1, -1)
     data = lab.astype(np.float32) / 255.0
-    prob = random_walker(data, seeds.astype(np.int32), beta=beta, mode="cg_j", tol=1e-3,
-                         channel_axis=-1, return_full_prob=True)[0]
+    with warnings.catch_warnings():  # a loose tolerance can step a little outside [0, 1]: clipped
+        warnings.simplefilter("ignore", UserWarning)
+        prob = random_walker(data, seeds.astype(np.int32), beta=beta, mode="cg_j", tol=1e-3,
+                             channel_axis=-1, return_full_prob=True)[0]
     prob = np.clip(prob, 1e-4, 1 - 1e-4)
     return np.log(prob / (1 - prob)).astype(np.float32)
 

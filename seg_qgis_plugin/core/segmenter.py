@@ -19,7 +19,7 @@ from affine import Affine
 
 from .cache import CacheKey, EmbeddingCache
 from .errors import SegWarning
-from .model import Backend, Embedding, MaskPrediction, TilePrompt
+from .model import Backend, Embedding, TilePrompt
 from .progress import Progress, check_canceled, track
 from .prompts import PixelPrompt, Prompt, to_pixels
 from .radiometry import Radiometry, compute_radiometry
@@ -68,12 +68,15 @@ class Segmenter:
 
     tile/overlap are in model pixels; scale decimates the raster (working resolution); cache, when
     given and the backend is cacheable, keeps embeddings on disk; memory_tiles embeddings stay in
-    memory; max_windows bounds how far one object is followed.
+    memory; max_windows bounds how far one object is followed; clicked_parts_only keeps, of a
+    mask answering point prompts, only the parts under a positive click (what a click means;
+    scattered specks elsewhere are dropped).
     """
 
     def __init__(self, source: RasterSource, backend: Backend, radiometry: Optional[Radiometry] = None,
                  tile: int = 1024, overlap: int = 256, scale: int = 1, cache: Optional[EmbeddingCache] = None,
-                 max_windows: int = 16, memory_tiles: int = 8):
+                 max_windows: int = 16, memory_tiles: int = 8, clicked_parts_only: bool = True):
+        self.clicked_parts_only = clicked_parts_only
         self.source = source
         self.backend = backend
         self.radiometry = radiometry or compute_radiometry(source)
@@ -169,7 +172,7 @@ class Segmenter:
                     tile_prompt = _with(tile_prompt, mask_input=previous.low_res_logits)
                 prediction = self.backend.decode(self.embedding(tile), tile_prompt, multimask)
                 low_res = prediction.low_res_logits
-                kept = prediction.mask
+                kept = _clicked_parts(prediction.mask, tile_prompt) if self.clicked_parts_only else prediction.mask
             else:
                 found = _paint(pieces, tile)
                 seeds = _seed_points(found)
@@ -252,6 +255,19 @@ def _seed_points(found: np.ndarray, max_seeds: int = 3) -> np.ndarray:
         if d[row, col] >= 1:
             seeds.append((col - 1, row - 1))
     return np.asarray(seeds, np.float32).reshape(-1, 2)
+
+
+def _clicked_parts(mask: np.ndarray, prompt: TilePrompt) -> np.ndarray:
+    """The parts of `mask` under a positive click; all of it when no click falls on it (or the
+    prompt is a box alone)."""
+    import cv2
+
+    clicks = [(int(round(y)), int(round(x))) for (x, y), label in zip(prompt.points, prompt.labels) if label == 1]
+    clicks = [(r, c) for r, c in clicks if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]]
+    if not clicks:
+        return mask
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return np.isin(labels, [labels[r, c] for r, c in clicks])
 
 
 def _connected_to(mask: np.ndarray, found: np.ndarray) -> np.ndarray:

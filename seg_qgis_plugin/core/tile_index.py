@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
 from .cache import EmbeddingCache
+from .errors import SegError
 from .progress import Progress, check_canceled
 from .raster import RasterSource
 from .tiling import Tile, TileGrid
@@ -81,23 +82,29 @@ def select_tiles(source: RasterSource, grid: TileGrid, aoi=None, skip_nodata: bo
 def tile_index(raster: str, tile: int = 1024, overlap: int = 256, scale: int = 1, aoi=None, skip_nodata: bool = True,
                chips_dir: Optional[str] = None, chip_format: str = "tif", radiometry=None,
                progress: Optional[Progress] = None) -> List[TileRecord]:
-    """The tile index of `raster`; with `chips_dir` (an existing folder) also one image chip per
-    kept tile, named tile_<row>_<col>.<chip_format> and recorded in the `chip` attribute (relative
-    to chips_dir). PNG chips use `radiometry` (default: the raster's global stretch)."""
-    from .chips import write_image_chip
+    """The tile index of `raster`; with `chips_dir` (a new or empty folder, filled atomically) also
+    one image chip per kept tile, named tile_<row>_<col>.<chip_format> and recorded in the `chip`
+    attribute (relative to chips_dir). PNG chips use `radiometry` (default: the raster's global
+    stretch)."""
+    from .chips import FORMATS, atomic_folder, write_image_chip
 
+    if not chips_dir:
+        with RasterSource(raster) as source:
+            grid = TileGrid(source.width, source.height, tile, overlap, scale)
+            return list(select_tiles(source, grid, aoi, skip_nodata, progress))
+    if chip_format not in FORMATS:
+        raise SegError(f"Chip format must be one of {', '.join(FORMATS)}, not {chip_format!r}.")
     records = []
-    with RasterSource(raster) as source:
+    with RasterSource(raster) as source, atomic_folder(chips_dir, overwrite=False) as tmp:
         grid = TileGrid(source.width, source.height, tile, overlap, scale)
-        if chips_dir and chip_format == "png" and radiometry is None:
+        if chip_format == "png" and radiometry is None:
             from .radiometry import compute_radiometry
 
             radiometry = compute_radiometry(source)
         for record in select_tiles(source, grid, aoi, skip_nodata, progress):
-            if chips_dir:
-                name = f"tile_{record.attributes['grid_row']:04d}_{record.attributes['grid_col']:04d}.{chip_format}"
-                write_image_chip(source, record.tile, os.path.join(chips_dir, name), radiometry)
-                record.attributes["chip"] = name
+            name = f"tile_{record.attributes['grid_row']:04d}_{record.attributes['grid_col']:04d}.{chip_format}"
+            write_image_chip(source, record.tile, os.path.join(tmp, name), radiometry)
+            record.attributes["chip"] = name
             records.append(record)
     return records
 

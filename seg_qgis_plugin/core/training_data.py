@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .chips import FORMATS, write_geotiff, write_image_chip, write_png
-from .errors import OutputError, SegError
+from .chips import FORMATS, atomic_folder, write_geotiff, write_image_chip, write_png
+from .errors import SegError
 from .progress import Progress, check_canceled
 from .raster import RasterSource
 from .schema import Label
@@ -67,7 +65,7 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
     if not 0 <= min_labeled_fraction <= 1:
         raise SegError(f"The minimum labelled fraction must lie between 0 and 1, not {min_labeled_fraction}.")
     out_dir = os.path.abspath(out_dir)
-    _check_target(out_dir, overwrite)
+    atomic_folder(out_dir, overwrite)  # checks the target before any work
     categories = categories_of(labels, class_field)
     with RasterSource(raster) as source:
         crs = source.crs.to_wkt()
@@ -84,8 +82,7 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
 
             radiometry = compute_radiometry(source)
         grid = TileGrid(source.width, source.height, tile, overlap, scale)
-        tmp = tempfile.mkdtemp(dir=os.path.dirname(out_dir), prefix=".seg-chips-")
-        try:
+        with atomic_folder(out_dir, overwrite) as tmp:
             os.makedirs(os.path.join(tmp, "images"))
             os.makedirs(os.path.join(tmp, "masks"))
             coco = {"info": {"description": f"Seg training chips of {os.path.basename(raster)}", "version": "1.0"},
@@ -124,11 +121,6 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
                     progress.set_progress(100.0 * (number + 1) / len(grid))
             with open(os.path.join(tmp, "annotations.json"), "w") as f:
                 json.dump(coco, f)
-            _move_into_place(tmp, out_dir, overwrite)
-        except OSError as exc:
-            raise OutputError(f"Cannot write the training data to {out_dir}: {exc.strerror or exc}; nothing was written.") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return TrainingDataSummary(out_dir, os.path.join(out_dir, "annotations.json"), len(coco["images"]),
                                len(coco["annotations"]), categories)
 
@@ -159,22 +151,3 @@ def _annotation(geometry, footprint, transform, category_id: int, image_id: int,
     return {"id": annotation_id, "image_id": image_id, "category_id": category_id, "iscrowd": 0,
             "segmentation": segmentation, "area": round(float(sum(p.area for p in polygons)), 3),
             "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)]}
-
-
-def _check_target(out_dir: str, overwrite: bool) -> None:
-    parent = os.path.dirname(out_dir)
-    if not os.path.isdir(parent):
-        raise OutputError(f"The folder {parent} does not exist.")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise OutputError(f"{out_dir} is a file, not a folder.")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise OutputError(f"The folder {out_dir} is not empty; choose an empty or new folder, or overwrite it.")
-
-
-def _move_into_place(tmp: str, out_dir: str, overwrite: bool) -> None:
-    if os.path.isdir(out_dir):
-        if os.listdir(out_dir) and overwrite:
-            shutil.rmtree(out_dir)
-        else:
-            os.rmdir(out_dir)
-    os.replace(tmp, out_dir)

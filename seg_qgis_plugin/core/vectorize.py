@@ -28,9 +28,12 @@ def mask_to_geometry(mask: np.ndarray, transform: Affine, simplify: float = 0.0,
     from shapely.geometry import MultiPolygon, Polygon, shape
 
     mask = np.asarray(mask, bool)
-    if not mask.any():
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
         return None
-    parts = [shape(geom) for geom, _ in shapes(mask.astype(np.uint8), mask=mask, connectivity=4, transform=transform)]
+    crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop_transform = transform @ Affine.translation(int(cols[0]), int(rows[0]))
+    parts = [shape(geom) for geom, _ in shapes(crop.view(np.uint8), mask=crop, connectivity=4, transform=crop_transform)]
     polygons = []
     for poly in parts:
         if fill_holes:

@@ -77,15 +77,18 @@ def test_png_chips_are_8bit_rgb(raster_factory, tmp_path):
     import cv2
 
     path = raster_factory(np.random.default_rng(1).integers(0, 4000, (4, 128, 128)).astype(np.uint16))
-    records = tile_index(path, tile=64, overlap=0, chips_dir=str(tmp_path), chip_format="png")
-    image = cv2.imread(str(tmp_path / records[0].attributes["chip"]), cv2.IMREAD_UNCHANGED)
+    records = tile_index(path, tile=64, overlap=0, chips_dir=str(tmp_path / "png"), chip_format="png")
+    image = cv2.imread(str(tmp_path / "png" / records[0].attributes["chip"]), cv2.IMREAD_UNCHANGED)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and image.max() > 200
 
 
-def test_cancel_stops_the_walk(raster_factory):
+def test_cancel_stops_the_walk_and_leaves_no_chips(raster_factory, tmp_path):
+    import os
+
     path = raster_factory(np.ones((1, 512, 512), np.uint8))
     with pytest.raises(Canceled):
-        tile_index(path, tile=64, overlap=0, progress=CancelAfter(3))
+        tile_index(path, tile=64, overlap=0, progress=CancelAfter(3), chips_dir=str(tmp_path / "chips"))
+    assert os.listdir(tmp_path) == [os.path.basename(path)]
 
 
 def test_cache_coverage_lists_the_cached_tiles_of_one_raster(tmp_path):

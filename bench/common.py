@@ -1,0 +1,71 @@
+"""Helpers shared by the benchmarks: a random-weights checkpoint of a given architecture, timing."""
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def random_checkpoint(model_type: str, folder: str = None) -> str:
+    """Save SAM `model_type` with random weights (fixed seed) and return its path. Random weights
+    cost exactly what trained ones do, so they serve for speed and memory."""
+    import torch
+
+    from seg_qgis_plugin.core.checkpoints import build_sam
+
+    folder = folder or os.path.join(tempfile.gettempdir(), "seg-bench")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"sam_{model_type}_random.pth")
+    if not os.path.exists(path):
+        torch.manual_seed(0)
+        torch.save(build_sam(model_type).state_dict(), path + ".part")
+        os.replace(path + ".part", path)
+    return path
+
+
+def percentiles(samples_s):
+    ms = np.asarray(samples_s) * 1000
+    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms   (n={len(ms)})"
+
+
+def timed(fn, repeat: int):
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def write_big_scene(path: str, size: int, block: int = 1024, seed: int = 0) -> str:
+    """A size x size, 3-band uint8 tiled GeoTIFF of fields and ponds, written block by block so
+    memory stays at one block whatever the size."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(seed)
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=from_origin(500000, 4650000, 0.1, 0.1), tiled=True, blockxsize=512, blockysize=512,
+                   compress="deflate", BIGTIFF="IF_SAFER")
+    colours = np.array([[70, 120, 50], [150, 130, 90], [90, 140, 60], [40, 60, 110]], np.uint8)
+    with rasterio.open(path + ".part.tif", "w", **profile) as dst:
+        for row in range(0, size, block):
+            for col in range(0, size, block):
+                h, w = min(block, size - row), min(block, size - col)
+                yy, xx = np.mgrid[row:row + h, col:col + w]
+                field = ((yy // 700) * 7 + (xx // 900) * 3) % 3
+                pond = ((yy % 2000 - 1000) ** 2 / 300.0 ** 2 + (xx % 2500 - 1200) ** 2 / 450.0 ** 2) <= 1
+                index = np.where(pond, 3, field)
+                tile = colours[index].transpose(2, 0, 1).astype(np.int16) + rng.integers(-8, 9, (3, h, w))
+                dst.write(np.clip(tile, 0, 255).astype(np.uint8), window=Window(col, row, w, h))
+    os.replace(path + ".part.tif", path)
+    return path
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

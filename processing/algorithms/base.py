@@ -1,0 +1,167 @@
+"""What every Seg algorithm shares: naming, help, error translation, and the model and raster
+parameters the SAM algorithms have in common."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ...core.errors import Canceled, MissingDependency, SegError
+from ...qgis_adapters.feedback import FeedbackProgress
+from ...qgis_adapters.layers import raster_layer_path
+
+MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h", "vit_tiny")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class SegAlgorithm(QgsProcessingAlgorithm):
+    """Subclasses set ALG_ID, DISPLAY, GROUP, GROUP_ID, HELP and implement `run`.
+
+    `run(parameters, context, feedback, progress)` returns the outputs dict; a SegError (a user
+    mistake or a cancellation) becomes a QgsProcessingException with its one sentence.
+    NEEDS_SAM: canExecute() says what to install when torch or segment-anything is missing.
+    """
+
+    ALG_ID = ""
+    DISPLAY = ""
+    GROUP = "Large rasters"
+    GROUP_ID = "largerasters"
+    HELP = ""
+    NEEDS_SAM = False
+
+    def name(self):
+        return self.ALG_ID
+
+    def displayName(self):  # noqa: N802 (QGIS API)
+        return self.tr(self.DISPLAY)
+
+    def group(self):
+        return self.tr(self.GROUP)
+
+    def groupId(self):  # noqa: N802
+        return self.GROUP_ID
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(self.HELP)
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SegProcessing", text)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+    def canExecute(self):  # noqa: N802
+        if not self.NEEDS_SAM:
+            return True, ""
+        from ...core.checkpoints import require_sam
+
+        try:
+            require_sam()
+        except MissingDependency as exc:
+            return False, str(exc)
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        try:
+            return self.run(parameters, context, feedback, FeedbackProgress(feedback))
+        except Canceled as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        except SegError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        except ValueError as exc:  # e.g. a tile size the grid refuses: already one sentence
+            raise QgsProcessingException(str(exc)) from exc
+
+    def run(self, parameters, context, feedback, progress: FeedbackProgress) -> dict:
+        raise NotImplementedError
+
+    # -- shared parameter helpers -----------------------------------------------------------------
+
+    def raster_path(self, parameters, name, context) -> str:
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        return raster_layer_path(layer)
+
+    def add_tiling(self, tile: int, overlap: int, gsd: bool = True) -> None:
+        self.addParameter(QgsProcessingParameterNumber("TILE", self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Type.Integer, tile, minValue=16))
+        self.addParameter(QgsProcessingParameterNumber("OVERLAP", self.tr("Tile overlap (pixels)"), QgsProcessingParameterNumber.Type.Integer, overlap, minValue=0))
+        if gsd:
+            self.addParameter(QgsProcessingParameterNumber(
+                "GSD", self.tr("Working resolution (map units per pixel; 0 = full resolution)"), QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
+
+    def tiling(self, parameters, context) -> Tuple[int, int, Optional[float]]:
+        tile = self.parameterAsInt(parameters, "TILE", context)
+        overlap = self.parameterAsInt(parameters, "OVERLAP", context)
+        if overlap >= tile:
+            raise QgsProcessingException(self.tr(f"The overlap ({overlap}) must be smaller than the tile size ({tile})."))
+        gsd = self.parameterAsDouble(parameters, "GSD", context) if self.parameterDefinition("GSD") is not None else 0.0
+        return tile, overlap, gsd or None
+
+    def add_aoi(self) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "AOI", self.tr("Area of interest (polygons; empty = whole raster)"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+
+    def aoi(self, parameters, context, raster: str):
+        """The union of the AOI polygons in the raster CRS (shapely), or None."""
+        source = self.parameterAsSource(parameters, "AOI", context)
+        if source is None:
+            return None
+        from shapely import union_all
+
+        from ...core.raster import RasterSource
+        from ...core.vectorize import reproject_geometry
+        from ...qgis_adapters.layers import source_to_labels
+
+        labels = source_to_labels(source)
+        if not labels:
+            raise QgsProcessingException(self.tr("The area of interest has no polygons."))
+        with RasterSource(raster) as src:
+            crs = src.crs.to_wkt()
+        return reproject_geometry(union_all([lab.geometry for lab in labels]), labels[0].crs, crs)
+
+    def add_model(self, checkpoint_optional: bool) -> None:
+        self.addParameter(QgsProcessingParameterFile(
+            "CHECKPOINT", self.tr("SAM checkpoint (.pth)"), QgsProcessingParameterFile.Behavior.File, "pth", optional=checkpoint_optional))
+        self.addParameter(QgsProcessingParameterEnum("MODEL_TYPE", self.tr("Model type"), list(MODEL_TYPES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), list(DEVICES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterString("BANDS", self.tr("Bands for SAM's red, green, blue (e.g. 4,3,2; one band is repeated; empty = suggested)"), optional=True))
+        self.addParameter(QgsProcessingParameterString("STRETCH", self.tr("Stretch min,max (empty = 2-98 percentiles of the whole raster)"), optional=True))
+
+    def sam_backend(self, parameters, context):
+        from ...core.jobs import open_backend
+
+        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context)
+        if not checkpoint:
+            raise QgsProcessingException(self.tr("This needs a SAM checkpoint file (.pth)."))
+        model_type = MODEL_TYPES[self.parameterAsEnum(parameters, "MODEL_TYPE", context)]
+        device = DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
+        return open_backend(checkpoint, None if model_type == "auto" else model_type, "sam", device)
+
+    def radiometry_choice(self, parameters, context):
+        """(bands or None, stretch or None) from the BANDS and STRETCH strings."""
+        return (_numbers(self.parameterAsString(parameters, "BANDS", context), int, "bands"),
+                _numbers(self.parameterAsString(parameters, "STRETCH", context), float, "stretch"))
+
+    def add_bool(self, name: str, text: str, default: bool) -> None:
+        self.addParameter(QgsProcessingParameterBoolean(name, self.tr(text), default))
+
+
+def _numbers(text: str, kind, what: str):
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return tuple(kind(v) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        raise QgsProcessingException(f"Cannot read the {what} {text!r}; write numbers separated by commas.") from None

@@ -1,0 +1,59 @@
+"""seg:encoderaster: pre-compute SAM embeddings for a raster (or an area of it) into a cache folder."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+
+from ...core.batch import RasterJob, encode_raster
+from ...qgis_adapters.crs import crs_from_core
+from ...qgis_adapters.sinks import add_features, make_fields
+from .base import SegAlgorithm
+
+COVERAGE_FIELDS = (("window", "str"), ("scale", "int"), ("model", "str"), ("created", "str"), ("file", "str"))
+
+
+class EncodeRasterAlgorithm(SegAlgorithm):
+    ALG_ID = "encoderaster"
+    DISPLAY = "Encode raster (SAM embeddings)"
+    NEEDS_SAM = True
+    HELP = ("Runs SAM's image encoder on every tile of a raster (or of an area of interest) and stores the embeddings in "
+            "a cache folder, so later prompts, pre-labeling and the map tools answer in milliseconds. Encoding is the "
+            "expensive step: seconds per tile on a CPU, far less on a GPU; a cache made on a GPU server works on a laptop.\n\n"
+            "Resumable: tiles already in the cache (same raster, bands, stretch, tile and model) are skipped, so a second "
+            "run encodes only what is missing. Tiles that are all nodata are skipped.\n\n"
+            "Outputs the cache folder and a coverage layer with one polygon per cached tile of this raster and model, so "
+            "you can see what is ready.\n\nNeeds torch and segment-anything, and a SAM checkpoint file (vit_b, vit_l or vit_h).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Raster")))
+        self.add_model(checkpoint_optional=False)
+        self.add_tiling(1024, 256)
+        self.add_aoi()
+        self.add_bool("SKIP_NODATA", "Skip tiles that are all nodata", True)
+        self.add_bool("FLOAT16", "Store embeddings as float16 (half the disk)", False)
+        self.addParameter(QgsProcessingParameterFolderDestination("CACHE", self.tr("Embedding cache folder")))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Encoded tiles (coverage)")))
+        for name, text in (("ENCODED", "Tiles encoded now"), ("CACHED", "Tiles already cached"), ("NODATA", "Tiles skipped (all nodata)")):
+            self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
+
+    def run(self, parameters, context, feedback, progress):
+        raster = self.raster_path(parameters, "INPUT", context)
+        tile, overlap, gsd = self.tiling(parameters, context)
+        bands, stretch = self.radiometry_choice(parameters, context)
+        cache = self.parameterAsFileOutput(parameters, "CACHE", context)
+        job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster),
+                        self.parameterAsBool(parameters, "SKIP_NODATA", context))
+        backend = self.sam_backend(parameters, context)
+        feedback.pushInfo(f"Model {backend.model_id} on {getattr(backend, 'device', 'cpu')}")
+        result = encode_raster(job, backend, cache, self.parameterAsBool(parameters, "FLOAT16", context), progress)
+        fields = make_fields(COVERAGE_FIELDS)
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
+        add_features(sink, fields, result.coverage)
+        c = result.counts
+        feedback.pushInfo(f"{c['encoded']} tiles encoded, {c['cached']} already cached, {c['nodata']} skipped (all nodata).")
+        return {"CACHE": cache, "OUTPUT": dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}

@@ -1,0 +1,133 @@
+"""seg:prelabel: pre-label an orthomosaic from a prompt layer or automatically."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+
+from ...core.batch import RasterJob, prelabel_raster
+from ...core.label_rasters import rasterize_labels
+from ...core.prelabel import PromptFeature
+from ...core.prompts import parse_tags
+from ...qgis_adapters.crs import crs_from_core
+from ...qgis_adapters.layers import source_to_labels
+from ...qgis_adapters.sinks import add_features, label_fields
+from .base import SegAlgorithm
+
+MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
+BACKENDS = ("sam", "classic")
+
+
+class PrelabelAlgorithm(SegAlgorithm):
+    ALG_ID = "prelabel"
+    DISPLAY = "Pre-label raster"
+    HELP = ("Finds many objects at once and writes them as polygons with Seg's full attribute schema and status prelabel, "
+            "ready for review.\n\n"
+            "Prompt layer: each feature is one object. Points (or multipoints: several clicks on one object) become point "
+            "prompts; polygons become box prompts on their bounding box (box to instance), e.g. rough outlines or detector "
+            "boxes. The class comes from the chosen class field (else the default class) and every other field of the "
+            "prompt feature travels on as a tag. Features outside the raster are skipped and reported.\n\n"
+            "Automatic: SAM's point grid (points per side squared prompts) on every tile with data; masks found twice in a "
+            "tile overlap are kept once and objects that cross tiles are merged. Needs SAM (the classic backend needs a "
+            "prompt per object).\n\n"
+            "Backend: sam needs torch, segment-anything and a checkpoint; classic needs nothing but is slower and coarser. "
+            "An embedding cache folder (from Encode raster) is used when it matches and filled otherwise. Memory stays "
+            "bounded by the tile. Optionally also writes a class raster on the input raster's grid.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Raster")))
+        self.addParameter(QgsProcessingParameterEnum("MODE", self.tr("Mode"), list(MODES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "PROMPTS", self.tr("Prompt layer (points or polygons)"),
+            [QgsProcessing.SourceType.TypeVectorPoint, QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterField("CLASS_FIELD", self.tr("Class field of the prompts"), None, "PROMPTS", optional=True))
+        self.addParameter(QgsProcessingParameterString("DEFAULT_CLASS", self.tr("Class (when the prompt has none)"), "object"))
+        self.addParameter(QgsProcessingParameterString("TAGS", self.tr("Tags for every result (key=value, comma separated)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum("BACKEND", self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.add_model(checkpoint_optional=True)
+        self.add_tiling(1024, 256)
+        self.add_aoi()
+        self.addParameter(QgsProcessingParameterFile("CACHE", self.tr("Embedding cache folder"), QgsProcessingParameterFile.Behavior.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterNumber("POINTS_PER_SIDE", self.tr("Automatic: points per side of each tile"),
+                                                       QgsProcessingParameterNumber.Type.Integer, 16, minValue=1, maxValue=64))
+        self.addParameter(QgsProcessingParameterNumber("MIN_SCORE", self.tr("Automatic: minimum predicted IoU"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.7, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber("MIN_STABILITY", self.tr("Automatic: minimum stability"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.85, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber("SIMPLIFY", self.tr("Simplify tolerance (map units; 0 = pixel edges)"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber("MIN_AREA", self.tr("Minimum area (map units squared)"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Pre-labels")))
+        self.addParameter(QgsProcessingParameterRasterDestination("CLASS_RASTER", self.tr("Class raster"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("COUNT", self.tr("Objects found")))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED", self.tr("Prompts skipped")))
+
+    def run(self, parameters, context, feedback, progress):
+        raster = self.raster_path(parameters, "INPUT", context)
+        automatic = self.parameterAsEnum(parameters, "MODE", context) == 1
+        tags = parse_tags([t for t in self.parameterAsString(parameters, "TAGS", context).split(",") if t.strip()])
+        features = None if automatic else self.prompt_features(parameters, context, feedback, tags)
+        backend = self.backend(parameters, context)
+        tile, overlap, gsd = self.tiling(parameters, context)
+        bands, stretch = self.radiometry_choice(parameters, context)
+        job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster))
+        class_raster = self.parameterAsOutputLayer(parameters, "CLASS_RASTER", context) if parameters.get("CLASS_RASTER") else ""
+        result = prelabel_raster(
+            job, backend, features, self.parameterAsFile(parameters, "CACHE", context) or None,
+            self.parameterAsString(parameters, "DEFAULT_CLASS", context) or "object", tags,
+            self.parameterAsInt(parameters, "POINTS_PER_SIDE", context), self.parameterAsDouble(parameters, "MIN_SCORE", context),
+            self.parameterAsDouble(parameters, "MIN_STABILITY", context), self.parameterAsDouble(parameters, "SIMPLIFY", context),
+            self.parameterAsDouble(parameters, "MIN_AREA", context), progress=progress.slice(0, 90 if class_raster else 100))
+        for number, reason in result.skipped:
+            feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
+        if class_raster:
+            rasterize_labels(result.labels, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100))
+        from ...core.raster import RasterSource
+
+        with RasterSource(raster) as src:
+            crs = src.crs.to_wkt()
+        fields = label_fields()
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
+        add_features(sink, fields, result.labels)
+        feedback.pushInfo(f"{len(result.labels)} objects, {len(result.skipped)} prompts skipped")
+        return {"OUTPUT": dest, "CLASS_RASTER": class_raster or None, "COUNT": len(result.labels), "SKIPPED": len(result.skipped)}
+
+    def prompt_features(self, parameters, context, feedback, tags):
+        source = self.parameterAsSource(parameters, "PROMPTS", context)
+        if source is None:
+            raise QgsProcessingException(self.tr("Prompt-layer mode needs a prompt layer of points or polygons; "
+                                                 "give one or choose automatic mode."))
+        class_field = self.parameterAsString(parameters, "CLASS_FIELD", context)
+        if class_field and class_field not in source.fields().names():
+            raise QgsProcessingException(self.tr(f"The prompt layer has no field {class_field!r}."))
+        features = []
+        for lab in source_to_labels(source, feedback):
+            own = {k: str(v) for k, v in lab.attributes.items() if k != class_field and v not in (None, "")}
+            name = lab.attributes.get(class_field) if class_field else None
+            features.append(PromptFeature(lab.geometry, lab.crs, "" if name in (None, "") else str(name), {**tags, **own}))
+        if not features:
+            raise QgsProcessingException(self.tr("The prompt layer has no features with a geometry."))
+        return features
+
+    def backend(self, parameters, context):
+        if BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)] == "classic":
+            from ...core.jobs import open_backend
+
+            return open_backend(backend="classic")
+        from ...core.checkpoints import require_sam
+
+        require_sam()
+        return self.sam_backend(parameters, context)

@@ -1,0 +1,51 @@
+"""Core results -> Processing feature sinks: the Seg attribute schema as QgsFields, Labels and
+tile records as QgsFeatures."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence, Tuple
+
+from qgis.core import QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsWkbTypes
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.schema import FIELDS
+
+_TYPES = {"str": QVariant.Type.String, "float": QVariant.Type.Double, "int": QVariant.Type.Int}
+
+
+def make_fields(spec: Sequence[Tuple[str, str]]) -> QgsFields:
+    """(name, "str" | "float" | "int") pairs as QgsFields."""
+    fields = QgsFields()
+    for name, kind in spec:
+        fields.append(QgsField(name, _TYPES[kind]))
+    return fields
+
+
+def label_fields() -> QgsFields:
+    """The full Seg attribute schema (core.schema.FIELDS)."""
+    return make_fields([(name, kind) for name, kind, _ in FIELDS])
+
+
+def add_features(sink, fields: QgsFields, items: Iterable, feedback=None) -> int:
+    """Add objects with `.geometry` (shapely) and `.attributes` (dict) to `sink`. Returns the count."""
+    from .geometry import from_shapely
+
+    count = 0
+    names = fields.names()
+    for item in items:
+        feature = QgsFeature(fields)
+        geometry = from_shapely(item.geometry)
+        if geometry.type() == QgsWkbTypes.GeometryType.PolygonGeometry and not geometry.isMultipart():
+            geometry.convertToMultiType()
+        feature.setGeometry(geometry)
+        feature.setAttributes([_value(item.attributes.get(n)) for n in names])
+        sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        count += 1
+    return count
+
+
+def _value(v):
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v

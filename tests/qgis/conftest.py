@@ -1,0 +1,104 @@
+"""Real QGIS for tests: one headless QgsApplication per session, Processing initialized, Seg's
+provider registered through the plugin's own initProcessing (as qgis_process does).
+
+Fixtures for any QGIS test (Processing, GUI): qgis_app, processing_registered, run_algorithm.
+The QGIS profile lives in a temporary folder, so no settings debris lands in the repository.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import: no display here
+
+QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
+
+
+@pytest.fixture(scope="session")
+def qgis_app(tmp_path_factory):
+    """The session's QgsApplication (GUI-enabled, offscreen), with a throwaway profile folder."""
+    qgis_core = pytest.importorskip("qgis.core", reason="QGIS Python bindings are not installed")
+    profile = tmp_path_factory.mktemp("qgis-profile")
+    app = qgis_core.QgsApplication.instance()
+    if app is None:
+        app = qgis_core.QgsApplication([], True, str(profile))
+        app.setPrefixPath("/usr", True)
+        app.initQgis()
+    yield app
+    # exitQgis() at interpreter exit crashes some QGIS builds in teardown; the process ends anyway.
+
+
+@pytest.fixture(scope="session")
+def seg_plugin(qgis_app):
+    """QGIS Processing initialized, and the Seg plugin loaded headless (iface None) with its
+    provider registered through initProcessing(), as qgis_process does. Yields the plugin."""
+    # First on the path: `python -m pytest` puts the checkout first, where our own processing/
+    # folder would shadow QGIS's top-level `processing` (and refuses to, see its __init__).
+    if QGIS_PLUGINS in sys.path:
+        sys.path.remove(QGIS_PLUGINS)
+    sys.path.insert(0, QGIS_PLUGINS)
+    from processing.core.Processing import Processing
+
+    from seg_qgis_plugin.plugin import SegPlugin
+
+    Processing.initialize()
+    plugin = SegPlugin(None)
+    plugin.initProcessing()
+    yield plugin
+    plugin.unload()
+
+
+@pytest.fixture
+def processing_registered(seg_plugin):
+    """The registered Seg provider (re-registered if a test unloaded it)."""
+    from qgis.core import QgsApplication
+
+    seg_plugin.initProcessing()
+    provider = QgsApplication.processingRegistry().providerById("seg")
+    assert provider is not None and provider is seg_plugin.provider
+    return provider
+
+
+@pytest.fixture
+def run_algorithm(processing_registered):
+    """run_algorithm("seg:tileraster", {...}, feedback=None) -> processing.run's result dict.
+    Raises QgsProcessingException as processing.run does."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+    def run(algorithm_id, parameters, feedback=None):
+        context = QgsProcessingContext()
+        context.setProject(QgsProject.instance())
+        return processing.run(algorithm_id, parameters, feedback=feedback or QgsProcessingFeedback(), context=context)
+
+    return run
+
+
+class CancelAt:
+    """Connects to a feedback's progressChanged and cancels once progress reaches `percent`."""
+
+    def __init__(self, feedback, percent: float):
+        self.feedback, self.percent, self.fired = feedback, percent, False
+        feedback.progressChanged.connect(self.on_progress)
+
+    def on_progress(self, value):
+        if value >= self.percent and not self.fired:
+            self.fired = True
+            self.feedback.cancel()
+
+
+@pytest.fixture
+def cancel_at():
+    """cancel_at(percent) -> a QgsProcessingFeedback that cancels itself at `percent`."""
+    from qgis.core import QgsProcessingFeedback
+
+    keep = []
+
+    def make(percent: float):
+        feedback = QgsProcessingFeedback()
+        keep.append(CancelAt(feedback, percent))
+        return feedback
+
+    return make

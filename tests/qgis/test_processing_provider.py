@@ -1,0 +1,96 @@
+"""The provider in real QGIS: registration, ids, help, parameters, canExecute, and the adapters."""
+import pytest
+
+EXPECTED = {"seg:tileraster", "seg:encoderaster", "seg:prelabel", "seg:polygonizemasks", "seg:rasterizelabels",
+            "seg:exporttrainingdata"}
+
+
+def test_provider_registers_every_algorithm_with_help(processing_registered):
+    from qgis.core import QgsApplication
+
+    ids = {a.id() for a in processing_registered.algorithms()}
+    assert ids == EXPECTED
+    for algorithm_id in EXPECTED:
+        algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+        assert algorithm is not None and algorithm.id() == algorithm_id
+        assert len(algorithm.shortHelpString()) > 150
+        assert algorithm.parameterDefinition("OUTPUT") is not None or algorithm_id == "seg:exporttrainingdata"
+        assert all(p.name().isupper() for p in algorithm.parameterDefinitions())
+
+
+def test_can_execute_reports_missing_sam_dependencies(processing_registered, monkeypatch):
+    from qgis.core import QgsApplication
+
+    from seg_qgis_plugin.core import checkpoints
+    from seg_qgis_plugin.core.errors import MissingDependency
+
+    registry = QgsApplication.processingRegistry()
+    assert registry.algorithmById("seg:encoderaster").canExecute() == (True, "")
+
+    def missing():
+        raise MissingDependency("SAM needs torch, which is not installed; install it with: pip install torch.")
+
+    monkeypatch.setattr(checkpoints, "require_sam", missing)
+    ok, message = registry.algorithmById("seg:encoderaster").canExecute()
+    assert not ok and "pip install torch" in message
+    assert registry.algorithmById("seg:tileraster").canExecute()[0]
+    assert registry.algorithmById("seg:prelabel").canExecute()[0]  # the classic backend needs nothing
+
+
+def test_unload_removes_the_provider_and_init_brings_it_back(seg_plugin):
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    seg_plugin.unload()
+    assert registry.providerById("seg") is None and registry.algorithmById("seg:prelabel") is None
+    seg_plugin.initProcessing()
+    seg_plugin.initProcessing()  # idempotent: no duplicate provider
+    assert registry.providerById("seg") is seg_plugin.provider
+    assert len(seg_plugin.provider.algorithms()) == len(EXPECTED)
+
+
+def test_geometry_and_crs_adapters_round_trip(qgis_app):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsGeometry
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from seg_qgis_plugin.core.errors import CrsError
+    from seg_qgis_plugin.qgis_adapters.crs import crs_from_core, crs_to_core
+    from seg_qgis_plugin.qgis_adapters.geometry import from_shapely, to_shapely
+
+    holed = MultiPolygon([Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (4, 2), (4, 4), (2, 4)]]),
+                          Polygon([(20, 0), (21.25, 0), (21.25, 1.5)])])
+    back = to_shapely(from_shapely(holed))
+    assert back.equals_exact(holed, 0) and back.geom_type == "MultiPolygon"
+    assert to_shapely(QgsGeometry()) is None and from_shapely(None).isNull()
+    assert crs_to_core(QgsCoordinateReferenceSystem("EPSG:32633")) == "EPSG:32633"
+    from pyproj import CRS
+
+    wkt = CRS("EPSG:2056").to_wkt()
+    assert crs_from_core(wkt).authid() == "EPSG:2056"
+    with pytest.raises(CrsError):
+        crs_to_core(QgsCoordinateReferenceSystem())
+
+
+def test_feedback_adapter_maps_slices_and_cancel(qgis_app):
+    from qgis.core import QgsProcessingFeedback
+
+    from seg_qgis_plugin.qgis_adapters.feedback import FeedbackProgress
+
+    feedback = QgsProcessingFeedback()
+    progress = FeedbackProgress(feedback).slice(50, 100)
+    progress.set_progress(50)
+    assert feedback.progress() == pytest.approx(75)
+    assert not progress.is_canceled()
+    feedback.cancel()
+    assert progress.is_canceled()
+
+
+def test_non_gdal_layers_are_refused_with_a_sentence(qgis_app):
+    from qgis.core import QgsRasterLayer
+
+    from seg_qgis_plugin.core.errors import RasterError
+    from seg_qgis_plugin.qgis_adapters.layers import raster_layer_path
+
+    xyz = QgsRasterLayer("type=xyz&url=http://example.invalid/{z}/{x}/{y}.png", "tiles", "wms")
+    with pytest.raises(RasterError, match="wms provider.*GeoTIFF"):
+        raster_layer_path(xyz)
