@@ -85,8 +85,6 @@ class ClassicBackend:
 
         `multimask` is accepted for interface compatibility and ignored: a classic method gives
         one mask. `prompt.mask_input` is ignored too."""
-        import cv2
-
         lab = embedding.arrays["lab"]
         height, width = lab.shape[:2]
         points, labels, box = _validated(prompt, height, width)
@@ -156,7 +154,10 @@ class ClassicBackend:
         seed_radius = max(1, round(2 * min(sx, sy) + 1))
         for (x, y), lab_ in zip(points, labels):
             px, py = to_small(float(x), float(y))
-            cv2.circle(seeds, (int(round(px)), int(round(py))), seed_radius, 1 if lab_ == 1 else 2, -1)
+            centre = (int(round(px)), int(round(py)))
+            if lab_ == 0:  # a negative click removes the uniform region around it, not only a dot
+                seeds[(_uniform_region(small, centre)) & (seeds != 1)] = 2
+            cv2.circle(seeds, centre, seed_radius, 1 if lab_ == 1 else 2, -1)
 
         if self.method == "grabcut":
             logit_small = _grabcut_logits(small, seeds, inside, self.iterations)
@@ -219,6 +220,20 @@ def _random_walker_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[n
                              channel_axis=-1, return_full_prob=True)[0]
     prob = np.clip(prob, 1e-4, 1 - 1e-4)
     return np.log(prob / (1 - prob)).astype(np.float32)
+
+
+def _uniform_region(lab: np.ndarray, seed: Tuple[int, int], tolerance: int = 10) -> np.ndarray:
+    """bool (h, w): pixels flood-filled from seed = (x, y) through neighbours within `tolerance`
+    Lab units; empty when the fill leaks over more than a quarter of the image."""
+    import cv2
+
+    h, w = lab.shape[:2]
+    x, y = min(max(seed[0], 0), w - 1), min(max(seed[1], 0), h - 1)
+    fill = np.zeros((h + 2, w + 2), np.uint8)
+    cv2.floodFill(np.ascontiguousarray(lab), fill, (x, y), 0, (tolerance,) * 3, (tolerance,) * 3,
+                  4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    region = fill[1:-1, 1:-1] > 0
+    return region if region.sum() <= 0.25 * h * w else np.zeros_like(region)
 
 
 def _colour_distance(lab: np.ndarray, where: np.ndarray) -> np.ndarray:

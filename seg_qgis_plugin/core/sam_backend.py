@@ -14,6 +14,7 @@ import numpy as np
 from .checkpoints import load_sam, pick_device
 from .errors import PromptError
 from .model import Embedding, MaskPrediction, TilePrompt, stability_score
+from .sam_decoder import TileDecoder
 
 
 class SamBackend:
@@ -38,7 +39,7 @@ class SamBackend:
         self.image_size = self.model.image_encoder.img_size
         with torch.inference_mode():
             self._image_pe = self.model.prompt_encoder.get_dense_pe()
-        self._features_of: tuple = (None, None)
+        self._decoder_of: tuple = (None, None)
 
     def input_size(self, height: int, width: int):
         """SAM's ResizeLongestSide: the (h, w) the image is resized to before padding to 1024."""
@@ -62,12 +63,15 @@ class SamBackend:
                 features = self.model.image_encoder(x)
         return Embedding(image_size=(h, w), arrays={"features": features.float().cpu().numpy()}, meta={"input_size": [h_in, w_in]})
 
-    def _features(self, embedding: Embedding):
+    def _tile_decoder(self, embedding: Embedding) -> TileDecoder:
+        """The per-tile part of the decoder, kept for the embedding prompted last."""
         import torch
 
-        if self._features_of[0] is not embedding:
-            self._features_of = (embedding, torch.from_numpy(embedding.arrays["features"]).float().to(self.device))
-        return self._features_of[1]
+        if self._decoder_of[0] is not embedding:
+            features = torch.from_numpy(embedding.arrays["features"]).float().to(self.device)
+            with torch.inference_mode():
+                self._decoder_of = (embedding, TileDecoder(self.model, features))
+        return self._decoder_of[1]
 
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
         import torch
@@ -89,21 +93,23 @@ class SamBackend:
             boxes = None
             if prompt.box is not None:
                 boxes = torch.as_tensor(np.asarray(prompt.box) * (sx, sy, sx, sy), dtype=torch.float32, device=dev)[None]
-            masks = None
-            if prompt.mask_input is not None:
+            tile = self._tile_decoder(embedding)
+            if prompt.mask_input is None:
+                sparse, _ = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
+                chosen, score = tile.predict(sparse, multimask)
+            else:  # refinement: the dense prompt changes, so the generic decoder path
                 masks = torch.as_tensor(prompt.mask_input, dtype=torch.float32, device=dev)[None]
-            sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=self._features(embedding), image_pe=self._image_pe,
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
-            best = int(torch.argmax(iou[0]))
-            chosen = low_res[:, best:best + 1]
+                sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+                low_res, iou = self.model.mask_decoder(
+                    image_embeddings=tile.features, image_pe=self._image_pe,
+                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+                best = int(torch.argmax(iou[0]))
+                chosen, score = low_res[:, best:best + 1], float(iou[0, best])
             size = self.image_size
             up = F.interpolate(chosen, (size, size), mode="bilinear", align_corners=False)[..., :h_in, :w_in]
             if (h_in, w_in) != (h, w):
                 up = F.interpolate(up, (h, w), mode="bilinear", align_corners=False)
             logits = up[0, 0].float().cpu().numpy()
-            score = float(iou[0, best])
             low = chosen[0].float().cpu().numpy()
         probability = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
         return MaskPrediction(mask=logits > 0, probability=probability, score=score,

@@ -61,19 +61,24 @@ def test_box_segments_the_rectangle(backend, scene):
 
 
 def test_negative_point_excludes_a_region(backend):
-    """A bright bar split in two by nothing but a click: the negative point's half goes."""
+    """A box around a white and a yellow square takes both; a negative click on the yellow one
+    removes it."""
     rng = np.random.default_rng(7)
     image = _noisy((HEIGHT, WIDTH, 3), 50.0, rng)
-    bar = np.zeros((HEIGHT, WIDTH), bool)
-    bar[60:100, 20:180] = True
-    image[bar] = _noisy((int(bar.sum()), 3), 200.0, rng)
+    white = np.zeros((HEIGHT, WIDTH), bool)
+    white[50:110, 30:90] = True
+    yellow = np.zeros((HEIGHT, WIDTH), bool)
+    yellow[50:110, 110:170] = True
+    image[white] = _noisy((int(white.sum()), 3), 210.0, rng)
+    image[yellow] = _noisy((int(yellow.sum()), 3), [210.0, 200.0, 30.0], rng)
     embedding = backend.encode(image)
-    prompt = TilePrompt(points=np.array([[40, 80], [160, 80]], np.float32),
-                        labels=np.array([1, 0], np.int32), box=(15.0, 55.0, 185.0, 105.0))
-    pred = backend.decode(embedding, prompt)
-    assert pred.mask[80, 40]
-    assert not pred.mask[80, 160]
-    assert not pred.mask[60:100, 150:170].any()
+    box = (25.0, 45.0, 175.0, 115.0)
+    both = backend.decode(embedding, TilePrompt(box=box)).mask
+    assert both[white].mean() > 0.9 and both[yellow].mean() > 0.9
+    prompt = TilePrompt(points=np.array([[140, 80]], np.float32), labels=np.array([0], np.int32), box=box)
+    pred = backend.decode(embedding, prompt).mask
+    assert pred[white].mean() > 0.9
+    assert pred[yellow].mean() < 0.1
 
 
 def test_outputs_have_the_documented_types(backend, scene):
