@@ -180,8 +180,11 @@ def _grabcut_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[np.ndar
     gc = np.full(seeds.shape, cv2.GC_PR_BGD, np.uint8)
     if inside is not None:
         gc[inside] = cv2.GC_PR_FGD
-    elif (seeds == 1).any():  # points only: start from the pixels whose colour is nearest the clicks
-        gc[_colour_distance(lab, seeds == 1) < 0.3] = cv2.GC_PR_FGD
+    elif (seeds == 1).any():  # points only: start from the region grown from the clicks
+        region = _grown_region(lab, seeds == 1) & (seeds != 2)
+        if region.mean() > 0.9:  # the object fills the window: there is nothing to cut against
+            return np.where(region | (seeds == 1), 4.0, -4.0).astype(np.float32)
+        gc[region] = cv2.GC_PR_FGD
     gc[seeds == 1] = cv2.GC_FGD
     gc[seeds == 2] = cv2.GC_BGD
     initial = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
@@ -234,6 +237,21 @@ def _uniform_region(lab: np.ndarray, seed: Tuple[int, int], tolerance: int = 10)
                   4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
     region = fill[1:-1, 1:-1] > 0
     return region if region.sum() <= 0.25 * h * w else np.zeros_like(region)
+
+
+def _grown_region(lab: np.ndarray, seeds: np.ndarray, tolerance: int = 12) -> np.ndarray:
+    """bool (h, w): pixels reached from the seed pixels through 4-neighbours whose Lab colour
+    differs by at most `tolerance` per channel (a magic wand)."""
+    import cv2
+
+    h, w = lab.shape[:2]
+    fill = np.zeros((h + 2, w + 2), np.uint8)
+    image = np.ascontiguousarray(lab)
+    for y, x in zip(*np.nonzero(seeds)):
+        if not fill[y + 1, x + 1]:
+            cv2.floodFill(image, fill, (int(x), int(y)), 0, (tolerance,) * 3, (tolerance,) * 3,
+                          4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    return fill[1:-1, 1:-1] > 0
 
 
 def _colour_distance(lab: np.ndarray, where: np.ndarray) -> np.ndarray:
