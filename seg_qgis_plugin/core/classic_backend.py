@@ -241,7 +241,9 @@ def _uniform_region(lab: np.ndarray, seed: Tuple[int, int], tolerance: int = 10)
 
 def _grown_region(lab: np.ndarray, seeds: np.ndarray, tolerance: int = 12) -> np.ndarray:
     """bool (h, w): pixels reached from the seed pixels through 4-neighbours whose Lab colour
-    differs by at most `tolerance` per channel (a magic wand)."""
+    differs from the seed's by at most `tolerance` per channel (a magic wand). A fixed range, not
+    a floating one: on textured imagery a floating range leaks across the whole window (measured
+    with bench/bench_classic.py: mean point IoU 0.11 floating, 0.29 fixed)."""
     import cv2
 
     h, w = lab.shape[:2]
@@ -250,7 +252,7 @@ def _grown_region(lab: np.ndarray, seeds: np.ndarray, tolerance: int = 12) -> np
     for y, x in zip(*np.nonzero(seeds)):
         if not fill[y + 1, x + 1]:
             cv2.floodFill(image, fill, (int(x), int(y)), 0, (tolerance,) * 3, (tolerance,) * 3,
-                          4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+                          4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8))
     return fill[1:-1, 1:-1] > 0
 
 
