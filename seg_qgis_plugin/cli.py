@@ -6,6 +6,7 @@ import json
 import sys
 from typing import List, Optional
 
+from .cli_models import add_models_parser
 from .core.errors import SegError
 
 
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output")
     p.add_argument("--checkpoint", help="use SAM with this checkpoint instead of the classic backend")
     p.set_defaults(run=cmd_demo)
+    add_models_parser(sub)
     return parser
 
 

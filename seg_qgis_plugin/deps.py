@@ -1,0 +1,396 @@
+"""What Seg needs from Python, checked without importing it, and installed into a private folder.
+
+QGIS-free (the GUI and the CLI both use it). Three steps, each safe on its own:
+
+1. `check(private)`: for every entry of PINS, finds the module with `importlib.util.find_spec` and
+   its version with `importlib.metadata`; nothing heavy (torch, cv2) is imported, so checking costs
+   milliseconds and cannot crash QGIS.
+2. `install(PINS..., target)`: runs `<python> -m pip install --target <target>` in a subprocess,
+   with progress, a log file and cancellation. The target is a plugin-private folder keyed by the
+   Python version and platform (`private_folder(base)` -> `<base>/seg_deps/py311-linux-x86_64`),
+   never QGIS's own site-packages. pip's own `--target` staging means a failed install leaves the
+   folder as it was. QGIS's numpy is pinned as a constraint, so nothing is built against another.
+3. `activate(target)`: appends the folder to the END of sys.path, so whatever QGIS's Python already
+   has (numpy, GDAL, shapely...) keeps winning and only missing modules come from the folder.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .core.errors import Canceled, MissingDependency, SegError
+from .core.progress import NullProgress, Progress
+
+
+class InstallError(SegError, RuntimeError):
+    """pip could not install the requested packages; the private folder is as it was."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A module Seg imports. `pin` is what we install (None: never installed by us, it must come
+    with QGIS); `minimum` is the oldest version accepted when it is already there."""
+
+    module: str
+    distributions: Tuple[str, ...]
+    pin: Optional[str]
+    minimum: str
+    group: str  # "core": the plugin's engine; "sam": the SAM backend
+    purpose: str
+
+
+# The one pins table. Same versions as the development environment (requirements.txt and
+# constraints.txt; a unit test keeps them in step). torch and torchvision go as a matching pair.
+PINS: Tuple[Requirement, ...] = (
+    Requirement("numpy", ("numpy",), None, "1.21", "core", "arrays (comes with QGIS; never replaced)"),
+    Requirement("rasterio", ("rasterio",), "rasterio==1.4.3", "1.3", "core", "windowed raster reading"),
+    Requirement("pyogrio", ("pyogrio",), "pyogrio==0.10.0", "0.7", "core", "vector export"),
+    Requirement("shapely", ("shapely",), "shapely==2.0.6", "2.0", "core", "polygons"),
+    Requirement("pyproj", ("pyproj",), "pyproj==3.7.0", "3.4", "core", "coordinate systems"),
+    Requirement("cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
+                        "opencv-contrib-python"), "opencv-python-headless==4.10.0.84", "4.8", "core",
+                "mask cleanup and the classic backend"),
+    Requirement("safetensors", ("safetensors",), "safetensors==0.4.5", "0.4", "core", "the embedding cache"),
+    Requirement("torch", ("torch",), "torch==2.13.0", "2.0", "sam", "running SAM"),
+    Requirement("torchvision", ("torchvision",), "torchvision==0.28.0", "0.15", "sam", "SAM's image transforms"),
+    Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything==1.0", "1.0", "sam",
+                "the SAM model code"),
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    """state: "ok", "missing", "too old" or "unknown version" (found, no metadata: accepted).
+    location: "python" (QGIS's own Python), "private" (the private folder), or "" when missing."""
+
+    requirement: Requirement
+    state: str
+    version: Optional[str]
+    location: str
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("ok", "unknown version")
+
+    def describe(self) -> str:
+        r = self.requirement
+        where = {"python": "", "private": " (private folder)"}.get(self.location, "")
+        if self.state == "missing":
+            return f"{r.module}: missing, needed for {r.purpose}"
+        if self.state == "too old":
+            return f"{r.module}: {self.version}{where} is older than {r.minimum}, needed for {r.purpose}"
+        return f"{r.module}: {self.version or 'version unknown'}{where}"
+
+
+# ---------------------------------------------------------------- checking
+
+
+def check(private: Optional[str] = None, requirements: Sequence[Requirement] = PINS) -> List[Status]:
+    """The state of every requirement, looking in sys.path and then in `private` (if given)."""
+    return [_check_one(r, private) for r in requirements]
+
+
+def _check_one(req: Requirement, private: Optional[str]) -> Status:
+    spec = _find_spec(req.module)
+    location = "python"
+    if spec is not None and private and _inside(spec.origin or _first(spec.submodule_search_locations), private):
+        location = "private"
+    if spec is None and private and os.path.isdir(private):
+        spec = importlib.machinery.PathFinder.find_spec(req.module, [private])
+        location = "private"
+    if spec is None:
+        return Status(req, "missing", None, "")
+    paths = [private] if location == "private" else None
+    version = _version_of(req.distributions, paths)
+    if version is None:
+        return Status(req, "unknown version", None, location)
+    state = "ok" if version_tuple(version) >= version_tuple(req.minimum) else "too old"
+    return Status(req, state, version, location)
+
+
+def _find_spec(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+
+
+def _first(locations: Optional[Iterable[str]]) -> Optional[str]:
+    return next(iter(locations), None) if locations else None
+
+
+def _inside(path: Optional[str], folder: str) -> bool:
+    if not path:
+        return False
+    folder = os.path.abspath(folder)
+    return os.path.commonpath([os.path.abspath(path), folder]) == folder
+
+
+def _version_of(distributions: Sequence[str], paths: Optional[List[str]]) -> Optional[str]:
+    for name in distributions:
+        try:
+            if paths is None:
+                return importlib.metadata.version(name)
+            for dist in importlib.metadata.distributions(name=name, path=paths):
+                return dist.version
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def version_tuple(version: str) -> Tuple[int, ...]:
+    """'2.13.0+cpu' -> (2, 13, 0); '1.0rc1' -> (1, 0). Enough to compare against a minimum."""
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group()))
+        if digits.end() != len(piece):
+            break
+    return tuple(parts)
+
+
+def to_install(statuses: Sequence[Status], groups: Sequence[str] = ("core", "sam")) -> List[str]:
+    """The pins for what is missing or too old in `groups` (requirements with no pin are skipped)."""
+    return [s.requirement.pin for s in statuses
+            if not s.usable and s.requirement.group in groups and s.requirement.pin]
+
+
+def summary(statuses: Sequence[Status]) -> str:
+    """One sentence: what is missing, or that everything is there."""
+    bad = [s for s in statuses if not s.usable]
+    if not bad:
+        return "Everything Seg needs is installed."
+    return "Missing or too old: " + ", ".join(s.requirement.module for s in bad) + "."
+
+
+# ---------------------------------------------------------------- the private folder
+
+
+def platform_tag() -> str:
+    """'py311-linux-x86_64', 'py312-windows-amd64', 'py39-darwin-arm64': wheels differ along these."""
+    machine = (platform.machine() or "unknown").lower()
+    return f"py{sys.version_info[0]}{sys.version_info[1]}-{platform.system().lower() or sys.platform}-{machine}"
+
+
+def private_folder(base: str) -> str:
+    """Where Seg installs packages for this Python and platform, under `base` (in QGIS: the
+    profile's python folder, so each profile and each QGIS Python version gets its own)."""
+    return os.path.join(base, "seg_deps", platform_tag())
+
+
+def activate(target: str) -> bool:
+    """Put `target` at the end of sys.path (only if it exists); True if it was added now."""
+    target = os.path.abspath(target)
+    if not os.path.isdir(target) or target in sys.path:
+        return False
+    sys.path.append(target)
+    importlib.invalidate_caches()
+    return True
+
+
+def deactivate(target: str) -> None:
+    target = os.path.abspath(target)
+    while target in sys.path:
+        sys.path.remove(target)
+    importlib.invalidate_caches()
+
+
+# ---------------------------------------------------------------- finding a python to run pip
+
+
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?w?(\.exe)?$", re.IGNORECASE)
+_checked: Dict[str, bool] = {}
+
+
+def find_python() -> str:
+    """A Python executable of this interpreter's version to run pip with.
+
+    Inside QGIS `sys.executable` is often QGIS itself ("qgis", "qgis-bin.exe"), which must never be
+    run with `-m pip`. Candidates: sys.executable when it is a python, sys._base_executable, the
+    interpreter next to sys.exec_prefix (OSGeo4W, the macOS bundle), then python3.X / python3 on PATH.
+    Each must report the same major.minor version.
+    """
+    major, minor = sys.version_info[:2]
+    names = ["python.exe", "python3.exe"] if os.name == "nt" else [f"python{major}.{minor}", "python3", "python"]
+    candidates = []
+    if _PYTHON_NAME.match(os.path.basename(sys.executable or "")):
+        candidates.append(sys.executable)
+    candidates.append(getattr(sys, "_base_executable", None))
+    for prefix in dict.fromkeys([sys.exec_prefix, sys.base_exec_prefix]):
+        for name in names:
+            candidates += [os.path.join(prefix, name), os.path.join(prefix, "bin", name)]
+    candidates += [shutil.which(f"python{major}.{minor}"), shutil.which("python3"), shutil.which("python")]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        if os.name == "nt" and os.path.basename(candidate).lower() == "pythonw.exe":
+            candidate = os.path.join(os.path.dirname(candidate), "python.exe")
+        if os.path.isfile(candidate) and _runs_this_version(candidate):
+            return candidate
+    raise MissingDependency(f"No Python {major}.{minor} executable was found next to QGIS to run pip with; "
+                            f"install the packages by hand: pip install {' '.join(r.pin for r in PINS if r.pin)}.")
+
+
+def _runs_this_version(python: str) -> bool:
+    if python not in _checked:
+        code = "import sys; print('%d.%d' % sys.version_info[:2])"
+        try:
+            out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
+                                 **_no_window()).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _checked[python] = out == "%d.%d" % sys.version_info[:2]
+    return _checked[python]
+
+
+def _no_window() -> dict:
+    return {"creationflags": 0x08000000} if os.name == "nt" else {}  # CREATE_NO_WINDOW: no console flash
+
+
+# ---------------------------------------------------------------- installing
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    installed: Tuple[str, ...]  # "name-version" as pip reports them
+    target: str
+    log_path: str
+
+
+def install(requirements: Sequence[str], target: str, python: Optional[str] = None, log_path: Optional[str] = None,
+            progress: Optional[Progress] = None, on_line: Optional[Callable[[str], None]] = None,
+            pip_options: Sequence[str] = (), timeout: Optional[float] = None) -> InstallReport:
+    """Install pip `requirements` (e.g. to_install(check(...))) into `target` with pip --target.
+
+    pip_options go to pip as they are: `--no-index --find-links DIR` for a local wheel folder,
+    `--index-url URL` for a mirror, `--extra-index-url https://download.pytorch.org/whl/cpu` for CPU
+    torch. Every pip output line goes to the log file (default `<target>/../install.log`) and to
+    `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
+    Raises InstallError with pip's own reason and the log path, or Canceled.
+    """
+    requirements = list(requirements)
+    if not requirements:
+        raise InstallError("There is nothing to install: every requirement is already present.")
+    progress = progress or NullProgress()
+    python = python or find_python()
+    target = os.path.abspath(target)
+    log_path = log_path or os.path.join(os.path.dirname(target), "install.log")
+    os.makedirs(target, exist_ok=True)
+    constraints = _write_constraints(os.path.dirname(target))
+    command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input",
+               "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
+    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
+    try:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
+            log.flush()
+            rc, lines = _run_pip(command, env, log, progress, on_line, timeout)
+    finally:
+        os.remove(constraints)
+    if rc != 0:
+        raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
+    installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
+                      if ln.startswith("Successfully installed")), [])
+    progress.set_progress(100.0)
+    return InstallReport(tuple(installed), target, log_path)
+
+
+def _write_constraints(folder: str) -> str:
+    """Pin QGIS's numpy: anything installed beside it must work with the numpy that wins on sys.path."""
+    path = os.path.join(folder, f"constraints-{os.getpid()}.txt")
+    version = _version_of(("numpy",), None)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"numpy=={version}\n" if version else "")
+    return path
+
+
+def _run_pip(command, env, log, progress: Progress, on_line, timeout) -> Tuple[int, List[str]]:
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, text=True, encoding="utf-8", errors="replace", bufsize=1, **_no_window())
+    except OSError as exc:
+        raise InstallError(f"Cannot start {command[0]} to run pip ({exc.strerror or exc}).") from exc
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    seen: List[str] = []
+    percent, started, finished = 2.0, time.monotonic(), False
+    progress.set_progress(percent)
+    while not finished:
+        canceled = progress.is_canceled()
+        if canceled or (timeout is not None and time.monotonic() - started > timeout):
+            _stop(proc)
+            log.write("=== canceled\n" if canceled else "=== timed out\n")
+            if canceled:
+                raise Canceled(f"Installing was canceled; the log is {log.name}.")
+            raise InstallError(f"Installing took longer than {timeout:g} s and was stopped; the log is {log.name}.")
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if line is None:
+            finished = True
+            continue
+        line = line.rstrip()
+        seen.append(line)
+        log.write(line + "\n")
+        log.flush()
+        if on_line is not None:
+            on_line(line)
+        percent = _estimate(line, percent)
+        progress.set_progress(percent)
+    rc = proc.wait()
+    log.write(f"=== exit status {rc}\n")
+    return rc, seen
+
+
+def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _estimate(line: str, percent: float) -> float:
+    """pip prints no totals: each package found moves 20% of the way to 70%; installing is 85%."""
+    if line.startswith(("Collecting", "Processing", "Downloading", "Looking in")):
+        return percent + (70.0 - percent) * 0.2
+    if line.startswith("Installing collected packages"):
+        return max(percent, 85.0)
+    return percent
+
+
+def _reason(lines: Sequence[str], rc: int) -> str:
+    errors = [ln[len("ERROR:"):].strip() for ln in lines if ln.startswith("ERROR:")]
+    for line in reversed(lines):
+        if "No module named pip" in line:
+            return "this Python has no pip (on Debian/Ubuntu: apt install python3-pip)"
+    if errors:
+        return errors[-1].rstrip(".")
+    tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+    return tail.rstrip(".") or f"pip exited with status {rc}"
+
+
+__all__ = ["PINS", "Requirement", "Status", "InstallError", "InstallReport", "check", "to_install", "summary",
+           "platform_tag", "private_folder", "activate", "deactivate", "find_python", "install", "version_tuple"]

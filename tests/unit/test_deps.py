@@ -1,0 +1,183 @@
+"""Dependency checks without heavy imports, and real pip installs from a local wheel folder into a
+private target (no network): success, a failed install that leaves everything usable, cancel."""
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from seg_qgis_plugin import deps
+from seg_qgis_plugin.core.errors import Canceled
+
+HEAVY = ("torch", "torchvision", "segment_anything", "cv2", "rasterio", "pyogrio", "shapely", "pyproj", "safetensors")
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def make_wheel(folder, dist, version, module, requires=()):
+    """A real pure-Python wheel (py3-none-any) holding `module` with VALUE = '<dist> <version>'."""
+    files = {f"{module}/__init__.py": f"VALUE = {dist + ' ' + version!r}\n".encode()}
+    info = f"{dist.replace('-', '_')}-{version}.dist-info"
+    files[f"{info}/METADATA"] = ("Metadata-Version: 2.1\n" f"Name: {dist}\nVersion: {version}\n"
+                                 + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: seg-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+              for name, data in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
+    path = os.path.join(folder, f"{dist.replace('-', '_')}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wheels")
+    make_wheel(folder, "seg-dummy-core", "1.0", "segdummycore")
+    make_wheel(folder, "seg-dummy-sam", "2.0", "segdummysam", requires=["seg-dummy-core>=1.0"])
+    return str(folder)
+
+
+def local(wheelhouse):
+    return ["--no-index", "--find-links", wheelhouse]
+
+
+DUMMIES = (deps.Requirement("segdummysam", ("seg-dummy-sam",), "seg-dummy-sam==2.0", "1.5", "sam", "the test"),
+           deps.Requirement("segdummycore", ("seg-dummy-core",), "seg-dummy-core==1.0", "1.0", "core", "the test"))
+
+
+def test_check_finds_versions_without_importing_heavy_modules():
+    code = ("import sys; from seg_qgis_plugin import deps; s = deps.check(); "
+            f"print([m for m in {HEAVY!r} if m in sys.modules]); print(len(s))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and int(out[1]) == len(deps.PINS)
+
+
+def test_check_reports_what_this_environment_has():
+    statuses = {s.requirement.module: s for s in deps.check()}
+    import importlib.metadata as md
+
+    assert statuses["rasterio"].state == "ok" and statuses["rasterio"].version == md.version("rasterio")
+    assert statuses["cv2"].version == md.version("opencv-python-headless")  # module and distribution differ
+    assert all(s.location == "python" for s in statuses.values())
+
+
+def test_missing_and_too_old_are_told_apart(monkeypatch):
+    old = deps.Requirement("pytest", ("pytest",), "pytest==99.0", "99.0", "core", "the test")
+    gone = deps.Requirement("seg_no_such_module", ("seg-no-such",), "seg-no-such==1.0", "1.0", "sam", "nothing")
+    statuses = deps.check(requirements=(old, gone))
+    assert [s.state for s in statuses] == ["too old", "missing"]
+    assert deps.to_install(statuses) == ["pytest==99.0", "seg-no-such==1.0"]
+    assert deps.to_install(statuses, groups=("sam",)) == ["seg-no-such==1.0"]
+    assert deps.summary(statuses) == "Missing or too old: pytest, seg_no_such_module."
+    assert "older than 99.0" in statuses[0].describe() and statuses[1].describe() == "seg_no_such_module: missing, needed for nothing"
+
+
+def test_version_tuple_compares_local_and_pre_release_versions():
+    assert deps.version_tuple("2.13.0+cpu") == (2, 13, 0) and deps.version_tuple("1.0rc1") == (1, 0)
+    assert deps.version_tuple("4.10.0.84") > deps.version_tuple("4.8")
+
+
+def test_private_folder_is_keyed_by_python_version_and_platform(tmp_path):
+    folder = deps.private_folder(str(tmp_path))
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-"
+    assert os.path.dirname(folder) == str(tmp_path / "seg_deps") and os.path.basename(folder).startswith(tag)
+    assert deps.platform_tag().count("-") == 2
+
+
+def test_find_python_when_sys_executable_is_qgis(monkeypatch, tmp_path):
+    fake_qgis = tmp_path / "qgis"
+    fake_qgis.write_text("#!/bin/sh\nexit 3\n")
+    monkeypatch.setattr(sys, "executable", str(fake_qgis))
+    python = deps.find_python()
+    assert python != str(fake_qgis) and os.path.basename(python).startswith("python")
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True).stdout
+    assert version.strip() == str(sys.version_info[:2])
+
+
+def test_install_into_a_private_folder_then_activate(wheelhouse, tmp_path):
+    target = deps.private_folder(str(tmp_path / "profile" / "python"))
+    statuses = deps.check(target, DUMMIES)
+    assert [s.state for s in statuses] == ["missing", "missing"]
+    lines, percents = [], []
+
+    class Progress:
+        def set_progress(self, p):
+            percents.append(p)
+
+        def is_canceled(self):
+            return False
+
+    report = deps.install(deps.to_install(statuses), target, progress=Progress(), on_line=lines.append,
+                          pip_options=local(wheelhouse))
+    assert set(report.installed) == {"seg-dummy-sam-2.0", "seg-dummy-core-1.0"}  # the dependency came along
+    assert os.path.isfile(os.path.join(target, "segdummysam", "__init__.py"))
+    assert percents == sorted(percents) and percents[-1] == 100.0 and any(ln.startswith("Successfully") for ln in lines)
+    log = open(report.log_path).read()
+    assert report.log_path == os.path.join(os.path.dirname(target), "install.log")
+    assert "--target" in log and "Successfully installed" in log and "=== exit status 0" in log
+    assert not [n for n in os.listdir(os.path.dirname(target)) if n.startswith("constraints-")]
+
+    # Installed but not active: found in the private folder, still not importable.
+    statuses = deps.check(target, DUMMIES)
+    assert [(s.state, s.version, s.location) for s in statuses] == [("ok", "2.0", "private"), ("ok", "1.0", "private")]
+    code = ("import sys; from seg_qgis_plugin import deps; t = sys.argv[1]; "
+            "import importlib.util as u; print(u.find_spec('segdummysam') is None); "
+            "print(deps.activate(t), deps.activate(t), sys.path[-1] == t); "
+            "import segdummysam; print(segdummysam.VALUE)")
+    out = subprocess.run([sys.executable, "-c", code, target], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["True", "True False True", "seg-dummy-sam 2.0"]
+
+
+def test_failed_install_is_one_sentence_and_leaves_everything_usable(wheelhouse, tmp_path):
+    target = deps.private_folder(str(tmp_path))
+    deps.install(["seg-dummy-core==1.0"], target, pip_options=local(wheelhouse))
+    before = sorted(os.listdir(target))
+    path_before = list(sys.path)
+
+    with pytest.raises(deps.InstallError) as err:
+        deps.install(["seg-dummy-sam==2.0", "seg-not-in-folder==1.0"], target, pip_options=local(wheelhouse))
+    message = str(err.value)
+    assert message.startswith("Installing seg-dummy-sam==2.0 seg-not-in-folder==1.0 failed: ")
+    assert "No matching distribution found for seg-not-in-folder==1.0" in message
+    assert message.endswith(f"the log is {os.path.join(tmp_path, 'seg_deps', 'install.log')}.") and "\n" not in message
+    assert sorted(os.listdir(target)) == before  # nothing half-installed, the earlier package intact
+    assert sys.path == path_before
+    assert [s.state for s in deps.check(target, DUMMIES)] == ["missing", "ok"]
+    assert "=== exit status 1" in open(os.path.join(tmp_path, "seg_deps", "install.log")).read()
+
+
+def test_cancel_stops_pip_and_installs_nothing(wheelhouse, tmp_path):
+    target = deps.private_folder(str(tmp_path))
+
+    class CancelAtOnce:
+        def set_progress(self, p):
+            pass
+
+        def is_canceled(self):
+            return True
+
+    with pytest.raises(Canceled, match="Installing was canceled; the log is"):
+        deps.install(["seg-dummy-sam==2.0"], target, progress=CancelAtOnce(), pip_options=local(wheelhouse))
+    assert os.listdir(target) == []
+
+
+def test_pins_agree_with_the_development_environment():
+    """One pins table in deps.py; requirements.txt and constraints.txt must not drift from it."""
+    pinned = {}
+    for name in ("requirements.txt", "constraints.txt"):
+        path = os.path.join(REPO, name)
+        if not os.path.isfile(path):
+            pytest.skip(f"{name} is not beside the checkout")
+        for line in open(path):
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                dist, version = line.split("==")
+                pinned[dist.strip().lower()] = version.strip()
+    for req in deps.PINS:
+        if req.pin:
+            dist, version = req.pin.split("==")
+            assert pinned.get(dist) == version, f"deps.PINS has {req.pin}, the dev environment {dist}=={pinned.get(dist)}"
