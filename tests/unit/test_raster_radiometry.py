@@ -96,3 +96,24 @@ def test_fingerprint_survives_copy_and_changes_with_content(raster_factory, tmp_
     b = raster_factory(data)
     with RasterSource(a) as ra, RasterSource(str(copy)) as rc, RasterSource(b) as rb:
         assert ra.fingerprint() == rc.fingerprint() != rb.fingerprint()
+
+
+def test_cog_and_vrt_read_like_the_geotiff_they_wrap(raster_factory, tmp_path):
+    data = np.random.default_rng(2).integers(0, 1000, (2, 80, 90)).astype(np.uint16)
+    tif = raster_factory(data)
+    cog = raster_factory(data, name="c.tif", driver="COG")
+    vrt = tmp_path / "v.vrt"
+    with rasterio.open(tif) as ds:
+        a, b, c, d, e, f = tuple(ds.transform)[:6]
+        bands = "".join(
+            f'<VRTRasterBand dataType="UInt16" band="{i}"><SimpleSource><SourceFilename relativeToVRT="0">{tif}</SourceFilename>'
+            f"<SourceBand>{i}</SourceBand></SimpleSource></VRTRasterBand>" for i in (1, 2))
+        vrt.write_text(f'<VRTDataset rasterXSize="90" rasterYSize="80"><SRS>{ds.crs.to_wkt()}</SRS>'
+                       f"<GeoTransform>{c}, {a}, {b}, {f}, {d}, {e}</GeoTransform>{bands}</VRTDataset>")
+    reads = []
+    for path in (tif, cog, str(vrt)):
+        with RasterSource(path) as src:
+            assert src.transform == rasterio.open(tif).transform and src.crs.to_epsg() == 32633
+            reads.append(src.read((2, 1), (5, 6, 40, 30))[0])
+    np.testing.assert_array_equal(reads[0], reads[1])
+    np.testing.assert_array_equal(reads[0], reads[2])
