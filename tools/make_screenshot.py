@@ -23,15 +23,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def wait(controller, timeout=120.0):
-    from qgis.core import QgsApplication
+    """Block in a Qt event loop (not a polling loop: that would steal a core from the model
+    thread) until the controller's worker is idle."""
+    from qgis.PyQt.QtCore import QEventLoop, QTimer
 
-    deadline = time.monotonic() + timeout
-    while not controller.is_idle:
-        QgsApplication.processEvents()
-        time.sleep(0.0005)
-        if time.monotonic() > deadline:
-            raise TimeoutError("the controller did not finish in time")
-    QgsApplication.processEvents()
+    if controller.is_idle:
+        return
+    loop = QEventLoop()
+
+    def quit_when_idle(idle):
+        if idle:
+            loop.quit()
+
+    controller.worker.idleChanged.connect(quit_when_idle)
+    QTimer.singleShot(int(timeout * 1000), loop.quit)
+    loop.exec_()
+    controller.worker.idleChanged.disconnect(quit_when_idle)
+    if not controller.is_idle:
+        raise TimeoutError("the controller did not finish in time")
 
 
 def map_pixel(canvas, col, row, transform):
@@ -158,6 +167,19 @@ def latency(clicks: int) -> None:
             times.append(1000 * (time.perf_counter() - start))
     print(f"click -> mask preview on the canvas, SAM decoder (vit_tiny encoder, cached tile), {torch.get_num_threads()} threads, "
           f"{clicks} clicks: p50 {statistics.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
+    # the same prompts straight through the core (segment + polygon), to see what the GUI adds
+    from seg_qgis_plugin.core.prompts import Prompt
+    from seg_qgis_plugin.core.vectorize import mask_to_geometry
+
+    core = []
+    for i in range(1, clicks + 1):
+        x, y = transform * points[i % len(points)]
+        start = time.perf_counter()
+        segmentation = controller.segmenter.segment(Prompt("EPSG:32633", ((x, y),), (1,)))
+        mask_to_geometry(segmentation.mask, segmentation.transform)
+        core.append(1000 * (time.perf_counter() - start))
+    print(f"the same prompts through the core alone (segment + polygon): p50 {statistics.median(core):.1f} ms, "
+          f"p95 {np.percentile(core, 95):.1f} ms")
     controller.shutdown()
 
 

@@ -1,0 +1,73 @@
+"""Label classes with colours and free tags, kept in the QGIS project.
+
+The class list travels with the .qgs/.qgz file (QgsProject.writeEntry under the "seg" scope), so a
+team that shares a project shares its classes and colours. Tags are typed as `key=value` pairs
+separated by ";" or new lines (date=2024-06-01; sensor=UAV; annotator=ana).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+from ..core.prompts import parse_tags
+
+SCOPE = "seg"
+CLASSES_KEY = "classes"
+TAGS_KEY = "tags"
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    """A class name and its colour as "#rrggbb"."""
+
+    name: str
+    color: str
+
+
+DEFAULT_CLASSES = (
+    LabelClass("building", "#e31a1c"),
+    LabelClass("tree", "#33a02c"),
+    LabelClass("water", "#1f78b4"),
+    LabelClass("field", "#ff7f00"),
+)
+
+
+def classes_to_json(classes: Sequence[LabelClass]) -> str:
+    return json.dumps([{"name": c.name, "color": c.color} for c in classes])
+
+
+def classes_from_json(text: str) -> List[LabelClass]:
+    """Classes from the project entry; an empty or unreadable entry gives the defaults."""
+    try:
+        items = json.loads(text) if text else []
+        classes = [LabelClass(str(i["name"]), str(i.get("color", "#ff00ff"))) for i in items if str(i.get("name", "")).strip()]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        classes = []
+    return classes or list(DEFAULT_CLASSES)
+
+
+def save_classes(project, classes: Sequence[LabelClass]) -> None:
+    """Store the class list in `project` (a QgsProject); saved with the project file."""
+    project.writeEntry(SCOPE, CLASSES_KEY, classes_to_json(classes))
+
+
+def load_classes(project) -> List[LabelClass]:
+    text, _found = project.readEntry(SCOPE, CLASSES_KEY, "")
+    return classes_from_json(text)
+
+
+def save_tags_text(project, text: str) -> None:
+    project.writeEntry(SCOPE, TAGS_KEY, text)
+
+
+def load_tags_text(project) -> str:
+    text, _found = project.readEntry(SCOPE, TAGS_KEY, "")
+    return text
+
+
+def parse_tags_text(text: str) -> Dict[str, str]:
+    """"date=2024-06-01; sensor=UAV" -> {"date": "2024-06-01", "sensor": "UAV"}. Raises
+    PromptError naming the first item that is not KEY=VALUE."""
+    items = [item.strip() for line in text.splitlines() for item in line.split(";")]
+    return parse_tags([item for item in items if item])

@@ -1,0 +1,408 @@
+"""The labeling controller: owns the Segmenter, turns map-tool prompts into masks and masks into
+features.
+
+Map tools call `add_point`, `set_box`, `hover`, `accept`, `clear`, `undo`; the dock calls
+`start_session`, `set_target_layer`, `set_label_class`, `set_tags`. Every model call (opening a
+session, encoding, decoding) runs in a `ModelWorker` task, never in the UI thread; results come
+back here on the UI thread and are drawn as rubber bands (`MaskPreview`).
+
+CRSs: prompts are kept in the canvas CRS and sent with it (the core reprojects them to the raster);
+masks come back in the raster CRS and are transformed to the canvas CRS for the preview and to the
+target layer's CRS when accepted. The three may all differ.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+from qgis.core import QgsCoordinateTransform, QgsCsException, QgsPointXY, QgsProject, QgsRectangle, QgsVectorLayer
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
+from qgis.PyQt.QtGui import QColor
+
+from ..core.errors import SegError
+from ..qgis_adapters.crs import crs_from_core, crs_to_core
+from ..qgis_adapters.geometry import from_shapely
+from .classes import DEFAULT_CLASSES, LabelClass
+from .label_layer import add_label, check_label_layer, style_by_class
+from .preview import MaskPreview
+from .prompt_state import PromptState, Step
+from .session import SessionConfig
+from .worker import Job, ModelWorker
+
+ENCODE_AHEAD_TILES = 4  # tiles around the view encoded while the user looks (memory keeps 8)
+ENCODE_AHEAD_DELAY_MS = 600  # wait for the view to settle after a pan or zoom
+
+
+def open_session(config: SessionConfig, backend_factory: Optional[Callable] = None):
+    """SessionConfig -> (Segmenter, raster CRS as WKT). Runs in a worker task: loading a checkpoint
+    takes seconds. The raster fingerprint is computed here too, so that the UI thread can later ask
+    `is_encoded` without touching the raster file (rasterio and GDAL objects stay in one thread)."""
+    from ..core.jobs import open_backend, open_segmenter
+
+    if backend_factory is not None:
+        backend = backend_factory(config)
+    else:
+        if config.backend == "sam":
+            from ..core.checkpoints import require_sam
+
+            require_sam()
+        backend = open_backend(config.checkpoint, config.model_type, config.backend, config.device)
+    segmenter = open_segmenter(config.raster, backend, config.bands, config.value_range, cache_dir=config.cache_dir,
+                               tile=config.tile, overlap=config.overlap)
+    segmenter.source.fingerprint()
+    return segmenter, segmenter.source.crs.to_wkt()
+
+
+class SegController(QObject):
+    statusChanged = pyqtSignal(str)
+    errorRaised = pyqtSignal(str)
+    sessionChanged = pyqtSignal(bool)
+    previewChanged = pyqtSignal()
+    featureAdded = pyqtSignal(int)
+
+    def __init__(self, canvas, project=None, backend_factory: Optional[Callable] = None, parent=None):
+        """backend_factory(config) -> model session replaces open_backend (tests inject an oracle)."""
+        super().__init__(parent)
+        self.canvas = canvas
+        self.project = project or QgsProject.instance()
+        self.backend_factory = backend_factory
+        self.segmenter = None
+        self.target_layer: Optional[QgsVectorLayer] = None
+        self.label_class: LabelClass = DEFAULT_CLASSES[0]
+        self.classes: List[LabelClass] = list(DEFAULT_CLASSES)
+        self.tags: Dict[str, str] = {}
+        self.hover_enabled = False
+        self.steps: List[Step] = []
+        self._accept_when_decoded = False
+        self._raster_crs = None
+        self.worker = ModelWorker(self)
+        self.worker.errorRaised.connect(self.errorRaised)
+        self.preview = MaskPreview(canvas)
+        self._encode_timer = QTimer(self)
+        self._encode_timer.setSingleShot(True)
+        self._encode_timer.setInterval(ENCODE_AHEAD_DELAY_MS)
+        self._encode_timer.timeout.connect(self.encode_view)
+        canvas.extentsChanged.connect(self._encode_timer.start)
+        canvas.destinationCrsChanged.connect(self.clear)
+
+    # -- session ------------------------------------------------------------------------------
+
+    def start_session(self, config: SessionConfig) -> None:
+        """Open the raster and the model in the background; `sessionChanged(True)` when ready."""
+        self.clear()
+        self.segmenter = None
+        self.sessionChanged.emit(False)
+        self.statusChanged.emit("Opening the raster and the model...")
+        factory = self.backend_factory
+        self.worker.submit(Job("open", "opening the model and raster", lambda progress: open_session(config, factory),
+                               self._session_opened, self._session_failed))
+
+    def _session_opened(self, opened) -> None:
+        segmenter, raster_wkt = opened
+        self.segmenter = segmenter
+        self._raster_crs = crs_from_core(raster_wkt)
+        self.statusChanged.emit(f"Ready: {segmenter.backend.model_id} on {segmenter.source.path}. Click an object.")
+        self.sessionChanged.emit(True)
+        self.encode_view()
+
+    def _session_failed(self, error: Exception) -> None:
+        self.statusChanged.emit("No session: " + str(error))
+        self.errorRaised.emit(str(error))
+
+    @property
+    def ready(self) -> bool:
+        return self.segmenter is not None
+
+    @property
+    def is_idle(self) -> bool:
+        return self.worker.is_idle
+
+    def shutdown(self) -> None:
+        """Cancel running work and take everything off the canvas (plugin unload)."""
+        self._encode_timer.stop()
+        for signal, slot in ((self.canvas.extentsChanged, self._encode_timer.start), (self.canvas.destinationCrsChanged, self.clear)):
+            try:
+                signal.disconnect(slot)
+            except TypeError:
+                pass
+        self.worker.close()
+        self.preview.remove()
+        self.segmenter = None
+
+    # -- what the dock sets -------------------------------------------------------------------
+
+    def set_target_layer(self, layer: Optional[QgsVectorLayer]) -> None:
+        if layer is not None:
+            check_label_layer(layer)
+            style_by_class(layer, self.classes)
+        self.target_layer = layer
+
+    def set_classes(self, classes: List[LabelClass]) -> None:
+        self.classes = list(classes)
+        if self.target_layer is not None:
+            style_by_class(self.target_layer, self.classes)
+
+    def set_label_class(self, label_class: LabelClass) -> None:
+        self.label_class = label_class
+        self.preview.set_color(QColor(label_class.color))
+
+    def set_tags(self, tags: Dict[str, str]) -> None:
+        self.tags = dict(tags)
+
+    # -- prompts ------------------------------------------------------------------------------
+
+    def add_point(self, point: QgsPointXY, positive: bool = True) -> None:
+        """A click at `point` (canvas CRS): positive = on the object, else background."""
+        self._push(self._state().with_point(point.x(), point.y(), positive))
+
+    def set_box(self, rect: QgsRectangle) -> None:
+        """A dragged box (canvas CRS) around the object; it combines with the points."""
+        if rect.width() <= 0 or rect.height() <= 0:
+            return
+        self._push(self._state().with_box(rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()))
+
+    def undo(self) -> str:
+        """Ctrl+Z: drop the last prompt; with no prompt left, undo the last accepted feature on
+        the target layer's undo stack. Returns what was undone ("prompt", "feature" or "")."""
+        if self.steps:
+            self.steps.pop()
+            self._show_latest()
+            return "prompt"
+        stack = self.target_layer.undoStack() if self.target_layer is not None else None
+        if stack is not None and stack.canUndo():
+            stack.undo()
+            self.statusChanged.emit("Removed the last accepted feature.")
+            return "feature"
+        return ""
+
+    def clear(self) -> None:
+        """Esc: forget the prompts and the preview (nothing is written)."""
+        self.steps = []
+        self._accept_when_decoded = False
+        self.worker.drop("segment")
+        self.preview.clear()
+        self.previewChanged.emit()
+
+    def _state(self) -> PromptState:
+        return self.steps[-1].state if self.steps else PromptState()
+
+    def _push(self, state: PromptState) -> None:
+        if not self.ready:
+            self.errorRaised.emit("Start a session first: choose a raster and a model in the Seg dock, then press Start.")
+            return
+        if 1 not in state.labels and state.box is None:
+            self.errorRaised.emit("Start with a point on the object (left click) or a box; a background point alone "
+                                  "does not say which object.")
+            return
+        step = Step(state)
+        self.steps.append(step)
+        self.preview.show_hover(None)
+        self.preview.show_prompts(state.points, state.labels, state.box)
+        self._decode(step)
+
+    def _decode(self, step: Step) -> None:
+        segmenter = self.segmenter
+        index = self.steps.index(step)
+        previous = self.steps[index - 1].segmentation if index > 0 else None
+        try:
+            prompt = step.state.to_prompt(self._canvas_crs())
+            encoded = self._start_tile_encoded(step.state)
+        except SegError as exc:
+            self._decode_failed(step, exc)
+            return
+        what = "segmenting" if encoded else "encoding a tile, then segmenting"
+
+        def run(progress):
+            from ..core.vectorize import mask_to_geometry
+
+            segmentation = segmenter.segment(prompt, previous=previous, progress=progress)
+            return segmentation, mask_to_geometry(segmentation.mask, segmentation.transform)
+
+        self.statusChanged.emit(what.capitalize() + "...")
+        self.worker.submit(Job("segment", what, run, lambda result: self._decoded(step, result),
+                               lambda error: self._decode_failed(step, error)))
+
+    def _decoded(self, step: Step, result) -> None:
+        step.segmentation, step.geometry = result
+        step.decoded = True
+        if self.steps and step is self.steps[-1]:
+            self._show_latest()
+            if self._accept_when_decoded:
+                self.accept()
+        elif step in self.steps:
+            self._show_latest()
+
+    def _decode_failed(self, step: Step, error: Exception) -> None:
+        if step in self.steps:
+            self.steps.remove(step)
+        self._accept_when_decoded = False
+        self._show_latest()
+        self.errorRaised.emit(str(error))
+
+    def _show_latest(self) -> None:
+        """Draw the latest step (decoding it again if its job was replaced by a newer one)."""
+        if not self.steps:
+            self.preview.clear()
+            self.previewChanged.emit()
+            return
+        step = self.steps[-1]
+        self.preview.show_prompts(step.state.points, step.state.labels, step.state.box)
+        if not step.decoded:
+            if not self.worker.has_job("segment"):
+                self._decode(step)
+            return
+        self.preview.show_mask(self._to_canvas(step.geometry))
+        score = step.segmentation.score
+        self.statusChanged.emit("The mask is empty; add or move a point." if step.geometry is None else
+                                f"Mask ready (score {score:.2f}). Enter accepts, Esc clears, Ctrl+Z undoes the last prompt.")
+        self.previewChanged.emit()
+
+    @property
+    def current_step(self) -> Optional[Step]:
+        return self.steps[-1] if self.steps else None
+
+    # -- accept -------------------------------------------------------------------------------
+
+    def accept(self) -> Optional[int]:
+        """Enter: write the current mask to the target layer now (class, tags, provenance,
+        status "accepted"). Returns the feature id, or None (nothing to accept, or decoding still
+        running: then it is accepted as soon as the mask arrives)."""
+        from ..core.jobs import to_label
+
+        step = self.current_step
+        if step is None:
+            self.statusChanged.emit("Nothing to accept: click an object first.")
+            return None
+        if not step.decoded:
+            self._accept_when_decoded = True
+            return None
+        self._accept_when_decoded = False
+        if step.geometry is None:
+            self.errorRaised.emit("The mask is empty; there is nothing to accept.")
+            return None
+        if self.target_layer is None:
+            self.errorRaised.emit("Choose a target layer in the Seg dock (or create a new GeoPackage) before accepting.")
+            return None
+        label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted")
+        try:
+            fid = add_label(self.target_layer, label, self.project)
+        except SegError as exc:
+            self.errorRaised.emit(str(exc))
+            return None
+        if self.label_class.name not in [c.name for c in self.classes]:
+            self.set_classes(self.classes + [self.label_class])
+        self.clear()
+        self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.")
+        self.featureAdded.emit(fid)
+        return fid
+
+    # -- hover and encoding ahead ---------------------------------------------------------------
+
+    def hover(self, point: QgsPointXY) -> None:
+        """Preview the object under the cursor, only where the tile is already encoded (a hover
+        never starts a slow encode) and while no prompt is being built."""
+        if not (self.hover_enabled and self.ready and not self.steps):
+            return
+        state = PromptState().with_point(point.x(), point.y(), True)
+        try:
+            prompt = state.to_prompt(self._canvas_crs())
+            if not self._start_tile_encoded(state):
+                return
+        except SegError:
+            self.preview.show_hover(None)
+            return
+        segmenter = self.segmenter
+
+        def run(progress):
+            from ..core.vectorize import mask_to_geometry
+
+            segmentation = segmenter.segment(prompt, progress=progress)
+            return mask_to_geometry(segmentation.mask, segmentation.transform)
+
+        self.worker.submit(Job("hover", "hover preview", run, self._hovered, lambda error: None))
+
+    def _hovered(self, geometry) -> None:
+        if not self.steps and self.hover_enabled:
+            self.preview.show_hover(self._to_canvas(geometry))
+
+    def encode_view(self) -> None:
+        """Encode, in the background, up to ENCODE_AHEAD_TILES tiles under the view (nearest the
+        centre first), for backends whose encoder is the expensive step."""
+        segmenter = self.segmenter
+        if segmenter is None or not getattr(segmenter.backend, "cacheable", False):
+            return
+        tiles = self._tiles_in_view()
+        todo = [t for t in tiles if not segmenter.is_encoded(t)][:ENCODE_AHEAD_TILES]
+        if not todo:
+            return
+
+        def run(progress):
+            for done, tile in enumerate(todo):
+                if progress.is_canceled():
+                    from ..core.errors import Canceled
+
+                    raise Canceled("Encoding ahead was interrupted.")
+                segmenter.embedding(tile)
+                progress.set_progress(100.0 * (done + 1) / len(todo))
+            return len(todo)
+
+        self.worker.submit(Job("encode", f"encoding {len(todo)} tile(s) around the view", run,
+                               lambda count: self.statusChanged.emit(f"Encoded {count} tile(s) around the view.")))
+
+    def _tiles_in_view(self):
+        segmenter = self.segmenter
+        try:
+            to_raster = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), self._raster_crs, self.project)
+            extent = to_raster.transformBoundingBox(self.canvas.extent())
+        except Exception:  # QgsCsException: the view does not project onto the raster
+            return []
+        inverse = ~segmenter.source.transform
+        (c0, r0), (c1, r1) = inverse * (extent.xMinimum(), extent.yMaximum()), inverse * (extent.xMaximum(), extent.yMinimum())
+        grid, scale = segmenter.grid, segmenter.grid.scale
+        x0, x1, y0, y1 = min(c0, c1) / scale, max(c0, c1) / scale, min(r0, r1) / scale, max(r0, r1) / scale
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+        tiles = grid.tiles_intersecting(x0, y0, x1, y1)
+        return sorted(tiles, key=lambda t: (t.col + t.width / 2 - centre[0]) ** 2 + (t.row + t.height / 2 - centre[1]) ** 2)
+
+    # -- CRS helpers ----------------------------------------------------------------------------
+
+    def _canvas_crs(self) -> str:
+        return crs_to_core(self.canvas.mapSettings().destinationCrs())
+
+    def _start_tile_encoded(self, state: PromptState) -> bool:
+        """Whether the tile that will answer `state` is already encoded (memory or disk cache).
+        Worked out with QGIS transforms and the grid alone: the UI thread never touches the
+        raster file or pyproj objects the worker thread may be using."""
+        from ..core.prompts import PixelPrompt
+
+        segmenter = self.segmenter
+        inverse = ~segmenter.source.transform
+        try:
+            to_raster = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), self._raster_crs, self.project)
+
+            def pixel(x, y):
+                p = to_raster.transform(QgsPointXY(x, y))
+                return inverse * (p.x(), p.y())
+
+            points = np.array([pixel(*xy) for xy in state.points], float).reshape(-1, 2)
+            box = None
+            if state.box is not None:
+                xmin, ymin, xmax, ymax = state.box
+                corners = np.array([pixel(x, y) for x in (xmin, xmax) for y in (ymin, ymax)])
+                box = (*corners.min(axis=0), *corners.max(axis=0))
+        except QgsCsException:
+            return False
+        pixels = PixelPrompt(points, np.asarray(state.labels, np.int32), box)
+        grid = segmenter.grid_for(pixels)
+        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
+        return segmenter.is_encoded(grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2))
+
+    def _to_canvas(self, geometry):
+        """A shapely geometry in the raster CRS as a QgsGeometry in the canvas CRS (None stays None)."""
+        if geometry is None:
+            return None
+        out = from_shapely(geometry)
+        canvas_crs = self.canvas.mapSettings().destinationCrs()
+        if canvas_crs != self._raster_crs:
+            out.transform(QgsCoordinateTransform(self._raster_crs, canvas_crs, self.project))
+        return out

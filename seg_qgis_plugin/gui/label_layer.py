@@ -1,0 +1,167 @@
+"""The layer accepted masks go to: created with the Seg schema, written feature by feature, styled
+by class.
+
+Each accepted feature goes straight to the data provider, so it is on disk (committed to the
+GeoPackage) the moment it is accepted: a crash of QGIS loses no accepted work. The write is also
+pushed on the layer's own undo stack as an `AddLabelCommand`, so the layer's undo (the Undo panel,
+or `layer.undoStack().undo()`) deletes the feature from the file again, and redo restores it.
+(Adding through the layer's edit buffer and committing would clear that undo stack.)
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransform, QgsFeature, QgsFillSymbol, QgsProject,
+                       QgsRendererCategory, QgsVectorDataProvider, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import QUndoCommand
+
+from ..core.errors import OutputError
+from ..core.schema import FIELD_NAMES, Label
+from ..qgis_adapters.crs import crs_from_core
+from ..qgis_adapters.geometry import from_shapely
+from ..qgis_adapters.sinks import label_fields
+from .classes import LabelClass
+
+DEFAULT_LAYER_NAME = "seg_labels"
+
+
+def create_label_layer(path: str, crs, layer_name: str = DEFAULT_LAYER_NAME) -> QgsVectorLayer:
+    """A GeoPackage polygon layer with the Seg attribute schema at `path` (a QgsCoordinateReferenceSystem
+    for `crs`). An existing Seg layer of that name in that file is opened, not replaced: appending
+    keeps every feature already there."""
+    path = os.path.abspath(path)
+    if not path.lower().endswith(".gpkg"):
+        path += ".gpkg"
+    uri = f"{path}|layername={layer_name}"
+    if os.path.exists(path):
+        existing = QgsVectorLayer(uri, layer_name, "ogr")
+        if existing.isValid():
+            check_label_layer(existing)
+            return existing
+    if not os.path.isdir(os.path.dirname(path)):
+        raise OutputError(f"The folder {os.path.dirname(path)} does not exist.")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = layer_name
+    if os.path.exists(path):
+        options.actionOnExistingFile = QgsVectorFileWriter.ActionOnExistingFile.CreateOrOverwriteLayer
+    writer = QgsVectorFileWriter.create(path, label_fields(), QgsWkbTypes.Type.MultiPolygon, crs,
+                                        QgsProject.instance().transformContext(), options)
+    failed = writer.hasError() != QgsVectorFileWriter.WriterError.NoError
+    message = writer.errorMessage()
+    del writer  # closes the file
+    if failed:
+        raise OutputError(f"Cannot create {path}: {message}")
+    layer = QgsVectorLayer(uri, layer_name, "ogr")
+    if not layer.isValid():
+        raise OutputError(f"{path} was created but QGIS cannot open it.")
+    return layer
+
+
+def check_label_layer(layer: QgsVectorLayer) -> None:
+    """Refuse layers that cannot take polygons or cannot add features, with one sentence."""
+    if layer is None or not layer.isValid():
+        raise OutputError("Choose a target layer for the labels, or create a new GeoPackage.")
+    if layer.geometryType() != QgsWkbTypes.GeometryType.PolygonGeometry:
+        raise OutputError(f"The layer {layer.name()!r} does not hold polygons; choose a polygon layer or create a new GeoPackage.")
+    if not layer.dataProvider().capabilities() & QgsVectorDataProvider.Capability.AddFeatures:
+        raise OutputError(f"The layer {layer.name()!r} is read-only; choose another layer or create a new GeoPackage.")
+
+
+def label_feature(layer: QgsVectorLayer, label: Label, project=None) -> QgsFeature:
+    """`label` as a feature of `layer`: geometry reprojected from the label's CRS to the layer's,
+    multi-part where the layer is; attributes set for every Seg field the layer has (others stay
+    NULL)."""
+    project = project or QgsProject.instance()
+    geometry = from_shapely(label.geometry)
+    source_crs = crs_from_core(label.crs)
+    if source_crs != layer.crs():
+        geometry.transform(QgsCoordinateTransform(source_crs, layer.crs(), project))
+    if QgsWkbTypes.isMultiType(layer.wkbType()):
+        geometry.convertToMultiType()
+    else:
+        geometry.convertToSingleType()
+    feature = QgsFeature(layer.fields())
+    feature.setGeometry(geometry)
+    for name in FIELD_NAMES:
+        index = layer.fields().lookupField(name)
+        value = label.attributes.get(name)
+        if index >= 0 and value is not None:
+            feature.setAttribute(index, value.item() if hasattr(value, "item") else value)
+    return feature
+
+
+class AddLabelCommand(QUndoCommand):
+    """Adds one feature through the data provider (on disk at once); undo deletes it from disk."""
+
+    def __init__(self, layer: QgsVectorLayer, feature: QgsFeature, text: str):
+        super().__init__(text)
+        self.layer, self.feature, self.fid = layer, QgsFeature(feature), None
+        self.error: Optional[str] = None
+
+    def redo(self):
+        ok, added = self.layer.dataProvider().addFeatures([QgsFeature(self.feature)])
+        if not ok or not added:
+            self.error = "; ".join(self.layer.dataProvider().errors()[-1:]) or "the provider refused the feature"
+            self.setObsolete(True)
+            return
+        self.fid = added[0].id()
+        self._refresh()
+
+    def undo(self):
+        if self.fid is not None:
+            self.layer.dataProvider().deleteFeatures([self.fid])
+            self.fid = None
+            self._refresh()
+
+    def _refresh(self):
+        self.layer.updateExtents()
+        self.layer.triggerRepaint()
+
+
+def add_label(layer: QgsVectorLayer, label: Label, project=None) -> int:
+    """Write `label` to `layer` now, undoably. Returns the new feature id; raises OutputError when
+    the provider refuses it."""
+    check_label_layer(layer)
+    command = AddLabelCommand(layer, label_feature(layer, label, project), f"Seg: add {label.attributes.get('class', 'label')}")
+    stack = layer.undoStack()
+    stack.push(command)
+    _keep_alive(stack, command)
+    if command.fid is None:
+        message = command.error or "unknown error"
+        raise OutputError(f"Could not write the label to {layer.name()!r}: {message}.")
+    return command.fid
+
+
+# The undo stack owns its commands in C++, but the Python side of a command (its redo/undo) lives
+# only as long as a Python reference does: without one, undo silently does nothing. We hold one per
+# command still on a stack.
+_LIVE_COMMANDS: Dict[int, List[AddLabelCommand]] = {}
+
+
+def _keep_alive(stack, command: AddLabelCommand) -> None:
+    on_stack = {id(stack.command(i)) for i in range(stack.count())}
+    kept = [c for c in _LIVE_COMMANDS.get(id(stack), []) if id(c) in on_stack]
+    _LIVE_COMMANDS[id(stack)] = kept + [command]
+
+
+def style_by_class(layer: QgsVectorLayer, classes: Sequence[LabelClass]) -> bool:
+    """A categorized renderer on the "class" field, one category per class in its colour
+    (translucent fill, solid outline). Returns False (and changes nothing) when the layer has no
+    "class" field."""
+    if layer is None or layer.fields().lookupField("class") < 0:
+        return False
+    categories = []
+    for label_class in classes:
+        color = QColor(label_class.color)
+        fill = QColor(color)
+        fill.setAlpha(90)
+        symbol = QgsFillSymbol.createSimple({"color": fill.name(QColor.NameFormat.HexArgb), "outline_color": color.name(),
+                                             "outline_width": "0.6"})
+        symbol.symbolLayer(0).setFillColor(fill)
+        categories.append(QgsRendererCategory(label_class.name, symbol, label_class.name))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
+    layer.triggerRepaint()
+    return True

@@ -1,0 +1,87 @@
+"""What a labeling session is made of, as plain values the dock fills in and the controller opens.
+
+No Qt and no QGIS here: the dock turns its widgets into a `SessionConfig`, the controller turns a
+`SessionConfig` into a model session and a `Segmenter` (in a background task, since loading a SAM
+checkpoint takes seconds).
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..core.checkpoints import INSTALL_HINT
+
+SAM_MODULES = ("torch", "torchvision", "segment_anything")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """raster: a GDAL path; backend "sam" (needs `checkpoint`) or "classic" (no weights);
+    model_type None detects it from the checkpoint; bands: one or three 1-based bands, or None for
+    the raster's own suggestion; value_range: a fixed stretch (min, max), or None for per-band 2-98
+    percentiles of global statistics; cache_dir: where embeddings are kept (a cache made by
+    `seg encode` or seg:encoderaster with the same tile, overlap, bands and stretch is reused)."""
+
+    raster: str
+    backend: str = "classic"
+    checkpoint: Optional[str] = None
+    model_type: Optional[str] = None
+    device: str = "auto"
+    bands: Optional[Tuple[int, ...]] = None
+    value_range: Optional[Tuple[float, float]] = None
+    cache_dir: Optional[str] = None
+    tile: int = 1024
+    overlap: int = 256
+
+
+def missing_sam_modules() -> Tuple[str, ...]:
+    """The SAM dependencies that are not installed, found without importing them (importing torch
+    costs seconds; the plugin must load fast and without it)."""
+    missing = []
+    for name in SAM_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return tuple(missing)
+
+
+def sam_status() -> Tuple[bool, str]:
+    """(available, one sentence for the dock)."""
+    missing = missing_sam_modules()
+    if not missing:
+        return True, "SAM is available: choose a checkpoint file (vit_b, vit_l, vit_h)."
+    return False, (f"SAM needs {', '.join(missing)}, not installed here; {INSTALL_HINT}. "
+                   "The classic backend works without them.")
+
+
+@dataclass(frozen=True)
+class RasterDescription:
+    """What the dock pre-fills from a raster: band count, suggested bands (three, 1-based), and the
+    per-band stretch from global statistics (low, high per channel)."""
+
+    band_count: int
+    bands: Tuple[int, int, int]
+    low: Tuple[float, float, float]
+    high: Tuple[float, float, float]
+    crs_name: str
+
+    @property
+    def value_range(self) -> Tuple[float, float]:
+        """One (min, max) covering all three channels, the dock's default for a fixed stretch."""
+        return min(self.low), max(self.high)
+
+
+def describe_raster(path: str, bands: Optional[Tuple[int, ...]] = None) -> RasterDescription:
+    """Read a raster's statistics (a decimated view, at most 1024 pixels a side) for the dock.
+    Raises SegError subclasses with one sentence for unreadable rasters or bad bands."""
+    from ..core.radiometry import compute_radiometry
+    from ..core.raster import RasterSource
+
+    with RasterSource(path) as source:
+        radiometry = compute_radiometry(source, bands)
+        info = source.info()
+    return RasterDescription(info.count, tuple(radiometry.bands), tuple(radiometry.low), tuple(radiometry.high), info.crs_name)
