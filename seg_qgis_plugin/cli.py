@@ -47,11 +47,12 @@ def _bands(text: str):
 
 def _model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--checkpoint", help="SAM checkpoint file (.pth); without it the weights-free classic backend is used")
+    g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
+                   "without it the weights-free classic backend is used")
     g.add_argument("--model", dest="model_type", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"], help="model type (default: detected from the checkpoint)")
     g.add_argument("--backend", choices=["auto", "sam", "classic"], default="auto")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")
     g.add_argument("--bf16", action="store_true", help="encode under bfloat16 autocast (about 2x faster on recent CPUs)")
     r = p.add_argument_group("raster")
     r.add_argument("--bands", type=_bands, help="bands for SAM's three channels, e.g. 4,3,2 (one band is repeated)")
@@ -61,22 +62,36 @@ def _model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     r.add_argument("--scale", type=int, default=1, help="work on the raster decimated by this factor")
     r.add_argument("--gsd", type=float, help="work at this ground sampling distance (map units per pixel)")
     if cache:
-        r.add_argument("--cache", help="embedding cache folder (made or reused)")
+        r.add_argument("--cache", help="embedding cache folder, made or reused (default for SAM: the `cache_folder` setting)")
         r.add_argument("--float16", action="store_true", help="store cached embeddings as float16 (half the disk)")
 
 
 def _segmenter(args):
+    """The Segmenter the model and raster options describe; settings fill what is not given."""
     from .core.jobs import open_backend, open_segmenter
+    from .core.model_registry import checkpoint_path
     from .core.raster import RasterSource
+    from .core.settings import load_settings
     from .core.tiling import scale_for_gsd
 
-    model = open_backend(args.checkpoint, args.model_type, args.backend, args.device, args.threads, "bf16" if args.bf16 else "fp32")
+    settings = load_settings()
+    checkpoint = checkpoint_path(args.checkpoint, settings.models_folder) if args.checkpoint else None
+    model = open_backend(checkpoint, args.model_type, args.backend, args.device or settings.device,
+                         args.threads or settings.threads or None, "bf16" if args.bf16 else "fp32")
     scale = args.scale
     if args.gsd:
         with RasterSource(args.raster) as src:
             scale = scale_for_gsd(src.info().resolution[0], args.gsd)
-    return open_segmenter(args.raster, model, args.bands, args.stretch, cache_dir=getattr(args, "cache", None),
-                          float16=getattr(args, "float16", False), tile=args.tile, overlap=args.overlap, scale=scale)
+    cache = getattr(args, "cache", None) or (settings.cache_folder if model.cacheable else None)
+    segmenter = open_segmenter(args.raster, model, args.bands, args.stretch, cache_dir=cache,
+                               float16=getattr(args, "float16", False), tile=args.tile, overlap=args.overlap, scale=scale)
+    return segmenter, settings
+
+
+def _prune(segmenter, settings) -> None:
+    """Keep the cache folder within the `cache_size_limit_mb` setting (0: no limit)."""
+    if segmenter.cache is not None and settings.cache_size_limit_mb:
+        segmenter.cache.prune(settings.cache_size_limit_mb * 2 ** 20)
 
 
 def cmd_info(args) -> int:
@@ -105,13 +120,14 @@ def cmd_encode(args) -> int:
     if not args.checkpoint:
         raise SegError("Encoding needs a SAM checkpoint; give --checkpoint (the classic backend has nothing to cache).")
     args.backend = "sam"
-    segmenter = _segmenter(args)
+    segmenter, settings = _segmenter(args)
     bar = BarProgress(f"encoding {len(segmenter.grid)} tiles")
     try:
         counts = segmenter.encode(progress=bar)
     finally:
         bar.close()
-    print(f"{counts['encoded']} tiles encoded, {counts['cached']} already cached, {counts['nodata']} skipped (all nodata) in {args.cache}")
+    _prune(segmenter, settings)
+    print(f"{counts['encoded']} tiles encoded, {counts['cached']} already cached, {counts['nodata']} skipped (all nodata) in {segmenter.cache.folder}")
     return 0
 
 
@@ -123,7 +139,7 @@ def cmd_segment(args) -> int:
     if not args.point and not args.box:
         raise SegError("Give at least one --point or a --box.")
     tags = parse_tags(args.tag or [])
-    segmenter = _segmenter(args)
+    segmenter, settings = _segmenter(args)
     crs = args.prompt_crs or segmenter.source.crs.to_wkt()
     points = [parse_point(p) for p in args.point or []]
     prompt = Prompt(crs=crs, points=tuple(p for p, _ in points), labels=tuple(label for _, label in points),
@@ -132,6 +148,7 @@ def cmd_segment(args) -> int:
     from .core.jobs import segment_prompts
 
     labels, segmentations = segment_prompts(segmenter, [prompt], args.class_name, tags, args.simplify, args.min_area, args.fill_holes)
+    _prune(segmenter, settings)
     if not labels:
         raise SegError("The model found no object at this prompt; try another point or a box.")
     write_labels(labels, args.out, crs=args.out_crs, mode=mode)

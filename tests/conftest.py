@@ -66,6 +66,15 @@ class OracleBackend:
         return MaskPrediction(mask=mask, probability=mask.astype(np.float32), score=1.0, stability=1.0)
 
 
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's Seg settings, models or embedding cache."""
+    home = tmp_path_factory.mktemp("seg-home")
+    monkeypatch.setenv("SEG_CONFIG", str(home / "config.ini"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
 @pytest.fixture
 def oracle():
     return OracleBackend

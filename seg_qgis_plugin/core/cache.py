@@ -72,6 +72,7 @@ class EmbeddingCache:
             raise CacheError(f"The cache entry {os.path.basename(path)} is unreadable ({exc}); delete it and encode again.") from exc
         if meta.get("fingerprint") != key.fingerprint or meta.get("checkpoint_sha256") != key.checkpoint_sha256:
             raise CacheError(f"The cache entry {os.path.basename(path)} belongs to another raster or model.")
+        _touch(path)
         info = json.loads(meta["embedding"])
         return Embedding(image_size=tuple(info["image_size"]), arrays=arrays, meta=info["meta"])
 
@@ -112,6 +113,30 @@ class EmbeddingCache:
                     yield dict(read_header(os.path.join(self.folder, name)), file=name)
                 except (OSError, ValueError, SafetensorError):
                     continue
+
+
+    def prune(self, max_bytes: int) -> int:
+        """Delete the least recently used entries until the folder holds at most `max_bytes`.
+        Returns how many entries were deleted."""
+        entries = [os.path.join(self.folder, n) for n in os.listdir(self.folder) if n.endswith(".safetensors")]
+        entries.sort(key=os.path.getmtime)
+        total = sum(os.path.getsize(p) for p in entries)
+        deleted = 0
+        for path in entries:
+            if total <= max_bytes:
+                break
+            total -= os.path.getsize(path)
+            _remove(path)
+            deleted += 1
+        return deleted
+
+
+def _touch(path: str) -> None:
+    """Mark an entry as used (its mtime orders `prune`)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves
 
 
 def read_header(path: str) -> Dict[str, str]:

@@ -83,3 +83,17 @@ def test_all_nodata_tiles_are_skipped(tmp_path, oracle, raster_factory):
         seg = Segmenter(src, Cacheable(), tile=256, overlap=0, cache=EmbeddingCache(str(tmp_path / "c")),
                         radiometry=Radiometry((1, 1, 1), (0.0,) * 3, (1000.0,) * 3))
         assert seg.encode() == {"encoded": 1, "cached": 0, "nodata": 1}
+
+
+def test_prune_keeps_the_most_recently_used_entries(tmp_path):
+    import time
+
+    cache = EmbeddingCache(str(tmp_path))
+    keys = [key(Tile(i * 64, 0, 64, 64)) for i in range(4)]
+    for i, k in enumerate(keys):
+        path = cache.put(k, Embedding((8, 8), {"features": np.zeros((1, 1000), np.float32)}), "r.tif")
+        os.utime(path, (time.time() - 100 + i, time.time() - 100 + i))
+    cache.get(keys[0])  # used just now
+    keep = os.path.getsize(cache.path_for(keys[0])) + os.path.getsize(cache.path_for(keys[3]))
+    assert cache.prune(keep) == 2
+    assert [k in cache for k in keys] == [True, False, False, True]
