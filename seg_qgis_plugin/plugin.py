@@ -10,6 +10,7 @@ class SegPlugin:
     def __init__(self, iface):
         self.iface = iface  # None under qgis_process
         self.provider = None
+        self.gui = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API)
         """Register the Processing provider (idempotent)."""
@@ -24,10 +25,15 @@ class SegPlugin:
 
     def initGui(self):  # noqa: N802
         self.initProcessing()
-        # --- GUI goes here (GUI issue): dock, toolbar and map tools, created from self.iface. ---
+        from .gui.plugin_gui import SegGui
+
+        self.gui = SegGui(self.iface)
+        self.gui.create()
 
     def unload(self):
-        # --- GUI teardown goes here (GUI issue): remove dock, toolbar actions and map tools. ---
+        if self.gui is not None:
+            self.gui.remove()
+            self.gui = None
         if self.provider is not None:
             from qgis.core import QgsApplication
 

@@ -26,9 +26,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class SegAlgorithm(QgsProcessingAlgorithm):
-    """Subclasses set ALG_ID, DISPLAY, GROUP, GROUP_ID, HELP and implement `run`.
+    """Subclasses set ALG_ID, DISPLAY, GROUP, GROUP_ID, HELP and implement `run_seg` (QgsProcessingAlgorithm already has a `run`).
 
-    `run(parameters, context, feedback, progress)` returns the outputs dict; a SegError (a user
+    `run_seg(parameters, context, feedback, progress)` returns the outputs dict; a SegError (a user
     mistake or a cancellation) becomes a QgsProcessingException with its one sentence.
     NEEDS_SAM: canExecute() says what to install when torch or segment-anything is missing.
     """
@@ -74,7 +74,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
-            return self.run(parameters, context, feedback, FeedbackProgress(feedback))
+            return self.run_seg(parameters, context, feedback, FeedbackProgress(feedback))
         except Canceled as exc:
             raise QgsProcessingException(str(exc)) from exc
         except SegError as exc:
@@ -82,7 +82,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         except ValueError as exc:  # e.g. a tile size the grid refuses: already one sentence
             raise QgsProcessingException(str(exc)) from exc
 
-    def run(self, parameters, context, feedback, progress: FeedbackProgress) -> dict:
+    def run_seg(self, parameters, context, feedback, progress: FeedbackProgress) -> dict:
         raise NotImplementedError
 
     # -- shared parameter helpers -----------------------------------------------------------------

@@ -41,7 +41,7 @@ class EncodeRasterAlgorithm(SegAlgorithm):
         for name, text in (("ENCODED", "Tiles encoded now"), ("CACHED", "Tiles already cached"), ("NODATA", "Tiles skipped (all nodata)")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         raster = self.raster_path(parameters, "INPUT", context)
         tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
@@ -53,7 +53,7 @@ class EncodeRasterAlgorithm(SegAlgorithm):
         result = encode_raster(job, backend, cache, self.parameterAsBool(parameters, "FLOAT16", context), progress)
         fields = make_fields(COVERAGE_FIELDS)
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
-        add_features(sink, fields, result.coverage)
+        add_features(sink, fields, result.coverage, multi=False)
         c = result.counts
         feedback.pushInfo(f"{c['encoded']} tiles encoded, {c['cached']} already cached, {c['nodata']} skipped (all nodata).")
         return {"CACHE": cache, "OUTPUT": dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}

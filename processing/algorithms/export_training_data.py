@@ -39,7 +39,7 @@ class ExportTrainingDataAlgorithm(SegAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Raster")))
         self.addParameter(QgsProcessingParameterFeatureSource("LABELS", self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterField("CLASS_FIELD", self.tr("Class field"), "class", "LABELS"))
+        self.addParameter(QgsProcessingParameterField("CLASS_FIELD", self.tr("Class field"), "class", "LABELS", optional=True))
         self.add_tiling(512, 0)
         self.addParameter(QgsProcessingParameterNumber("MIN_FRACTION", self.tr("Minimum labelled fraction of a chip (0..1)"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.01, minValue=0.0, maxValue=1.0))
@@ -50,7 +50,7 @@ class ExportTrainingDataAlgorithm(SegAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("CHIPS", self.tr("Number of chips")))
         self.addOutput(QgsProcessingOutputNumber("ANNOTATIONS", self.tr("Number of annotations")))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         raster = self.raster_path(parameters, "INPUT", context)
         source = self.parameterAsSource(parameters, "LABELS", context)
         if source is None:

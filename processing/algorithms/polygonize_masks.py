@@ -37,7 +37,7 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterString("CLASS_FIELD", self.tr("Class field name"), "class"))
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Polygons")))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         raster = self.raster_path(parameters, "INPUT", context)
         class_field = self.parameterAsString(parameters, "CLASS_FIELD", context).strip() or "class"
         kind = KINDS[self.parameterAsEnum(parameters, "KIND", context)]

@@ -75,7 +75,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("COUNT", self.tr("Objects found")))
         self.addOutput(QgsProcessingOutputNumber("SKIPPED", self.tr("Prompts skipped")))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         raster = self.raster_path(parameters, "INPUT", context)
         automatic = self.parameterAsEnum(parameters, "MODE", context) == 1
         tags = parse_tags([t for t in self.parameterAsString(parameters, "TAGS", context).split(",") if t.strip()])

@@ -39,7 +39,7 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Label raster")))
         self.addOutput(QgsProcessingOutputString("CLASSES", self.tr("Class values (JSON)")))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         source = self.parameterAsSource(parameters, "INPUT", context)
         if source is None:
             from qgis.core import QgsProcessingException

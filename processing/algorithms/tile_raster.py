@@ -40,7 +40,7 @@ class TileRasterAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Tile index")))
         self.addOutput(QgsProcessingOutputNumber("TILE_COUNT", self.tr("Number of tiles")))
 
-    def run(self, parameters, context, feedback, progress):
+    def run_seg(self, parameters, context, feedback, progress):
         raster = self.raster_path(parameters, "INPUT", context)
         tile, overlap, gsd = self.tiling(parameters, context)
         with RasterSource(raster) as src:
@@ -51,6 +51,6 @@ class TileRasterAlgorithm(SegAlgorithm):
                              self.parameterAsBool(parameters, "SKIP_NODATA", context), chips or None, chip_format, progress=progress)
         fields = make_fields(TILE_FIELDS)
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(crs))
-        add_features(sink, fields, records)
+        add_features(sink, fields, records, multi=False)
         feedback.pushInfo(f"{len(records)} tiles" + (f", chips in {chips}" if chips else ""))
         return {"OUTPUT": dest, "CHIPS": chips or None, "TILE_COUNT": len(records)}

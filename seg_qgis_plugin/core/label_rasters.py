@@ -98,6 +98,10 @@ def polygonize_raster(path: str, class_field: str = "class", kind: str = "class"
         for row in track(rows, len(rows), progress):
             window = Window(0, row, src.width, min(BLOCK, src.height - row))
             data = ds.read(1, window=window)
+            if data.dtype == np.uint32:  # rasterio's shapes() takes int32 but not uint32 (instance rasters)
+                if data.size and int(data.max()) > np.iinfo(np.int32).max:
+                    raise SegError(f"{path} holds instance ids above 2147483647, which cannot be polygonized.")
+                data = data.astype(np.int32)
             valid = (data != 0) & (ds.read_masks(1, window=window) > 0)
             for geom, value in shapes(data, mask=valid, connectivity=4, transform=window_transform(window, src.transform)):
                 pieces[int(value)].append(shape(geom))

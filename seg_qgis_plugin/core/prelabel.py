@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from affine import Affine
 
 from .errors import PromptError, SegError, SegWarning
 from .jobs import to_label
@@ -31,7 +32,6 @@ from .progress import Progress, check_canceled
 from .prompts import Prompt
 from .schema import Label, attributes
 from .segmenter import Segmenter
-from .tile_index import tile_footprint
 from .tiling import Tile
 from .vectorize import mask_to_geometry
 
@@ -133,15 +133,15 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
                 masks = decode_points(segmenter.backend, segmenter.embedding(tile), points)
                 min_pixels = max(1, int(min_area / (pixel_area * tile.scale ** 2)))
                 kept = filter_masks(masks, min_score, min_stability, nms_iou, valid, min_pixels)
-                footprint = tile_footprint(tile, source.transform)
                 transform = tile.transform(source.transform)
                 for m in kept:
                     geometry = mask_to_geometry(m.mask, transform)
                     if geometry is not None:
-                        pieces.append(Piece(geometry, tile, footprint, m.score, m.stability))
+                        near_others = _reaches_other_tiles(m.mask, tile, segmenter.grid)
+                        pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, m.score, m.stability, near_others))
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
-    objects = merge_pieces(pieces, merge_iou)
+    objects = merge_pieces(pieces, source.transform * Affine.scale(segmenter.grid.scale), merge_iou)
     model = segmenter.backend
     labels = []
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
@@ -176,6 +176,14 @@ def clean_geometry(geometry, simplify: float = 0.0, min_area: float = 0.0, fill_
             continue
         out.extend(poly.geoms if poly.geom_type == "MultiPolygon" else [poly])
     return MultiPolygon(out) if out else None
+
+
+def _reaches_other_tiles(mask: np.ndarray, tile: Tile, grid) -> bool:
+    """Whether the mask's bounding box reaches into any other tile of the grid (then it may need merging)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    c0, r0 = tile.col + cols[0], tile.row + rows[0]
+    c1, r1 = tile.col + cols[-1] + 1, tile.row + rows[-1] + 1
+    return any(t != tile for t in grid.tiles_intersecting(c0, r0, c1, r1))
 
 
 def _valid(source, tile: Tile) -> np.ndarray:

@@ -25,8 +25,9 @@ def label_fields() -> QgsFields:
     return make_fields([(name, kind) for name, kind, _ in FIELDS])
 
 
-def add_features(sink, fields: QgsFields, items: Iterable, feedback=None) -> int:
-    """Add objects with `.geometry` (shapely) and `.attributes` (dict) to `sink`. Returns the count."""
+def add_features(sink, fields: QgsFields, items: Iterable, multi: bool = True) -> int:
+    """Add objects with `.geometry` (shapely) and `.attributes` (dict) to `sink`; polygons become
+    multipolygons when `multi` (for MultiPolygon sinks). Returns the count."""
     from .geometry import from_shapely
 
     count = 0
@@ -34,7 +35,7 @@ def add_features(sink, fields: QgsFields, items: Iterable, feedback=None) -> int
     for item in items:
         feature = QgsFeature(fields)
         geometry = from_shapely(item.geometry)
-        if geometry.type() == QgsWkbTypes.GeometryType.PolygonGeometry and not geometry.isMultipart():
+        if multi and geometry.type() == QgsWkbTypes.GeometryType.PolygonGeometry and not geometry.isMultipart():
             geometry.convertToMultiType()
         feature.setGeometry(geometry)
         feature.setAttributes([_value(item.attributes.get(n)) for n in names])

@@ -102,3 +102,36 @@ def cancel_at():
         return feedback
 
     return make
+
+
+@pytest.fixture
+def vector_factory(tmp_path):
+    """vector_factory(name, geometries (shapely), crs, **columns) -> path of a new GeoPackage layer."""
+    import numpy as np
+    import pyogrio.raw
+    from shapely import to_wkb
+
+    def make(name, geometries, crs, geometry_type=None, **columns):
+        path = str(tmp_path / f"{name}.gpkg")
+        fields = list(columns)
+        data = [np.asarray(columns[f], dtype=object if isinstance(columns[f][0], str) else None) for f in fields]
+        kind = geometry_type or geometries[0].geom_type
+        pyogrio.raw.write(path, np.array([to_wkb(g) for g in geometries], dtype=object), data, fields, layer=name,
+                          driver="GPKG", geometry_type=kind, crs=crs)
+        return path
+
+    return make
+
+
+def read_layer(path):
+    """(QgsVectorLayer, [QgsFeature]) for a vector file written by an algorithm."""
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(str(path), "out", "ogr")
+    assert layer.isValid(), f"{path} is not a readable vector layer"
+    return layer, list(layer.getFeatures())
+
+
+@pytest.fixture
+def read_vector():
+    return read_layer

@@ -108,13 +108,24 @@ def test_grid_points_skip_nodata_and_nms_drops_duplicates():
 
 
 def test_merge_needs_agreement_inside_the_shared_window():
+    from affine import Affine
+
+    from seg_qgis_plugin.core.vectorize import mask_to_geometry
+
+    level = Affine(1, 0, 0, 0, -1, 0)  # level pixel (c, r) -> map (c, -r)
     left, right = Tile(0, 0, 100, 100), Tile(60, 0, 100, 100)
-    fl, fr = box(0, -100, 100, 0), box(60, -100, 160, 0)
-    cut_left = Piece(box(80, -50, 100, -40), left, fl, 0.9, 0.9)      # the object cut by the left tile's edge
-    whole_right = Piece(box(80, -50, 120, -40), right, fr, 0.8, 0.9)  # the whole object, seen from the right tile
-    other = Piece(box(62, -90, 70, -80), right, fr, 0.8, 0.9)          # another object in the overlap
-    merged = merge_pieces([cut_left, whole_right, other])
-    assert len(merged) == 2
+
+    def piece(tile, c0, r0, c1, r1, score=0.9):
+        mask = np.zeros((100, 100), bool)
+        mask[r0 - tile.row:r1 - tile.row, c0 - tile.col:c1 - tile.col] = True
+        return Piece.from_tile_mask(mask, tile, mask_to_geometry(mask, level * Affine.translation(tile.col, tile.row)), score, 0.9, True)
+
+    cut_left = piece(left, 80, 40, 100, 50)     # the object cut by the left tile's edge
+    whole_right = piece(right, 80, 40, 120, 50)  # the whole object, seen from the right tile
+    other = piece(right, 62, 80, 70, 90)         # another object in the overlap
+    half = piece(left, 61, 80, 66, 90)           # overlaps `other` by less than half: not merged
+    merged = merge_pieces([cut_left, whole_right, other, half], level)
+    assert len(merged) == 3
     big = max(merged, key=lambda m: m.geometry.area)
     assert big.geometry.equals(box(80, -50, 120, -40)) and len(big.pieces) == 2 and big.extent == Tile(0, 0, 160, 100)
 
