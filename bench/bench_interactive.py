@@ -54,14 +54,33 @@ def main():
         result = segmenter.segment(prompt)
         return mask_to_geometry(result.mask, result.transform)
 
+    def ours_mask():
+        return segmenter.segment(prompt)
+
+    result = segmenter.segment(prompt)
+    noisy = mask_to_geometry(result.mask, result.transform)
+    pond_mask = pond.mask[:1024, :1024]
+
+    def polygon_of_noise():
+        return mask_to_geometry(result.mask, result.transform)
+
+    def polygon_of_pond():
+        return mask_to_geometry(pond_mask, source.transform)
+
     def bare():
         return predictor.predict(point_coords=np.array([[col - 0.5, row - 0.5]]), point_labels=np.array([1]), multimask_output=True)
 
     for fn in (ours, bare):  # warm up
         fn()
     print(f"SAM {args.model}, random weights, {torch.get_num_threads()} threads, tile 1024, one positive click")
-    for name, fn in (("ours: map point -> polygon  ", ours), ("bare SamPredictor.predict   ", bare)) * 2:
+    for name, fn in (("ours: map point -> polygon      ", ours), ("ours: map point -> georef. mask ", ours_mask),
+                     ("bare SamPredictor.predict       ", bare)) * 2:
         print(f"{name} {percentiles(timed(fn, args.repeat // 2))}")
+    vertices = sum(len(p.exterior.coords) + sum(len(r.coords) for r in p.interiors) for p in noisy.geoms)
+    print(f"the polygon step alone, random-weights mask ({len(noisy.geoms)} parts, {vertices} vertices): "
+          f"{percentiles(timed(polygon_of_noise, args.repeat // 2))}")
+    print(f"the polygon step alone, a real object's mask (the pond, {int(pond_mask.sum())} px):       "
+          f"{percentiles(timed(polygon_of_pond, args.repeat // 2))}")
 
 
 if __name__ == "__main__":
