@@ -72,7 +72,7 @@ def memory(size: int) -> None:
     elapsed = time.perf_counter() - start
     raw_mb = size * size * 3 / 2 ** 20
     print(f"  {size:>6} x {size:<6} ({raw_mb:7.0f} MB of pixels): {counts['encoded']:4d} tiles in {elapsed:6.1f} s "
-          f"({counts['encoded'] / elapsed:.2f} tiles/s), peak RSS {peak_rss_mb():7.0f} MB (after imports {baseline:.0f} MB)")
+          f"({counts['encoded'] / elapsed:.2f} tiles/s), peak RSS {peak_rss_mb():7.0f} MB (at start {baseline:.0f} MB)")
 
 
 def main():

@@ -61,6 +61,11 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
+    def flags(self):
+        # pyproj's PROJ context crashes in QGIS's pool threads (seen from the second task on, see
+        # gui/worker.py), so the algorithms run on the thread that calls them.
+        return super().flags() | QgsProcessingAlgorithm.Flag.FlagNoThreading
+
     def canExecute(self):  # noqa: N802
         if not self.NEEDS_SAM:
             return True, ""
