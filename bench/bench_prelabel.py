@@ -58,7 +58,7 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     for k, tile in enumerate(grid):
         if k % every:
             continue
-        x, y = transform * (tile.col + tile.width / 2 + 0.5, tile.row + tile.height / 2 + 0.5)
+        x, y = transform @ (tile.col + tile.width / 2 + 0.5, tile.row + tile.height / 2 + 0.5)
         features.append(PromptFeature(Point(x, y), crs, ("field", "water")[k % 2], {"bench": "prelabel"}))
     backend = open_backend(random_checkpoint("vit_tiny", folder), "vit_tiny", "sam", device, threads)
     rss_before = peak_rss_mb()

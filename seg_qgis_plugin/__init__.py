@@ -3,6 +3,8 @@ is a plain Python library (`seg_qgis_plugin.core`) and the `seg` command."""
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
+    from .qgis_adapters.deps_task import activate_private_folder
     from .plugin import SegPlugin
 
+    activate_private_folder()  # packages installed earlier by the plugin into its private folder
     return SegPlugin(iface)

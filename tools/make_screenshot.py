@@ -47,7 +47,7 @@ def map_pixel(canvas, col, row, transform):
     from qgis.core import QgsPointXY
     from qgis.PyQt.QtCore import QPoint
 
-    x, y = transform * (col, row)
+    x, y = transform @ (col, row)
     p = canvas.getCoordinateTransform().transform(QgsPointXY(x, y))
     return QPoint(int(round(p.x())), int(round(p.y())))
 
@@ -173,7 +173,7 @@ def latency(clicks: int) -> None:
 
     core = []
     for i in range(1, clicks + 1):
-        x, y = transform * points[i % len(points)]
+        x, y = transform @ points[i % len(points)]
         start = time.perf_counter()
         segmentation = controller.segmenter.segment(Prompt("EPSG:32633", ((x, y),), (1,)))
         mask_to_geometry(segmentation.mask, segmentation.transform)

@@ -123,7 +123,7 @@ def _union(members: Sequence[Piece], level_transform: Affine):
     c0, r0 = min(b[0] for b in bounds), min(b[1] for b in bounds)
     c1, r1 = max(b[2] for b in bounds), max(b[3] for b in bounds)
     mask = _paint(members, (c0, r0, c1, r1))
-    return mask_to_geometry(mask, level_transform * Affine.translation(c0, r0))
+    return mask_to_geometry(mask, level_transform @ Affine.translation(c0, r0))
 
 
 def _intersect(a: Tile, b: Tile):

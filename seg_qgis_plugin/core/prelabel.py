@@ -33,7 +33,7 @@ from .prompts import Prompt
 from .schema import Label, attributes
 from .segmenter import Segmenter
 from .tiling import Tile
-from .vectorize import mask_to_geometry
+from .vectorize import clean_polygons, mask_to_geometry
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,11 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
                         pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, m.score, m.stability, near_others))
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
-    objects = merge_pieces(pieces, source.transform * Affine.scale(segmenter.grid.scale), merge_iou)
+    objects = merge_pieces(pieces, source.transform @ Affine.scale(segmenter.grid.scale), merge_iou)
     model = segmenter.backend
     labels = []
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
-        geometry = clean_geometry(obj.geometry, simplify, min_area, fill_holes)
+        geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
         if geometry is None:
             continue
         attrs = attributes(class_name, tags, obj.score, obj.stability, "auto-grid", len(obj.pieces), model.model_id,
@@ -157,25 +157,6 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
     if not labels and tiles:
         warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
     return PrelabelResult(labels)
-
-
-def clean_geometry(geometry, simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0):
-    """The same clean-up as vectorize.mask_to_geometry, on a polygon: fill small holes, simplify
-    (map units), drop parts under min_area. Returns a MultiPolygon or None."""
-    from shapely.geometry import MultiPolygon, Polygon
-
-    parts = list(geometry.geoms) if geometry.geom_type == "MultiPolygon" else [geometry] if geometry.geom_type == "Polygon" else \
-        [g for g in getattr(geometry, "geoms", []) if g.geom_type == "Polygon"]
-    out = []
-    for poly in parts:
-        if fill_holes:
-            poly = Polygon(poly.exterior, [h for h in poly.interiors if Polygon(h).area >= fill_holes])
-        if simplify:
-            poly = poly.simplify(simplify, preserve_topology=True)
-        if poly.is_empty or poly.area < min_area or poly.area == 0:
-            continue
-        out.extend(poly.geoms if poly.geom_type == "MultiPolygon" else [poly])
-    return MultiPolygon(out) if out else None
 
 
 def _reaches_other_tiles(mask: np.ndarray, tile: Tile, grid) -> bool:

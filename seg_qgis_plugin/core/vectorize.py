@@ -25,7 +25,7 @@ def mask_to_geometry(mask: np.ndarray, transform: Affine, simplify: float = 0.0,
     (float('inf') fills all).
     """
     from rasterio.features import shapes
-    from shapely.geometry import MultiPolygon, Polygon, shape
+    from shapely.geometry import shape
 
     mask = np.asarray(mask, bool)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -34,16 +34,28 @@ def mask_to_geometry(mask: np.ndarray, transform: Affine, simplify: float = 0.0,
     crop = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     crop_transform = transform @ Affine.translation(int(cols[0]), int(rows[0]))
     parts = [shape(geom) for geom, _ in shapes(crop.view(np.uint8), mask=crop, connectivity=4, transform=crop_transform)]
-    polygons = []
-    for poly in parts:
+    return clean_polygons(parts, simplify, min_area, fill_holes)
+
+
+def clean_polygons(polygons, simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0):
+    """Polygons (an iterable, or a Polygon / MultiPolygon) -> MultiPolygon or None: holes under
+    `fill_holes` filled, simplified with `simplify` map units, parts under `min_area` dropped."""
+    from shapely.geometry import MultiPolygon, Polygon
+
+    if hasattr(polygons, "geom_type"):
+        polygons = list(polygons.geoms) if polygons.geom_type == "MultiPolygon" else [polygons]
+    kept = []
+    for poly in polygons:
+        if poly.geom_type != "Polygon":
+            continue
         if fill_holes:
             poly = Polygon(poly.exterior, [h for h in poly.interiors if Polygon(h).area >= fill_holes])
         if simplify:
             poly = poly.simplify(simplify, preserve_topology=True)
-        if poly.is_empty or poly.area < min_area:
+        if poly.is_empty or poly.area == 0 or poly.area < min_area:
             continue
-        polygons.extend(poly.geoms if poly.geom_type == "MultiPolygon" else [poly])
-    return MultiPolygon(polygons) if polygons else None
+        kept.extend(poly.geoms if poly.geom_type == "MultiPolygon" else [poly])
+    return MultiPolygon(kept) if kept else None
 
 
 def reproject_geometry(geometry, src_crs, dst_crs, max_segment: Optional[float] = None):

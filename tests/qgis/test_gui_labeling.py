@@ -16,7 +16,7 @@ import pytest
 
 
 def load_support():
-    path = pathlib.Path(__file__).with_name("test_gui_support.py")
+    path = pathlib.Path(__file__).with_name("gui_support.py")
     spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

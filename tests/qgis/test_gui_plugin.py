@@ -15,7 +15,7 @@ import pytest
 
 
 def load_support():
-    path = pathlib.Path(__file__).with_name("test_gui_support.py")
+    path = pathlib.Path(__file__).with_name("gui_support.py")
     spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -182,7 +182,7 @@ def test_plugin_loads_and_unloads_without_torch(qgis_app, tmp_path):
     missing and how to install it, the classic backend labels, and unload leaves nothing behind."""
     script = tmp_path / "torch_missing.py"
     script.write_text(TORCH_MISSING)
-    support_path = pathlib.Path(__file__).with_name("test_gui_support.py")
+    support_path = pathlib.Path(__file__).with_name("gui_support.py")
     done = subprocess.run([sys.executable, str(script), str(support_path), str(tmp_path), str(tmp_path / "profile")],
                           capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

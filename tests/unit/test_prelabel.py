@@ -118,7 +118,7 @@ def test_merge_needs_agreement_inside_the_shared_window():
     def piece(tile, c0, r0, c1, r1, score=0.9):
         mask = np.zeros((100, 100), bool)
         mask[r0 - tile.row:r1 - tile.row, c0 - tile.col:c1 - tile.col] = True
-        return Piece.from_tile_mask(mask, tile, mask_to_geometry(mask, level * Affine.translation(tile.col, tile.row)), score, 0.9, True)
+        return Piece.from_tile_mask(mask, tile, mask_to_geometry(mask, level @ Affine.translation(tile.col, tile.row)), score, 0.9, True)
 
     cut_left = piece(left, 80, 40, 100, 50)     # the object cut by the left tile's edge
     whole_right = piece(right, 80, 40, 120, 50)  # the whole object, seen from the right tile
