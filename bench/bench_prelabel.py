@@ -33,7 +33,7 @@ sys.path.insert(0, HERE)
 TILE, OVERLAP = 1024, 256
 
 
-def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: int = 1) -> dict:
+def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: int = 1, max_windows: int = 16) -> dict:
     import tracemalloc
 
     import torch
@@ -66,7 +66,7 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     t = time.perf_counter()
     cache = os.path.join(folder, f"cache_{size}")
     shutil.rmtree(cache, ignore_errors=True)  # a cold start: every tile is encoded in this run
-    result = prelabel_raster(RasterJob(raster, tile=TILE, overlap=OVERLAP), backend, features, cache_dir=cache)
+    result = prelabel_raster(RasterJob(raster, tile=TILE, overlap=OVERLAP, max_windows=max_windows), backend, features, cache_dir=cache)
     encoded = len([n for n in os.listdir(cache) if n.endswith(".safetensors")])
     out = os.path.join(folder, f"prelabel_{size}.gpkg")
     if os.path.exists(out):
@@ -88,21 +88,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--every", type=int, default=1, help="prompt only every Nth tile (spread over the raster) to bound the run time")
+    parser.add_argument("--max-windows", type=int, default=16, help="tiles one object may be followed into (1: no following)")
     parser.add_argument("--folder", default=os.path.join(tempfile.gettempdir(), "seg-bench"), help="where rasters are generated (reused)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.makedirs(args.folder, exist_ok=True)
     if args.one:
-        print(json.dumps(run_one(args.one, args.threads, args.folder, args.device, args.every)))
+        print(json.dumps(run_one(args.one, args.threads, args.folder, args.device, args.every, args.max_windows)))
         return
     sizes = args.sizes or ([2000, 5000] if args.quick else [5000, 20000])
     print(f"prelabel, prompt-layer mode: one point per tile, tile {TILE}, overlap {OVERLAP}, vit_tiny random weights, "
-          f"{args.threads} CPU threads, device {args.device}; rasters in {args.folder}")
+          f"{args.threads} CPU threads, device {args.device}, objects followed into at most {args.max_windows} tiles; rasters in {args.folder}")
     print(f"{'size':>7} {'tiles':>6} {'prompts':>7} {'encoded':>7} {'labels':>6} {'wall s':>8} {'tiles/s':>8} {'RSS before MB':>14} {'peak RSS MB':>12} "
           f"{'py peak MB':>11} {'raster MB':>10}")
     for size in sizes:
         done = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", str(size), "--threads", str(args.threads),
-                               "--folder", args.folder, "--device", args.device, "--every", str(args.every)], capture_output=True, text=True)
+                               "--folder", args.folder, "--device", args.device, "--every", str(args.every), "--max-windows", str(args.max_windows)], capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{size:>7} failed:\n{done.stderr[-2000:]}")
             continue

@@ -21,7 +21,8 @@ class RasterJob:
     """Where and how a raster is seen by the model: bands (1-based, one or three), stretch
     (min, max) or None for global percentiles, tile and overlap in model pixels, working
     resolution gsd in map units per pixel (None: full resolution), area of interest `aoi`
-    (shapely geometry in the raster CRS, or None) and whether all-nodata tiles are skipped."""
+    (shapely geometry in the raster CRS, or None), whether all-nodata tiles are skipped, and how
+    many tiles one object may be followed into (max_windows)."""
 
     raster: str
     bands: Optional[Sequence[int]] = None
@@ -31,6 +32,7 @@ class RasterJob:
     gsd: Optional[float] = None
     aoi: object = None
     skip_nodata: bool = True
+    max_windows: int = 16
 
     def scale(self) -> int:
         with RasterSource(self.raster) as src:
@@ -72,7 +74,7 @@ def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptF
     over the job's tiles. Uses `cache_dir` when given (embeddings found there are reused, new ones
     are added)."""
     segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir,
-                               tile=job.tile, overlap=job.overlap, scale=job.scale())
+                               tile=job.tile, overlap=job.overlap, scale=job.scale(), max_windows=job.max_windows)
     try:
         if features is not None:
             return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress)
