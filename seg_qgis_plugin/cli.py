@@ -132,21 +132,24 @@ def cmd_encode(args) -> int:
 
 
 def cmd_segment(args) -> int:
-    from .core.label_rasters import rasterize_labels, write_probability
+    from .core.jobs import segment_prompts
+    from .core.label_rasters import check_output as check_raster_output, rasterize_labels, write_probability
     from .core.prompts import Prompt, parse_box, parse_point, parse_tags
-    from .core.vector_io import write_labels
+    from .core.vector_io import check_output, write_labels
 
     if not args.point and not args.box:
         raise SegError("Give at least one --point or a --box.")
     tags = parse_tags(args.tag or [])
+    points = [parse_point(p) for p in args.point or []]
+    box = parse_box(args.box) if args.box else None
+    mode = "append" if args.append else "overwrite" if args.overwrite else "create"
+    check_output(args.out, mode=mode)
+    for extra in (args.probability, args.class_raster):
+        if extra:
+            check_raster_output(extra, args.overwrite)
     segmenter, settings = _segmenter(args)
     crs = args.prompt_crs or segmenter.source.crs.to_wkt()
-    points = [parse_point(p) for p in args.point or []]
-    prompt = Prompt(crs=crs, points=tuple(p for p, _ in points), labels=tuple(label for _, label in points),
-                    box=parse_box(args.box) if args.box else None)
-    mode = "append" if args.append else "overwrite" if args.overwrite else "create"
-    from .core.jobs import segment_prompts
-
+    prompt = Prompt(crs=crs, points=tuple(p for p, _ in points), labels=tuple(label for _, label in points), box=box)
     labels, segmentations = segment_prompts(segmenter, [prompt], args.class_name, tags, args.simplify, args.min_area, args.fill_holes)
     _prune(segmenter, settings)
     if not labels:

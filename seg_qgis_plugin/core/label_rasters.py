@@ -37,7 +37,7 @@ def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = 
 
     from .raster import RasterSource
 
-    _check_output(out, overwrite)
+    check_output(out, overwrite)
     with RasterSource(like) as grid:
         crs, transform, width, height = grid.crs, grid.transform, grid.width, grid.height
     if kind == "class":
@@ -127,7 +127,7 @@ def write_probability(segmentation, out: str, overwrite: bool = False) -> str:
     covering the windows the object was segmented in."""
     import rasterio
 
-    _check_output(out, overwrite)
+    check_output(out, overwrite)
     h, w = segmentation.probability.shape
     profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=segmentation.crs,
                    transform=segmentation.transform, tiled=True, compress="deflate", predictor=3)
@@ -137,7 +137,8 @@ def write_probability(segmentation, out: str, overwrite: bool = False) -> str:
     return out
 
 
-def _check_output(path: str, overwrite: bool) -> None:
+def check_output(path: str, overwrite: bool) -> None:
+    """One sentence, before any work, when `path` cannot be written."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"The folder {folder} does not exist.")

@@ -28,11 +28,10 @@ def driver_for(path: str) -> str:
     return DRIVERS[ext]
 
 
-def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, layer: Optional[str] = None,
-                 mode: str = "create") -> str:
-    """Write `labels` to `path`. mode: "create" (the file must not exist), "append" (add to the
-    layer, creating it if needed; existing features are kept) or "overwrite". `crs` is the CRS of
-    a new layer (default: the first label's). Returns the path."""
+def check_output(path: str, layer: Optional[str] = None, mode: str = "create") -> Optional[dict]:
+    """Check, before any work, that `path` can take labels in `mode`. Returns what is known of the
+    existing layer when appending (its CRS, and its features for formats rewritten whole), else
+    None. Raises OutputError with one sentence."""
     from pyogrio.errors import DataSourceError
 
     driver = driver_for(path)
@@ -43,15 +42,26 @@ def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, 
         raise OutputError(f"The folder {folder} does not exist.")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"The folder {folder} is not writable.")
-    exists = os.path.exists(path)
+    if not os.path.exists(path) or mode == "overwrite":
+        return None
     try:
-        if exists and mode == "create":
-            if driver != "GPKG" or _has_layer(path, layer):
-                raise OutputError(f"{path} already exists; choose another name, append to it or overwrite it.")
-            mode = "append"  # a new layer in an existing GeoPackage
-        existing = _existing_layer(path, layer, driver) if exists and mode == "append" else None
+        if mode == "create" and (driver != "GPKG" or _has_layer(path, layer)):
+            raise OutputError(f"{path} already exists; choose another name, append to it or overwrite it.")
+        return _existing_layer(path, layer, driver)  # append, or a new layer in an existing GeoPackage
     except DataSourceError as exc:
         raise OutputError(f"{path} exists but is not a readable {driver} file; choose another name.") from exc
+
+
+def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, layer: Optional[str] = None,
+                 mode: str = "create") -> str:
+    """Write `labels` to `path`. mode: "create" (the file, or the GeoPackage layer, must not
+    exist), "append" (add to the layer, creating it if needed; existing features are kept) or
+    "overwrite". `crs` is the CRS of a new layer (default: the first label's). Returns the path."""
+    existing = check_output(path, layer, mode)
+    driver = driver_for(path)
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    layer = layer or os.path.splitext(os.path.basename(path))[0]
     target_crs = (existing or {}).get("crs") or crs or (labels[0].crs if labels else None)
     if target_crs is None:
         raise OutputError("There are no labels to write and no CRS for an empty layer.")
