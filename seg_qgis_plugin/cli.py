@@ -6,6 +6,7 @@ import json
 import sys
 from typing import List, Optional
 
+from .cli_batch import add_batch_parsers
 from .cli_models import add_models_parser
 from .core.errors import SegError
 
@@ -66,18 +67,26 @@ def _model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
         r.add_argument("--float16", action="store_true", help="store cached embeddings as float16 (half the disk)")
 
 
-def _segmenter(args):
-    """The Segmenter the model and raster options describe; settings fill what is not given."""
-    from .core.jobs import open_backend, open_segmenter
+def resolve_model(args):
+    """(model session, settings) from the model options; settings fill what is not given."""
+    from .core.jobs import open_backend
     from .core.model_registry import checkpoint_path
-    from .core.raster import RasterSource
     from .core.settings import load_settings
-    from .core.tiling import scale_for_gsd
 
     settings = load_settings()
     checkpoint = checkpoint_path(args.checkpoint, settings.models_folder) if args.checkpoint else None
     model = open_backend(checkpoint, args.model_type, args.backend, args.device or settings.device,
                          args.threads or settings.threads or None, "bf16" if args.bf16 else "fp32")
+    return model, settings
+
+
+def _segmenter(args):
+    """The Segmenter the model and raster options describe."""
+    from .core.jobs import open_segmenter
+    from .core.raster import RasterSource
+    from .core.tiling import scale_for_gsd
+
+    model, settings = resolve_model(args)
     scale = args.scale
     if args.gsd:
         with RasterSource(args.raster) as src:
@@ -260,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output")
     p.add_argument("--checkpoint", help="use SAM with this checkpoint instead of the classic backend")
     p.set_defaults(run=cmd_demo)
+    add_batch_parsers(sub, _model_options)
     add_models_parser(sub)
     return parser
 

@@ -144,3 +144,43 @@ def test_console_script_and_demo(tmp_path):
         assert (tmp_path / "demo" / name).exists()
     assert "backend: classic" in result.stdout and "mean IoU" in result.stdout
     assert len(read_labels(str(tmp_path / "demo" / "labels.gpkg"))) >= 5
+
+
+def test_prelabel_from_a_prompt_layer_then_export_training_chips(capsys, scene, tmp_path):
+    import json
+
+    import pyogrio.raw
+    from shapely import to_wkb
+    from shapely.geometry import box
+
+    path, truth = scene
+    boxes = []
+    for obj in truth:
+        if obj.class_name == "building":
+            x0, y1 = map_xy(path, *obj.box[:2])
+            x1, y0 = map_xy(path, *obj.box[2:])
+            boxes.append(box(x0, y0, x1, y1))
+    prompt_file = tmp_path / "prompts.gpkg"  # a detector's boxes with its own fields
+    pyogrio.raw.write(str(prompt_file), np.array([to_wkb(b) for b in boxes], dtype=object),
+                      [np.array(["building"] * len(boxes), dtype=object), np.array(["det-v2"] * len(boxes), dtype=object)],
+                      ["cls", "source_model"], driver="GPKG", geometry_type="Polygon", crs="EPSG:32633")
+    code, out, err = run(capsys, "prelabel", path, "--prompts", prompt_file, "--class-field", "cls", "--backend", "classic",
+                         "--tile", "512", "--overlap", "128", "--tag", "season=summer", "--out", tmp_path / "pre.gpkg")
+    assert code == 0, err
+    labels = read_labels(str(tmp_path / "pre.gpkg"))
+    assert len(labels) == len(boxes)
+    assert {lab.attributes["class"] for lab in labels} == {"building"}
+    assert all(lab.attributes["season"] == "summer" and lab.attributes["status"] == "prelabel" for lab in labels)
+    assert all(json.loads(lab.attributes["tags"])["source_model"] == "det-v2" for lab in labels)
+    for lab, obj in zip(sorted(labels, key=lambda l: l.geometry.bounds), sorted((t for t in truth if t.class_name == "building"), key=lambda t: t.box)):
+        x0, y1 = map_xy(path, *obj.box[:2])
+        x1, y0 = map_xy(path, *obj.box[2:])
+        assert lab.geometry.intersection(box(x0, y0, x1, y1)).area / lab.geometry.union(box(x0, y0, x1, y1)).area > 0.9
+    code, out, err = run(capsys, "export-training", path, "--labels", tmp_path / "pre.gpkg", "--out", tmp_path / "chips",
+                         "--tile", "256", "--min-labeled", "0.01")
+    assert code == 0, err
+    coco = json.loads(next((tmp_path / "chips").rglob("*.json")).read_text())
+    assert [c["name"] for c in coco["categories"]] == ["building"]
+    assert len(coco["annotations"]) >= len(boxes) and len(coco["images"]) >= 1
+    code, _, err = run(capsys, "prelabel", path, "--prompts", prompt_file, "--backend", "classic", "--out", tmp_path / "pre.gpkg")
+    assert code == 2 and "already exists" in err
