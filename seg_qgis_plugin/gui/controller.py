@@ -354,10 +354,10 @@ class SegController(QObject):
         try:
             to_raster = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), self._raster_crs, self.project)
             extent = to_raster.transformBoundingBox(self.canvas.extent())
-        except Exception:  # QgsCsException: the view does not project onto the raster
+        except QgsCsException:  # the view does not project onto the raster
             return []
         inverse = ~segmenter.source.transform
-        (c0, r0), (c1, r1) = inverse * (extent.xMinimum(), extent.yMaximum()), inverse * (extent.xMaximum(), extent.yMinimum())
+        (c0, r0), (c1, r1) = inverse @ (extent.xMinimum(), extent.yMaximum()), inverse @ (extent.xMaximum(), extent.yMinimum())
         grid, scale = segmenter.grid, segmenter.grid.scale
         x0, x1, y0, y1 = min(c0, c1) / scale, max(c0, c1) / scale, min(r0, r1) / scale, max(r0, r1) / scale
         centre = ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -382,7 +382,7 @@ class SegController(QObject):
 
             def pixel(x, y):
                 p = to_raster.transform(QgsPointXY(x, y))
-                return inverse * (p.x(), p.y())
+                return inverse @ (p.x(), p.y())
 
             points = np.array([pixel(*xy) for xy in state.points], float).reshape(-1, 2)
             box = None
