@@ -45,7 +45,7 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     from seg_qgis_plugin.core.prelabel import PromptFeature
     from seg_qgis_plugin.core.raster import RasterSource
     from seg_qgis_plugin.core.tiling import TileGrid
-    from seg_qgis_plugin.core.vector_io import write_labels
+    from seg_qgis_plugin.core.vector_io import LabelWriter
 
     torch.set_num_threads(threads)
     t = time.perf_counter()
@@ -66,16 +66,17 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     t = time.perf_counter()
     cache = os.path.join(folder, f"cache_{size}")
     shutil.rmtree(cache, ignore_errors=True)  # a cold start: every tile is encoded in this run
-    result = prelabel_raster(RasterJob(raster, tile=TILE, overlap=OVERLAP, max_windows=max_windows), backend, features, cache_dir=cache)
-    encoded = len([n for n in os.listdir(cache) if n.endswith(".safetensors")])
     out = os.path.join(folder, f"prelabel_{size}.gpkg")
     if os.path.exists(out):
         os.remove(out)
-    write_labels(result.labels, out)
+    with LabelWriter(out) as writer:  # objects stream to the GeoPackage as they are found
+        result = prelabel_raster(RasterJob(raster, tile=TILE, overlap=OVERLAP, max_windows=max_windows), backend, features,
+                                 cache_dir=cache, on_label=writer.add)
+    encoded = len([n for n in os.listdir(cache) if n.endswith(".safetensors")])
     wall = time.perf_counter() - t
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"size": size, "tiles": len(grid), "prompts": len(features), "labels": len(result.labels),
+    return {"size": size, "tiles": len(grid), "prompts": len(features), "labels": result.count,
             "skipped": len(result.skipped), "encoded": encoded, "wall_s": round(wall, 1), "tiles_per_s": round(encoded / wall, 3),
             "rss_before_mb": round(rss_before), "peak_rss_mb": round(peak_rss_mb()), "traced_peak_mb": round(traced_peak / 2**20),
             "generate_s": round(generate_s, 1), "raster_mb": round(os.path.getsize(raster) / 2**20)}

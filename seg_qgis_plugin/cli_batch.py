@@ -47,7 +47,7 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
     from .core.batch import RasterJob, prelabel_raster
     from .core.prelabel import PromptFeature
     from .core.prompts import parse_tags
-    from .core.vector_io import check_output, read_labels, write_labels
+    from .core.vector_io import LabelWriter, check_output, read_labels
 
     mode = "append" if args.append else "overwrite" if args.overwrite else "create"
     check_output(args.out, mode=mode)
@@ -68,16 +68,16 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
     cache = args.cache or (settings.cache_folder if model.cacheable else None)
     bar = BarProgress("pre-labeling")
     try:
-        result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
-                                 args.min_stability, args.simplify, args.min_area, progress=bar)
+        with LabelWriter(args.out, mode=mode) as writer:  # objects go to disk as found; the file appears when whole
+            result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                                     args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
+            if not result.count:
+                raise SegError("Pre-labeling found no object; nothing was written.")
     finally:
         bar.close()
     for number, reason in result.skipped:
         print(f"prompt {number} skipped: {reason}")
-    if not result.labels:
-        raise SegError("Pre-labeling found no object; nothing was written.")
-    write_labels(result.labels, args.out, mode=mode)
-    print(f"{len(result.labels)} objects ({model.model_id}) -> {args.out}")
+    print(f"{result.count} objects ({model.model_id}) -> {args.out}")
     return 0
 
 

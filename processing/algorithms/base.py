@@ -2,6 +2,8 @@
 parameters the SAM algorithms have in common."""
 from __future__ import annotations
 
+import os
+
 from typing import Optional, Tuple
 
 from qgis.core import (
@@ -170,3 +172,11 @@ def _numbers(text: str, kind, what: str):
         return tuple(kind(v) for v in text.replace(";", ",").split(","))
     except ValueError:
         raise QgsProcessingException(f"Cannot read the {what} {text!r}; write numbers separated by commas.") from None
+
+
+def discard_output(dest: str) -> None:
+    """Remove a sink's file output ("path" or "path|layername=..."), e.g. after a cancellation;
+    memory layers and other providers are left to QGIS."""
+    path = dest.split("|")[0]
+    if os.path.isfile(path):
+        os.remove(path)

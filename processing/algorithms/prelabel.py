@@ -24,7 +24,7 @@ from ...core.prompts import parse_tags
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.layers import source_to_labels
 from ...qgis_adapters.sinks import add_features, label_fields
-from .base import SegAlgorithm
+from .base import SegAlgorithm, discard_output
 
 MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
 BACKENDS = ("sam", "classic")
@@ -85,25 +85,37 @@ class PrelabelAlgorithm(SegAlgorithm):
         bands, stretch = self.radiometry_choice(parameters, context)
         job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster))
         class_raster = self.parameterAsOutputLayer(parameters, "CLASS_RASTER", context) if parameters.get("CLASS_RASTER") else ""
-        result = prelabel_raster(
-            job, backend, features, self.parameterAsFile(parameters, "CACHE", context) or None,
-            self.parameterAsString(parameters, "DEFAULT_CLASS", context) or "object", tags,
-            self.parameterAsInt(parameters, "POINTS_PER_SIDE", context), self.parameterAsDouble(parameters, "MIN_SCORE", context),
-            self.parameterAsDouble(parameters, "MIN_STABILITY", context), self.parameterAsDouble(parameters, "SIMPLIFY", context),
-            self.parameterAsDouble(parameters, "MIN_AREA", context), progress=progress.slice(0, 90 if class_raster else 100))
-        for number, reason in result.skipped:
-            feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
-        if class_raster:
-            rasterize_labels(result.labels, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100))
         from ...core.raster import RasterSource
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
         fields = label_fields()
         sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
-        add_features(sink, fields, result.labels)
-        feedback.pushInfo(f"{len(result.labels)} objects, {len(result.skipped)} prompts skipped")
-        return {"OUTPUT": dest, "CLASS_RASTER": class_raster or None, "COUNT": len(result.labels), "SKIPPED": len(result.skipped)}
+        kept = []  # only for the class raster: the sink alone needs no memory per object
+
+        def on_label(label):
+            add_features(sink, fields, [label])
+            if class_raster:
+                kept.append(label)
+
+        try:
+            result = prelabel_raster(
+                job, backend, features, self.parameterAsFile(parameters, "CACHE", context) or None,
+                self.parameterAsString(parameters, "DEFAULT_CLASS", context) or "object", tags,
+                self.parameterAsInt(parameters, "POINTS_PER_SIDE", context), self.parameterAsDouble(parameters, "MIN_SCORE", context),
+                self.parameterAsDouble(parameters, "MIN_STABILITY", context), self.parameterAsDouble(parameters, "SIMPLIFY", context),
+                self.parameterAsDouble(parameters, "MIN_AREA", context), progress=progress.slice(0, 90 if class_raster else 100),
+                on_label=on_label)
+        except BaseException:
+            del sink  # closes the file, which the streamed features had begun to fill
+            discard_output(dest)
+            raise
+        for number, reason in result.skipped:
+            feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
+        if class_raster:
+            rasterize_labels(kept, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100))
+        feedback.pushInfo(f"{result.count} objects, {len(result.skipped)} prompts skipped")
+        return {"OUTPUT": dest, "CLASS_RASTER": class_raster or None, "COUNT": result.count, "SKIPPED": len(result.skipped)}
 
     def prompt_features(self, parameters, context, feedback, tags):
         source = self.parameterAsSource(parameters, "PROMPTS", context)

@@ -5,13 +5,14 @@ host protocol; memory bounded by the tile.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .errors import SegError
 from .jobs import open_segmenter
 from .prelabel import PrelabelResult, PromptFeature, prelabel_automatic, prelabel_from_prompts
 from .progress import NullProgress, Progress
 from .raster import RasterSource
+from .schema import Label
 from .tile_index import TileRecord, cache_coverage, select_tiles
 from .tiling import scale_for_gsd
 
@@ -69,18 +70,19 @@ def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptF
                     cache_dir: Optional[str] = None, default_class: str = "object", tags: Optional[Dict[str, str]] = None,
                     points_per_side: int = 16, min_score: float = 0.7, min_stability: float = 0.85,
                     simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
-                    progress: Optional[Progress] = None) -> PrelabelResult:
+                    progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Prompt-layer mode when `features` is given (one object per feature), else automatic mode
     over the job's tiles. Uses `cache_dir` when given (embeddings found there are reused, new ones
-    are added)."""
+    are added). on_label receives each object as it is found (then the result keeps none: memory
+    stays bounded by the tile however large the raster)."""
     segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir,
                                tile=job.tile, overlap=job.overlap, scale=job.scale(), max_windows=job.max_windows)
     try:
         if features is not None:
-            return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress)
+            return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress, on_label)
         tiles = None if job.aoi is None else [r.tile for r in select_tiles(segmenter.source, segmenter.grid, job.aoi, False)]
         return prelabel_automatic(segmenter, tiles, default_class, tags, points_per_side, min_score, min_stability,
-                                  simplify=simplify, min_area=min_area, fill_holes=fill_holes, progress=progress)
+                                  simplify=simplify, min_area=min_area, fill_holes=fill_holes, progress=progress, on_label=on_label)
     finally:
         segmenter.source.close()
 

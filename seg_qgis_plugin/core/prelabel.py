@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from affine import Affine
@@ -49,10 +49,21 @@ class PromptFeature:
 
 @dataclass
 class PrelabelResult:
-    """labels: one per object found; skipped: (feature number, reason) for prompts that gave nothing."""
+    """labels: one per object found, unless each was handed to `on_label` as soon as it was found
+    (streaming: then `labels` stays empty and memory does not grow with the raster); count: objects
+    found; skipped: (feature number, reason) for prompts that gave nothing."""
 
-    labels: List[Label]
+    labels: List[Label] = field(default_factory=list)
     skipped: List[Tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+    on_label: Optional[Callable[[Label], None]] = field(default=None, repr=False)
+
+    def add(self, label: Label) -> None:
+        self.count += 1
+        if self.on_label is None:
+            self.labels.append(label)
+        else:
+            self.on_label(label)
 
 
 def feature_to_prompt(feature: PromptFeature) -> Prompt:
@@ -71,10 +82,10 @@ def feature_to_prompt(feature: PromptFeature) -> Prompt:
 
 def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature], default_class: str = "object",
                           simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
-                          progress: Optional[Progress] = None) -> PrelabelResult:
+                          progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Segment one object per prompt feature. Features outside the raster or that give an empty
     mask are skipped and listed in `skipped` (1-based feature numbers), never fatal."""
-    result = PrelabelResult([])
+    result = PrelabelResult(on_label=on_label)
     prompts = []
     for number, feature in enumerate(features, start=1):
         try:
@@ -100,7 +111,7 @@ def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature
         if label is None:
             result.skipped.append((number, "the mask was empty after clean-up"))
         else:
-            result.labels.append(label)
+            result.add(label)
         if progress is not None:
             progress.set_progress(100.0 * done / len(prompts))
     return result
@@ -110,7 +121,7 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
                        tags: Optional[Dict[str, str]] = None, points_per_side: int = 16, min_score: float = 0.7,
                        min_stability: float = 0.85, nms_iou: float = 0.7, merge_iou: float = 0.5,
                        simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
-                       progress: Optional[Progress] = None) -> PrelabelResult:
+                       progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Find every object SAM sees on `tiles` (default: the segmenter's grid; all-nodata tiles are
     skipped) and merge them across tiles. Thresholds follow SAM's automatic mask generator:
     min_score on the predicted IoU, min_stability on the stability score, nms_iou within a tile,
@@ -143,7 +154,7 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
             progress.set_progress(95.0 * done / len(tiles))
     objects = merge_pieces(pieces, source.transform @ Affine.scale(segmenter.grid.scale), merge_iou)
     model = segmenter.backend
-    labels = []
+    result = PrelabelResult(on_label=on_label)
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
         geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
         if geometry is None:
@@ -151,12 +162,12 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
         attrs = attributes(class_name, tags, obj.score, obj.stability, "auto-grid", len(obj.pieces), model.model_id,
                            model.checkpoint_sha256 or "", os.path.basename(source.path), obj.extent.label(),
                            segmenter.radiometry.to_json(), "prelabel")
-        labels.append(Label(geometry, source.crs.to_wkt(), attrs))
+        result.add(Label(geometry, source.crs.to_wkt(), attrs))
     if progress is not None:
         progress.set_progress(100.0)
-    if not labels and tiles:
+    if not result.count and tiles:
         warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
-    return PrelabelResult(labels)
+    return result
 
 
 def _reaches_other_tiles(mask: np.ndarray, tile: Tile, grid) -> bool:

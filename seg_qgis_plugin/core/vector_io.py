@@ -52,45 +52,111 @@ def check_output(path: str, layer: Optional[str] = None, mode: str = "create") -
         raise OutputError(f"{path} exists but is not a readable {driver} file; choose another name.") from exc
 
 
+class LabelWriter:
+    """Labels written to `path` as they come. A GeoPackage is filled in batches of `batch`, so
+    memory holds one batch, not the layer; the other formats cannot be appended to and are written
+    whole on close. Everything goes to a temporary folder beside `path` and is moved into place on
+    close, so `path` appears or changes only when complete. As a context manager, an exception
+    discards the work and leaves `path` as it was.
+
+    mode: "create" (the file, or the GeoPackage layer, must not exist), "append" (add to the layer,
+    creating it if needed; existing features are kept, new ones reprojected to its CRS) or
+    "overwrite". crs: the CRS of a new layer (default: the first label's)."""
+
+    def __init__(self, path: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
+                 batch: int = 512):
+        self.existing = check_output(path, layer, mode)
+        self.driver = driver_for(path)
+        self.path = os.path.abspath(path)
+        self.layer = layer or os.path.splitext(os.path.basename(path))[0]
+        self.crs = (self.existing or {}).get("crs") or crs
+        self.batch = batch
+        self.count = 0
+        self._pending: List[Label] = []
+        folder = os.path.dirname(self.path)
+        try:
+            self._tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
+        except OSError as exc:
+            raise OutputError(f"Cannot write in {folder}: {exc.strerror or exc}.") from exc
+        self._tmp = os.path.join(self._tmpdir, os.path.basename(self.path))
+        self._started = False  # whether the temporary file holds the layer yet
+        if self.existing and self.driver == "GPKG":
+            self._guard(shutil.copy2, self.path, self._tmp)
+            self._started = self.existing["has_layer"]
+
+    def __enter__(self) -> "LabelWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def add(self, label: Label) -> None:
+        self._pending.append(label)
+        self.count += 1
+        if self.driver == "GPKG" and len(self._pending) >= self.batch:
+            self._guard(self._flush)
+
+    def close(self) -> str:
+        try:
+            self._guard(self._finish)
+        finally:
+            self.discard()
+        return self.path
+
+    def discard(self) -> None:
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _flush(self) -> None:
+        geoms, columns = self._columns(self._pending)
+        _write(self._tmp, self.layer, self.driver, self.crs, geoms, columns, append=self._started)
+        self._started = True
+        self._pending = []
+
+    def _finish(self) -> None:
+        self.crs = self.crs or (self._pending[0].crs if self._pending else None)
+        if self.crs is None and not self._started:
+            raise OutputError("There are no labels to write and no CRS for an empty layer.")
+        if self.driver == "GPKG":
+            if self._pending or not self._started:
+                self._flush()
+        else:
+            geoms, columns = self._columns(self._pending)
+            if self.existing:
+                old_geoms, old = self.existing["geometries"], self.existing["features"]
+                for n in set(old) - set(columns):
+                    columns[n] = [None] * len(geoms)
+                columns = {n: list(old.get(n, [None] * len(old_geoms))) + columns[n] for n in columns}
+                geoms = old_geoms + geoms
+            _write(self._tmp, self.layer, self.driver, self.crs, geoms, columns, append=False)
+        _move_into_place(self._tmpdir, self.path, self.driver)
+
+    def _columns(self, labels: Sequence[Label]):
+        self.crs = self.crs or labels[0].crs
+        names = [name if self.driver != "ESRI Shapefile" else short for name, _, short in FIELDS]
+        geoms = [reproject_geometry(lab.geometry, lab.crs, self.crs) for lab in labels]
+        return geoms, {n: [lab.attributes.get(name) for lab in labels] for n, (name, _, _) in zip(names, FIELDS)}
+
+    def _guard(self, fn, *args) -> None:
+        """Run a step; an OS failure (full disk, permissions) discards the work in one sentence."""
+        try:
+            fn(*args)
+        except OSError as exc:
+            self.discard()
+            if isinstance(exc, OutputError):
+                raise
+            raise OutputError(f"Cannot write {self.path}: {exc.strerror or exc}; nothing was changed.") from exc
+
+
 def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, layer: Optional[str] = None,
                  mode: str = "create") -> str:
-    """Write `labels` to `path`. mode: "create" (the file, or the GeoPackage layer, must not
-    exist), "append" (add to the layer, creating it if needed; existing features are kept) or
-    "overwrite". `crs` is the CRS of a new layer (default: the first label's). Returns the path."""
-    existing = check_output(path, layer, mode)
-    driver = driver_for(path)
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    layer = layer or os.path.splitext(os.path.basename(path))[0]
-    target_crs = (existing or {}).get("crs") or crs or (labels[0].crs if labels else None)
-    if target_crs is None:
-        raise OutputError("There are no labels to write and no CRS for an empty layer.")
-    names = [name if driver != "ESRI Shapefile" else short for name, _, short in FIELDS]
-    geoms = [reproject_geometry(lab.geometry, lab.crs, target_crs) for lab in labels]
-    columns = {n: [lab.attributes.get(name) for lab in labels] for n, (name, _, _) in zip(names, FIELDS)}
-    try:
-        tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
-    except OSError as exc:
-        raise OutputError(f"Cannot write in {folder}: {exc.strerror or exc}.") from exc
-    try:
-        tmp = os.path.join(tmpdir, os.path.basename(path))
-        if existing and driver == "GPKG":
-            shutil.copy2(path, tmp)
-            _write(tmp, layer, driver, target_crs, geoms, columns, append=existing["has_layer"])
-        elif existing:
-            old_geoms, old = existing["geometries"], existing["features"]
-            for n in set(old) - set(columns):
-                columns[n] = [None] * len(labels)
-            merged = {n: list(old.get(n, [None] * len(old_geoms))) + columns[n] for n in columns}
-            _write(tmp, layer, driver, target_crs, old_geoms + geoms, merged, append=False)
-        else:
-            _write(tmp, layer, driver, target_crs, geoms, columns, append=False)
-        _move_into_place(tmpdir, path, driver)
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was changed.") from exc
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return path
+    """Write `labels` to `path` atomically (see LabelWriter for the modes). Returns the path."""
+    with LabelWriter(path, crs, layer, mode) as writer:
+        for label in labels:
+            writer.add(label)
+    return writer.path
 
 
 def read_labels(path: str, layer: Optional[str] = None) -> List[Label]:

@@ -131,3 +131,21 @@ def test_probability_raster_is_georeferenced(tmp_path, oracle, raster_factory):
         assert p.crs.to_epsg() == 32633 and p.transform == result.transform and data.dtype == np.float32
     geometry = mask_to_geometry(data > 0.5, result.transform)
     assert geometry.equals(box(500010, 4649950, 500020, 4649960))
+
+
+def test_label_writer_streams_batches_and_publishes_only_when_whole(tmp_path):
+    from seg_qgis_plugin.core.vector_io import LabelWriter
+
+    out = tmp_path / "stream.gpkg"
+    with LabelWriter(str(out), batch=2) as writer:
+        for i in range(5):
+            writer.add(label(500000 + 30 * i))
+        assert not out.exists() and writer.count == 5 and len(writer._pending) == 1
+    assert len(read_labels(str(out))) == 5
+    with pytest.raises(RuntimeError):
+        with LabelWriter(str(out), mode="append", batch=2) as writer:
+            for i in range(3):
+                writer.add(label())
+            raise RuntimeError("the job failed halfway")
+    assert len(read_labels(str(out))) == 5
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".seg")] == []
