@@ -1,7 +1,10 @@
 """SegProvider: Seg's algorithms in the Processing toolbox, the graphical modeler and qgis_process."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.encode_raster import EncodeRasterAlgorithm
 from .algorithms.export_training_data import ExportTrainingDataAlgorithm
@@ -25,6 +28,11 @@ class SegProvider(QgsProcessingProvider):
 
     def longName(self):  # noqa: N802 (QGIS API)
         return "Seg: Segment Anything for maps"
+
+    def icon(self):
+        from .. import __file__ as package_file
+
+        return QIcon(os.path.join(os.path.dirname(package_file), "icon.svg"))
 
     def loadAlgorithms(self):  # noqa: N802
         for algorithm in ALGORITHMS:
