@@ -53,8 +53,8 @@ def check_output(path: str, layer: Optional[str] = None, mode: str = "create") -
 
 
 class LabelWriter:
-    """Labels written to `path` as they come. A GeoPackage is filled in batches of `batch`, so
-    memory holds one batch, not the layer; the other formats cannot be appended to and are written
+    """Labels written to `path` as they come. A GeoPackage is filled in batches of at most `batch`
+    labels or `batch_vertices` vertices, so memory holds one batch, not the layer; the other formats cannot be appended to and are written
     whole on close. Everything goes to a temporary folder beside `path` and is moved into place on
     close, so `path` appears or changes only when complete. As a context manager, an exception
     discards the work and leaves `path` as it was.
@@ -64,15 +64,16 @@ class LabelWriter:
     "overwrite". crs: the CRS of a new layer (default: the first label's)."""
 
     def __init__(self, path: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
-                 batch: int = 512):
+                 batch: int = 512, batch_vertices: int = 1_000_000):
         self.existing = check_output(path, layer, mode)
         self.driver = driver_for(path)
         self.path = os.path.abspath(path)
         self.layer = layer or os.path.splitext(os.path.basename(path))[0]
         self.crs = (self.existing or {}).get("crs") or crs
-        self.batch = batch
+        self.batch, self.batch_vertices = batch, batch_vertices
         self.count = 0
         self._pending: List[Label] = []
+        self._pending_vertices = 0
         folder = os.path.dirname(self.path)
         try:
             self._tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
@@ -94,9 +95,12 @@ class LabelWriter:
             self.discard()
 
     def add(self, label: Label) -> None:
+        from shapely import get_num_coordinates
+
         self._pending.append(label)
+        self._pending_vertices += int(get_num_coordinates(label.geometry))
         self.count += 1
-        if self.driver == "GPKG" and len(self._pending) >= self.batch:
+        if self.driver == "GPKG" and (len(self._pending) >= self.batch or self._pending_vertices >= self.batch_vertices):
             self._guard(self._flush)
 
     def close(self) -> str:
@@ -113,7 +117,7 @@ class LabelWriter:
         geoms, columns = self._columns(self._pending)
         _write(self._tmp, self.layer, self.driver, self.crs, geoms, columns, append=self._started)
         self._started = True
-        self._pending = []
+        self._pending, self._pending_vertices = [], 0
 
     def _finish(self) -> None:
         self.crs = self.crs or (self._pending[0].crs if self._pending else None)
