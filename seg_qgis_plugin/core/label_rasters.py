@@ -113,7 +113,6 @@ def polygonize_raster(path: str, class_field: str = "class", kind: str = "class"
         groups = [[p] for p in polygons] if kind == "class" else [polygons]
         for group in groups:
             attrs = attributes(names.get(value, str(value)), prompt_type="polygonize", source=source or path, status="prelabel")
-            attrs["class"] = names.get(value, str(value))
             labels.append(Label(MultiPolygon(group), crs, attrs))
     if class_field != "class":
         for lab in labels:

@@ -1,9 +1,9 @@
 """SAM behind the model-session interface, with a decoder path tuned for clicks.
 
 `SamPredictor.predict` upsamples every candidate mask to the padded 1024 frame and then to the
-image size. A click needs one mask: we run the prompt encoder and mask decoder directly, pick the
-best-scoring candidate at 256 x 256, and upsample only that one. The dense positional encoding is
-computed once per session instead of once per prompt.
+image size. A click needs one mask: the decoder runs split into a per-tile part computed once
+(`sam_decoder.TileDecoder`) and a per-prompt part, picks the best-scoring candidate at 256 x 256,
+and only that one is upsampled. The dense positional encoding is computed once per session.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class SamBackend:
         if self._decoder_of[0] is not embedding:
             features = torch.from_numpy(embedding.arrays["features"]).float().to(self.device)
             with torch.inference_mode():
-                self._decoder_of = (embedding, TileDecoder(self.model, features))
+                self._decoder_of = (embedding, TileDecoder(self.model, features, self._image_pe))
         return self._decoder_of[1]
 
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:

@@ -33,9 +33,10 @@ def _attend(attention, q, k, v):
 
 
 class TileDecoder:
-    """The decoder for one tile's embedding (features: float tensor (1, 256, 64, 64))."""
+    """The decoder for one tile's embedding (features: float tensor (1, 256, 64, 64)); image_pe is
+    the prompt encoder's dense positional encoding (the same for every tile)."""
 
-    def __init__(self, model, features):
+    def __init__(self, model, features, image_pe):
         decoder, prompt_encoder = model.mask_decoder, model.prompt_encoder
         self.model = model
         first = decoder.transformer.layers[0]
@@ -44,7 +45,7 @@ class TileDecoder:
         self.features = features
         self.shape = features.shape
         self.keys = (features + dense).flatten(2).permute(0, 2, 1).contiguous()
-        self.key_pe = prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1).contiguous()
+        self.key_pe = image_pe.flatten(2).permute(0, 2, 1).contiguous()
         k = self.keys + self.key_pe
         self.first_k = _heads(first.cross_attn_token_to_image.k_proj(k), self.heads)
         self.first_v = _heads(first.cross_attn_token_to_image.v_proj(self.keys), self.heads)
