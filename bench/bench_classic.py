@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seg_qgis_plugin.core.classic_backend import ClassicBackend
-from seg_qgis_plugin.core.model import TilePrompt
+from seg_qgis_plugin.core.models.classic import ClassicBackend
+from seg_qgis_plugin.core.models.backend import TilePrompt
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

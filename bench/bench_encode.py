@@ -22,10 +22,10 @@ def throughput(model_type: str, tiles: int, precision: str) -> None:
     import torch
     from segment_anything import SamPredictor
 
-    from seg_qgis_plugin.core.cache import EmbeddingCache
-    from seg_qgis_plugin.core.raster import RasterSource
-    from seg_qgis_plugin.core.sam_backend import SamBackend
-    from seg_qgis_plugin.core.segmenter import Segmenter
+    from seg_qgis_plugin.core.engine.embedding_cache import EmbeddingCache
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.core.models.sam import SamBackend
+    from seg_qgis_plugin.core.engine.segmenter import Segmenter
 
     torch.set_num_threads(2)
     folder = tempfile.mkdtemp()
@@ -57,10 +57,10 @@ def throughput(model_type: str, tiles: int, precision: str) -> None:
 
 def memory(size: int) -> None:
     """Runs in its own process: encode the whole grid of a size x size raster, print peak RSS."""
-    from seg_qgis_plugin.core.cache import EmbeddingCache
-    from seg_qgis_plugin.core.raster import RasterSource
-    from seg_qgis_plugin.core.sam_backend import SamBackend
-    from seg_qgis_plugin.core.segmenter import Segmenter
+    from seg_qgis_plugin.core.engine.embedding_cache import EmbeddingCache
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.core.models.sam import SamBackend
+    from seg_qgis_plugin.core.engine.segmenter import Segmenter
 
     folder = os.path.join(tempfile.gettempdir(), "seg-bench")
     raster = write_big_scene(os.path.join(folder, f"scene_{size}.tif"), size)

@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common import percentiles, random_checkpoint, timed  # noqa: E402
-from seg_qgis_plugin.core.prompts import Prompt  # noqa: E402
-from seg_qgis_plugin.core.raster import RasterSource  # noqa: E402
-from seg_qgis_plugin.core.sam_backend import SamBackend  # noqa: E402
-from seg_qgis_plugin.core.segmenter import Segmenter  # noqa: E402
-from seg_qgis_plugin.core.synthetic import write_scene  # noqa: E402
-from seg_qgis_plugin.core.vectorize import mask_to_geometry  # noqa: E402
+from seg_qgis_plugin.core.geo.prompts import Prompt  # noqa: E402
+from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
+from seg_qgis_plugin.core.models.sam import SamBackend  # noqa: E402
+from seg_qgis_plugin.core.engine.segmenter import Segmenter  # noqa: E402
+from seg_qgis_plugin.demo.scene import write_scene  # noqa: E402
+from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry  # noqa: E402
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
 
     pond = next(t for t in truth if t.class_name == "water" and t.name == "pond")
     col, row = pond.point
-    x, y = source.transform @ (col, row)
+    x, y = source.transform * (col, row)
     prompt = Prompt("EPSG:32633", ((x, y),), (1,))
 
     def ours():

@@ -40,12 +40,12 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     from shapely.geometry import Point
 
     from common import peak_rss_mb, random_checkpoint, write_big_scene
-    from seg_qgis_plugin.core.batch import RasterJob, prelabel_raster
-    from seg_qgis_plugin.core.jobs import open_backend
-    from seg_qgis_plugin.core.prelabel import PromptFeature
-    from seg_qgis_plugin.core.raster import RasterSource
-    from seg_qgis_plugin.core.tiling import TileGrid
-    from seg_qgis_plugin.core.vector_io import LabelWriter
+    from seg_qgis_plugin.core.batch.raster_job import RasterJob, prelabel_raster
+    from seg_qgis_plugin.core.engine.labeling import open_backend
+    from seg_qgis_plugin.core.batch.prelabel import PromptFeature
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.core.geo.tiling import TileGrid
+    from seg_qgis_plugin.core.outputs.vectors import LabelWriter
 
     torch.set_num_threads(threads)
     t = time.perf_counter()
@@ -58,7 +58,7 @@ def run_one(size: int, threads: int, folder: str, device: str = "cpu", every: in
     for k, tile in enumerate(grid):
         if k % every:
             continue
-        x, y = transform @ (tile.col + tile.width / 2 + 0.5, tile.row + tile.height / 2 + 0.5)
+        x, y = transform * (tile.col + tile.width / 2 + 0.5, tile.row + tile.height / 2 + 0.5)
         features.append(PromptFeature(Point(x, y), crs, ("field", "water")[k % 2], {"bench": "prelabel"}))
     backend = open_backend(random_checkpoint("vit_tiny", folder), "vit_tiny", "sam", device, threads)
     rss_before = peak_rss_mb()

@@ -11,7 +11,7 @@ def random_checkpoint(model_type: str, folder: str = None) -> str:
     cost exactly what trained ones do, so they serve for speed and memory."""
     import torch
 
-    from seg_qgis_plugin.core.checkpoints import build_sam
+    from seg_qgis_plugin.core.models.checkpoints import build_sam
 
     folder = folder or os.path.join(tempfile.gettempdir(), "seg-bench")
     os.makedirs(folder, exist_ok=True)

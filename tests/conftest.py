@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from seg_qgis_plugin.core.model import Embedding, MaskPrediction, TilePrompt
+from seg_qgis_plugin.core.models.backend import Embedding, MaskPrediction, TilePrompt
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
@@ -111,7 +111,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A vit_tiny SAM checkpoint with random weights (fixed seed), saved as a real state dict."""
     torch = pytest.importorskip("torch", reason="torch is not installed; SAM tests need it")
     pytest.importorskip("segment_anything", reason="segment-anything is not installed")
-    from seg_qgis_plugin.core.checkpoints import build_sam
+    from seg_qgis_plugin.core.models.checkpoints import build_sam
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "sam_vit_tiny.pth"

@@ -47,7 +47,7 @@ def map_pixel(canvas, col, row, transform):
     from qgis.core import QgsPointXY
     from qgis.PyQt.QtCore import QPoint
 
-    x, y = transform @ (col, row)
+    x, y = transform * (col, row)
     p = canvas.getCoordinateTransform().transform(QgsPointXY(x, y))
     return QPoint(int(round(p.x())), int(round(p.y())))
 
@@ -96,8 +96,8 @@ def build_window(raster_path, work):
 
 
 def screenshot(out: str) -> None:
-    from seg_qgis_plugin.core.synthetic import write_scene
-    from seg_qgis_plugin.core.raster import RasterSource
+    from seg_qgis_plugin.demo.scene import write_scene
+    from seg_qgis_plugin.core.geo.raster import RasterSource
 
     work = tempfile.mkdtemp(prefix="seg-shot-")
     objects = write_scene(os.path.join(work, "ortho.tif"), 768, 768)
@@ -138,9 +138,9 @@ def latency(clicks: int) -> None:
     import numpy as np
     import torch
 
-    from seg_qgis_plugin.core.checkpoints import build_sam
-    from seg_qgis_plugin.core.raster import RasterSource
-    from seg_qgis_plugin.core.synthetic import write_scene
+    from seg_qgis_plugin.core.models.checkpoints import build_sam
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.demo.scene import write_scene
     from seg_qgis_plugin.gui.session import SessionConfig
 
     torch.manual_seed(0)
@@ -168,12 +168,12 @@ def latency(clicks: int) -> None:
     print(f"click -> mask preview on the canvas, SAM decoder (vit_tiny encoder, cached tile), {torch.get_num_threads()} threads, "
           f"{clicks} clicks: p50 {statistics.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms")
     # the same prompts straight through the core (segment + polygon), to see what the GUI adds
-    from seg_qgis_plugin.core.prompts import Prompt
-    from seg_qgis_plugin.core.vectorize import mask_to_geometry
+    from seg_qgis_plugin.core.geo.prompts import Prompt
+    from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
 
     core = []
     for i in range(1, clicks + 1):
-        x, y = transform @ points[i % len(points)]
+        x, y = transform * points[i % len(points)]
         start = time.perf_counter()
         segmentation = controller.segmenter.segment(Prompt("EPSG:32633", ((x, y),), (1,)))
         mask_to_geometry(segmentation.mask, segmentation.transform)

@@ -71,7 +71,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def canExecute(self):  # noqa: N802
         if not self.NEEDS_SAM:
             return True, ""
-        from ...core.checkpoints import require_sam
+        from ...core.models.checkpoints import require_sam
 
         try:
             require_sam()
@@ -126,8 +126,8 @@ class SegAlgorithm(QgsProcessingAlgorithm):
             return None
         from shapely import union_all
 
-        from ...core.raster import RasterSource
-        from ...core.vectorize import reproject_geometry
+        from ...core.geo.raster import RasterSource
+        from ...core.geo.vectorize import reproject_geometry
         from ...qgis_adapters.layers import source_to_labels
 
         labels = source_to_labels(source)
@@ -146,7 +146,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString("STRETCH", self.tr("Stretch min,max (empty = 2-98 percentiles of the whole raster)"), optional=True))
 
     def sam_backend(self, parameters, context):
-        from ...core.jobs import open_backend
+        from ...core.engine.labeling import open_backend
 
         checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context)
         if not checkpoint:

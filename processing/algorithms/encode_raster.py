@@ -9,7 +9,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...core.batch import RasterJob, encode_raster
+from ...core.batch.raster_job import RasterJob, encode_raster
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.sinks import add_features, make_fields
 from .base import SegAlgorithm

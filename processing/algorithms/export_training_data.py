@@ -16,10 +16,10 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.chips import FORMATS
-from ...core.raster import RasterSource
-from ...core.tiling import scale_for_gsd
-from ...core.training_data import export_training_data
+from ...core.outputs.chips import FORMATS
+from ...core.geo.raster import RasterSource
+from ...core.geo.tiling import scale_for_gsd
+from ...core.outputs.training_data import export_training_data
 from ...qgis_adapters.layers import source_to_labels
 from .base import SegAlgorithm
 

@@ -11,8 +11,8 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...core.label_rasters import polygonize_raster
-from ...core.schema import FIELDS
+from ...core.outputs.label_rasters import polygonize_raster
+from ...core.engine.labels import FIELDS
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.sinks import add_features, make_fields
 from .base import SegAlgorithm
@@ -44,7 +44,7 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
         labels = polygonize_raster(raster, class_field, kind, os.path.basename(raster), progress)
         spec = [(name, kind_) for name, kind_, _ in FIELDS] + ([(class_field, "str")] if class_field not in {n for n, _, _ in FIELDS} else [])
         fields = make_fields(spec)
-        from ...core.raster import RasterSource
+        from ...core.geo.raster import RasterSource
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()

@@ -17,10 +17,10 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...core.batch import RasterJob, prelabel_raster
-from ...core.label_rasters import rasterize_labels
-from ...core.prelabel import PromptFeature
-from ...core.prompts import parse_tags
+from ...core.batch.raster_job import RasterJob, prelabel_raster
+from ...core.outputs.label_rasters import rasterize_labels
+from ...core.batch.prelabel import PromptFeature
+from ...core.geo.prompts import parse_tags
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.layers import source_to_labels
 from ...qgis_adapters.sinks import add_features, label_fields
@@ -85,7 +85,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         bands, stretch = self.radiometry_choice(parameters, context)
         job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster))
         class_raster = self.parameterAsOutputLayer(parameters, "CLASS_RASTER", context) if parameters.get("CLASS_RASTER") else ""
-        from ...core.raster import RasterSource
+        from ...core.geo.raster import RasterSource
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
@@ -136,10 +136,10 @@ class PrelabelAlgorithm(SegAlgorithm):
 
     def backend(self, parameters, context):
         if BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)] == "classic":
-            from ...core.jobs import open_backend
+            from ...core.engine.labeling import open_backend
 
             return open_backend(backend="classic")
-        from ...core.checkpoints import require_sam
+        from ...core.models.checkpoints import require_sam
 
         require_sam()
         return self.sam_backend(parameters, context)

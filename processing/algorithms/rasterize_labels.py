@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.label_rasters import rasterize_labels
+from ...core.outputs.label_rasters import rasterize_labels
 from ...qgis_adapters.layers import source_to_labels
 from .base import SegAlgorithm
 from .polygonize_masks import KINDS

@@ -10,10 +10,10 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...core.chips import FORMATS
-from ...core.raster import RasterSource
-from ...core.tile_index import TILE_FIELDS, tile_index
-from ...core.tiling import scale_for_gsd
+from ...core.outputs.chips import FORMATS
+from ...core.geo.raster import RasterSource
+from ...core.batch.tile_index import TILE_FIELDS, tile_index
+from ...core.geo.tiling import scale_for_gsd
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.sinks import add_features, make_fields
 from .base import SegAlgorithm

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
-from ..core.prompts import parse_tags
+from ..core.geo.prompts import parse_tags
 
 SCOPE = "seg"
 CLASSES_KEY = "classes"

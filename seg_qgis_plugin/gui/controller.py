@@ -37,13 +37,13 @@ def open_session(config: SessionConfig, backend_factory: Optional[Callable] = No
     """SessionConfig -> (Segmenter, raster CRS as WKT). Runs in a worker task: loading a checkpoint
     takes seconds. The raster fingerprint is computed here too, so that the UI thread can later ask
     `is_encoded` without touching the raster file (rasterio and GDAL objects stay in one thread)."""
-    from ..core.jobs import open_backend, open_segmenter
+    from ..core.engine.labeling import open_backend, open_segmenter
 
     if backend_factory is not None:
         backend = backend_factory(config)
     else:
         if config.backend == "sam":
-            from ..core.checkpoints import require_sam
+            from ..core.models.checkpoints import require_sam
 
             require_sam()
         backend = open_backend(config.checkpoint, config.model_type, config.backend, config.device)
@@ -213,7 +213,7 @@ class SegController(QObject):
         what = "segmenting" if encoded else "encoding a tile, then segmenting"
 
         def run(progress):
-            from ..core.vectorize import mask_to_geometry
+            from ..core.geo.vectorize import mask_to_geometry
 
             segmentation = segmenter.segment(prompt, previous=previous, progress=progress)
             return segmentation, mask_to_geometry(segmentation.mask, segmentation.transform)
@@ -267,7 +267,7 @@ class SegController(QObject):
         """Enter: write the current mask to the target layer now (class, tags, provenance,
         status "accepted"). Returns the feature id, or None (nothing to accept, or decoding still
         running: then it is accepted as soon as the mask arrives)."""
-        from ..core.jobs import to_label
+        from ..core.engine.labeling import to_label
 
         step = self.current_step
         if step is None:
@@ -314,7 +314,7 @@ class SegController(QObject):
         segmenter = self.segmenter
 
         def run(progress):
-            from ..core.vectorize import mask_to_geometry
+            from ..core.geo.vectorize import mask_to_geometry
 
             segmentation = segmenter.segment(prompt, progress=progress)
             return mask_to_geometry(segmentation.mask, segmentation.transform)
@@ -357,7 +357,7 @@ class SegController(QObject):
         except QgsCsException:  # the view does not project onto the raster
             return []
         inverse = ~segmenter.source.transform
-        (c0, r0), (c1, r1) = inverse @ (extent.xMinimum(), extent.yMaximum()), inverse @ (extent.xMaximum(), extent.yMinimum())
+        (c0, r0), (c1, r1) = inverse * (extent.xMinimum(), extent.yMaximum()), inverse * (extent.xMaximum(), extent.yMinimum())
         grid, scale = segmenter.grid, segmenter.grid.scale
         x0, x1, y0, y1 = min(c0, c1) / scale, max(c0, c1) / scale, min(r0, r1) / scale, max(r0, r1) / scale
         centre = ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -373,7 +373,7 @@ class SegController(QObject):
         """Whether the tile that will answer `state` is already encoded (memory or disk cache).
         Worked out with QGIS transforms and the grid alone: the UI thread never touches the
         raster file or pyproj objects the worker thread may be using."""
-        from ..core.prompts import PixelPrompt
+        from ..core.geo.prompts import PixelPrompt
 
         segmenter = self.segmenter
         inverse = ~segmenter.source.transform
@@ -382,7 +382,7 @@ class SegController(QObject):
 
             def pixel(x, y):
                 p = to_raster.transform(QgsPointXY(x, y))
-                return inverse @ (p.x(), p.y())
+                return inverse * (p.x(), p.y())
 
             points = np.array([pixel(*xy) for xy in state.points], float).reshape(-1, 2)
             box = None

@@ -16,7 +16,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDial
                                  QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QTableWidget, QToolButton,
                                  QVBoxLayout, QWidget)
 
-from ..core.checkpoints import ARCHITECTURES
+from ..core.models.checkpoints import ARCHITECTURES
 from ..core.errors import SegError, SettingError
 from ..qgis_adapters.layers import raster_layer_path
 from .classes import LabelClass, load_classes, load_tags_text, parse_tags_text, save_classes, save_tags_text

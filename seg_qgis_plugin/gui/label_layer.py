@@ -18,7 +18,7 @@ from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import QUndoCommand
 
 from ..core.errors import OutputError
-from ..core.schema import FIELD_NAMES, Label
+from ..core.engine.labels import FIELD_NAMES, Label
 from ..qgis_adapters.crs import crs_from_core
 from ..qgis_adapters.geometry import from_shapely
 from ..qgis_adapters.sinks import label_fields

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple
 
-from ..core.prompts import Prompt
+from ..core.geo.prompts import Prompt
 
 
 @dataclass(frozen=True)

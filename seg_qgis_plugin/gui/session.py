@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..core.checkpoints import INSTALL_HINT
+from ..core.models.checkpoints import INSTALL_HINT
 
 SAM_MODULES = ("torch", "torchvision", "segment_anything")
 
@@ -78,8 +78,8 @@ class RasterDescription:
 def describe_raster(path: str, bands: Optional[Tuple[int, ...]] = None) -> RasterDescription:
     """Read a raster's statistics (a decimated view, at most 1024 pixels a side) for the dock.
     Raises SegError subclasses with one sentence for unreadable rasters or bad bands."""
-    from ..core.radiometry import compute_radiometry
-    from ..core.raster import RasterSource
+    from ..core.geo.radiometry import compute_radiometry
+    from ..core.geo.raster import RasterSource
 
     with RasterSource(path) as source:
         radiometry = compute_radiometry(source, bands)

@@ -8,7 +8,7 @@ from typing import List, Optional
 from qgis.core import QgsFeatureRequest, QgsRasterLayer
 
 from ..core.errors import RasterError
-from ..core.schema import Label
+from ..core.engine.labels import Label
 from .crs import crs_to_core
 from .geometry import to_shapely
 

@@ -7,7 +7,7 @@ from typing import Iterable, Sequence, Tuple
 from qgis.core import QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsWkbTypes
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.schema import FIELDS
+from ..core.engine.labels import FIELDS
 
 _TYPES = {"str": QVariant.Type.String, "float": QVariant.Type.Double, "int": QVariant.Type.Int}
 

@@ -224,7 +224,7 @@ def test_sam_session_with_a_tiny_checkpoint_encodes_ahead_and_labels(ortho, tiny
     into the cache folder, a click decoded from the cached embedding."""
     from qgis.core import QgsCoordinateReferenceSystem
 
-    from seg_qgis_plugin.core.checkpoints import sha256_of
+    from seg_qgis_plugin.core.models.checkpoints import sha256_of
     from seg_qgis_plugin.gui.controller import SegController
     from seg_qgis_plugin.gui.label_layer import create_label_layer
     from seg_qgis_plugin.gui.session import SessionConfig

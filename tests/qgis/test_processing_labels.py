@@ -7,8 +7,8 @@ import pytest
 import rasterio
 from shapely.geometry import MultiPolygon, box
 
-from seg_qgis_plugin.core.schema import FIELD_NAMES, Label, attributes
-from seg_qgis_plugin.core.vector_io import write_labels
+from seg_qgis_plugin.core.engine.labels import FIELD_NAMES, Label, attributes
+from seg_qgis_plugin.core.outputs.vectors import write_labels
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 CRS = "EPSG:32633"

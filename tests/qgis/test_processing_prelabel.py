@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point, box
 
-from seg_qgis_plugin.core.synthetic import CRS, ORIGIN, write_scene
+from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene
 
 RES = 0.5
 
@@ -25,7 +25,7 @@ def scene(tmp_path_factory):
 
 
 def truth_polygon(obj):
-    from seg_qgis_plugin.core.vectorize import mask_to_geometry
+    from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
     from rasterio.transform import from_origin
 
     return mask_to_geometry(obj.mask, from_origin(ORIGIN[0], ORIGIN[1], RES, RES))
@@ -38,7 +38,7 @@ def iou(a, b):
 def test_classic_points_and_boxes_carry_class_and_tags(run_algorithm, read_vector, vector_factory, scene, tmp_path):
     import rasterio
 
-    from seg_qgis_plugin.core.vectorize import reproject_geometry
+    from seg_qgis_plugin.core.geo.vectorize import reproject_geometry
 
     path, truth = scene
     buildings = [o for o in truth if o.class_name == "building"][:2]
@@ -51,7 +51,7 @@ def test_classic_points_and_boxes_carry_class_and_tags(run_algorithm, read_vecto
                                             "TAGS": "annotator=ci", "TILE": 256, "OVERLAP": 64, "OUTPUT": out, "CLASS_RASTER": classes})
     layer, features = read_vector(result["OUTPUT"])
     assert result["COUNT"] == len(features) == 2 and layer.crs().authid() == "EPSG:32633"
-    from seg_qgis_plugin.core.schema import FIELD_NAMES
+    from seg_qgis_plugin.core.engine.labels import FIELD_NAMES
 
     assert set(FIELD_NAMES) <= set(layer.fields().names())
     from seg_qgis_plugin.qgis_adapters.geometry import to_shapely
@@ -94,7 +94,7 @@ def test_real_data_boxes_become_instances_inside_their_boxes(run_algorithm, read
 
 
 def test_sam_prompt_mode_records_model_and_checkpoint(run_algorithm, read_vector, vector_factory, scene, tiny_checkpoint, tmp_path):
-    from seg_qgis_plugin.core.checkpoints import sha256_of
+    from seg_qgis_plugin.core.models.checkpoints import sha256_of
 
     path, truth = scene
     prompts = vector_factory("p", [Point(*to_map(*truth[0].point)), Point(0, 0)], CRS, note=["in", "outside"])

@@ -21,7 +21,7 @@ def test_provider_registers_every_algorithm_with_help(processing_registered):
 def test_can_execute_reports_missing_sam_dependencies(processing_registered, monkeypatch):
     from qgis.core import QgsApplication
 
-    from seg_qgis_plugin.core import checkpoints
+    from seg_qgis_plugin.core.models import checkpoints
     from seg_qgis_plugin.core.errors import MissingDependency
 
     registry = QgsApplication.processingRegistry()

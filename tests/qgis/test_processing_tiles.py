@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from seg_qgis_plugin.core.tiling import TileGrid
+from seg_qgis_plugin.core.geo.tiling import TileGrid
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 
@@ -52,7 +52,7 @@ def test_tile_index_on_real_data_covers_the_raster(run_algorithm, read_vector, s
 
 
 def test_tile_index_aoi_in_another_crs(run_algorithm, read_vector, vector_factory, raster_factory, tmp_path):
-    from seg_qgis_plugin.core.vectorize import reproject_geometry
+    from seg_qgis_plugin.core.geo.vectorize import reproject_geometry
 
     raster = raster_factory(np.ones((1, 512, 512), np.uint8))
     aoi_utm = box(X0 + 300 * RES, Y0 - 310 * RES, X0 + 310 * RES, Y0 - 300 * RES)  # inside tile (row 1, col 1)
@@ -76,7 +76,7 @@ def test_tile_index_cancel_and_bad_input_write_nothing(run_algorithm, cancel_at,
 
 @pytest.fixture
 def small_scene(tmp_path):
-    from seg_qgis_plugin.core.synthetic import write_scene
+    from seg_qgis_plugin.demo.scene import write_scene
 
     path = str(tmp_path / "scene.tif")
     write_scene(path, width=256, height=192)

@@ -5,13 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from seg_qgis_plugin.core.cache import CacheKey, EmbeddingCache, read_header
+from seg_qgis_plugin.core.engine.embedding_cache import CacheKey, EmbeddingCache, read_header
 from seg_qgis_plugin.core.errors import CacheError
-from seg_qgis_plugin.core.model import Embedding
-from seg_qgis_plugin.core.radiometry import Radiometry
-from seg_qgis_plugin.core.raster import RasterSource
-from seg_qgis_plugin.core.segmenter import Segmenter
-from seg_qgis_plugin.core.tiling import Tile
+from seg_qgis_plugin.core.models.backend import Embedding
+from seg_qgis_plugin.core.geo.radiometry import Radiometry
+from seg_qgis_plugin.core.geo.raster import RasterSource
+from seg_qgis_plugin.core.engine.segmenter import Segmenter
+from seg_qgis_plugin.core.geo.tiling import Tile
 
 R = Radiometry((1, 2, 3), (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from seg_qgis_plugin.core.classic_backend import ClassicBackend
+from seg_qgis_plugin.core.models.classic import ClassicBackend
 from seg_qgis_plugin.core.errors import PromptError
-from seg_qgis_plugin.core.model import TilePrompt
+from seg_qgis_plugin.core.models.backend import TilePrompt
 
 HEIGHT, WIDTH = 160, 200
 

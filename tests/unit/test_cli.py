@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from seg_qgis_plugin.cli import main
-from seg_qgis_plugin.core.synthetic import write_scene
-from seg_qgis_plugin.core.vector_io import read_labels
+from seg_qgis_plugin.cli.main import main
+from seg_qgis_plugin.demo.scene import write_scene
+from seg_qgis_plugin.core.outputs.vectors import read_labels
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def run(capsys, *args):
 
 def map_xy(path, col, row):
     with rasterio.open(path) as ds:
-        return ds.transform @ (col, row)
+        return ds.transform * (col, row)
 
 
 def test_info(capsys, scene):

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from seg_qgis_plugin.cli import main
-from seg_qgis_plugin.core import model_registry
+from seg_qgis_plugin.cli.main import main
+from seg_qgis_plugin.core.models import registry as model_registry
 
 DATA = os.urandom(2_000_000)
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -133,7 +133,7 @@ def test_add_refuses_a_file_that_is_not_sam_weights(tmp_path, capsys):
 
 
 def test_add_recognises_an_official_file_by_sha256_without_loading_it(test_vit_b, tmp_path, capsys, monkeypatch):
-    from seg_qgis_plugin.core import checkpoints
+    from seg_qgis_plugin.core.models import checkpoints
 
     monkeypatch.setattr(checkpoints, "load_sam", lambda *a, **k: pytest.fail("an official file needs no loading"))
     copy = tmp_path / "my_copy.pth"

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from seg_qgis_plugin.core import model_registry
-from seg_qgis_plugin.core.download import ChecksumError, DownloadError, download_file, part_path
+from seg_qgis_plugin.core.models import registry as model_registry
+from seg_qgis_plugin.core.models.download import ChecksumError, DownloadError, download_file, part_path
 from seg_qgis_plugin.core.errors import Canceled, CheckpointError
 
 DATA = os.urandom(3 * (1 << 20) + 12345)  # a little over 3 MiB: several read blocks

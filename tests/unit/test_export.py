@@ -7,10 +7,10 @@ import rasterio
 from shapely.geometry import MultiPolygon, box
 
 from seg_qgis_plugin.core.errors import OutputError
-from seg_qgis_plugin.core.label_rasters import rasterize_labels, write_probability
-from seg_qgis_plugin.core.schema import FIELD_NAMES, Label, attributes
-from seg_qgis_plugin.core.vector_io import read_labels, write_labels
-from seg_qgis_plugin.core.vectorize import mask_to_geometry, reproject_geometry
+from seg_qgis_plugin.core.outputs.label_rasters import rasterize_labels, write_probability
+from seg_qgis_plugin.core.engine.labels import FIELD_NAMES, Label, attributes
+from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels
+from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry, reproject_geometry
 
 UTM = "EPSG:32633"
 
@@ -91,7 +91,7 @@ def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path, monkeypatch
     out = str(tmp_path / "l.gpkg")
     write_labels([label()], out)
     before = open(out, "rb").read()
-    import seg_qgis_plugin.core.vector_io as vio
+    import seg_qgis_plugin.core.outputs.vectors as vio
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -119,9 +119,9 @@ def test_class_and_instance_rasters_on_the_grid_of_a_raster(tmp_path, raster_fac
 
 
 def test_probability_raster_is_georeferenced(tmp_path, oracle, raster_factory):
-    from seg_qgis_plugin.core.prompts import Prompt
-    from seg_qgis_plugin.core.raster import RasterSource
-    from seg_qgis_plugin.core.segmenter import Segmenter
+    from seg_qgis_plugin.core.geo.prompts import Prompt
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.core.engine.segmenter import Segmenter
 
     src = RasterSource(raster_factory(np.zeros((3, 200, 200), np.uint8)))
     result = Segmenter(src, oracle("box"), tile=128, overlap=32).segment(Prompt(UTM, box=(500010, 4649950, 500020, 4649960)))
@@ -134,7 +134,7 @@ def test_probability_raster_is_georeferenced(tmp_path, oracle, raster_factory):
 
 
 def test_label_writer_streams_batches_and_publishes_only_when_whole(tmp_path):
-    from seg_qgis_plugin.core.vector_io import LabelWriter
+    from seg_qgis_plugin.core.outputs.vectors import LabelWriter
 
     out = tmp_path / "stream.gpkg"
     with LabelWriter(str(out), batch=2) as writer:

@@ -3,11 +3,11 @@ import pytest
 from shapely.geometry import MultiPoint, Point, box
 
 from seg_qgis_plugin.core.errors import Canceled, SegError
-from seg_qgis_plugin.core.jobs import open_segmenter
-from seg_qgis_plugin.core.mask_merge import Piece, merge_pieces
-from seg_qgis_plugin.core.point_grid import TileMask, decode_points, filter_masks, grid_points
-from seg_qgis_plugin.core.prelabel import PromptFeature, prelabel_automatic, prelabel_from_prompts
-from seg_qgis_plugin.core.tiling import Tile
+from seg_qgis_plugin.core.engine.labeling import open_segmenter
+from seg_qgis_plugin.core.batch.mask_merge import Piece, merge_pieces
+from seg_qgis_plugin.core.batch.point_grid import TileMask, decode_points, filter_masks, grid_points
+from seg_qgis_plugin.core.batch.prelabel import PromptFeature, prelabel_automatic, prelabel_from_prompts
+from seg_qgis_plugin.core.geo.tiling import Tile
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 CRS = "EPSG:32633"
@@ -71,7 +71,7 @@ def test_automatic_finds_each_object_once_and_merges_across_tiles(bright_scene, 
 
 
 def test_automatic_is_refused_by_the_classic_backend(bright_scene):
-    from seg_qgis_plugin.core.classic_backend import ClassicBackend
+    from seg_qgis_plugin.core.models.classic import ClassicBackend
 
     path, _ = bright_scene
     segmenter = open_segmenter(path, ClassicBackend(), value_range=(0, 255), tile=128, overlap=32)
@@ -110,7 +110,7 @@ def test_grid_points_skip_nodata_and_nms_drops_duplicates():
 def test_merge_needs_agreement_inside_the_shared_window():
     from affine import Affine
 
-    from seg_qgis_plugin.core.vectorize import mask_to_geometry
+    from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
 
     level = Affine(1, 0, 0, 0, -1, 0)  # level pixel (c, r) -> map (c, -r)
     left, right = Tile(0, 0, 100, 100), Tile(60, 0, 100, 100)
@@ -118,7 +118,7 @@ def test_merge_needs_agreement_inside_the_shared_window():
     def piece(tile, c0, r0, c1, r1, score=0.9):
         mask = np.zeros((100, 100), bool)
         mask[r0 - tile.row:r1 - tile.row, c0 - tile.col:c1 - tile.col] = True
-        return Piece.from_tile_mask(mask, tile, mask_to_geometry(mask, level @ Affine.translation(tile.col, tile.row)), score, 0.9, True)
+        return Piece.from_tile_mask(mask, tile, mask_to_geometry(mask, level * Affine.translation(tile.col, tile.row)), score, 0.9, True)
 
     cut_left = piece(left, 80, 40, 100, 50)     # the object cut by the left tile's edge
     whole_right = piece(right, 80, 40, 120, 50)  # the whole object, seen from the right tile
@@ -131,8 +131,8 @@ def test_merge_needs_agreement_inside_the_shared_window():
 
 
 def test_batched_sam_decoding_equals_one_point_at_a_time(tiny_checkpoint):
-    from seg_qgis_plugin.core.model import TilePrompt
-    from seg_qgis_plugin.core.sam_backend import SamBackend
+    from seg_qgis_plugin.core.models.backend import TilePrompt
+    from seg_qgis_plugin.core.models.sam import SamBackend
 
     backend = SamBackend(tiny_checkpoint, "vit_tiny", "cpu", threads=2)
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3)).astype(np.uint8)

@@ -4,8 +4,8 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from seg_qgis_plugin.core.errors import CrsError, PromptError
-from seg_qgis_plugin.core.prompts import Prompt, parse_box, parse_point, parse_tags, to_pixels
-from seg_qgis_plugin.core.tiling import Tile
+from seg_qgis_plugin.core.geo.prompts import Prompt, parse_box, parse_point, parse_tags, to_pixels
+from seg_qgis_plugin.core.geo.tiling import Tile
 
 T = from_origin(500000, 4650000, 0.5, 0.5)
 

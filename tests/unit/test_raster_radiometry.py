@@ -4,8 +4,8 @@ import rasterio
 from rasterio.transform import Affine, from_origin
 
 from seg_qgis_plugin.core.errors import CrsError, RasterError, SegError
-from seg_qgis_plugin.core.radiometry import Radiometry, compute_radiometry, suggest_bands
-from seg_qgis_plugin.core.raster import RasterSource
+from seg_qgis_plugin.core.geo.radiometry import Radiometry, compute_radiometry, suggest_bands
+from seg_qgis_plugin.core.geo.raster import RasterSource
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])

@@ -5,18 +5,18 @@ import rasterio
 from pyproj import Transformer
 from shapely.geometry import box as shapely_box
 
-from seg_qgis_plugin.core.jobs import to_label
-from seg_qgis_plugin.core.label_rasters import polygonize_raster, rasterize_labels
-from seg_qgis_plugin.core.prompts import Prompt
-from seg_qgis_plugin.core.raster import RasterSource
-from seg_qgis_plugin.core.segmenter import Segmenter
-from seg_qgis_plugin.core.vectorize import mask_to_geometry
+from seg_qgis_plugin.core.engine.labeling import to_label
+from seg_qgis_plugin.core.outputs.label_rasters import polygonize_raster, rasterize_labels
+from seg_qgis_plugin.core.geo.prompts import Prompt
+from seg_qgis_plugin.core.geo.raster import RasterSource
+from seg_qgis_plugin.core.engine.segmenter import Segmenter
+from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
 
 
 def pixel_box(transform, c0, r0, c1, r1):
     """Map-coordinate polygon of raster pixels [c0, c1) x [r0, r1)."""
-    x0, y0 = transform @ (c0, r0)
-    x1, y1 = transform @ (c1, r1)
+    x0, y0 = transform * (c0, r0)
+    x1, y1 = transform * (c1, r1)
     return shapely_box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
@@ -47,7 +47,7 @@ def test_point_in_wgs84_on_a_utm_raster_lands_on_its_pixel(oracle, shared):
     path = shared("spacenet_atlanta_buildings", "sample_geotiff.tif")
     src = RasterSource(path)
     col, row = 400, 333
-    x, y = src.transform @ (col + 0.3, row + 0.6)
+    x, y = src.transform * (col + 0.3, row + 0.6)
     lon, lat = Transformer.from_crs(src.crs.to_wkt(), "EPSG:4326", always_xy=True).transform(x, y)
     seg = Segmenter(src, oracle("square", k=2), tile=256, overlap=64)
     result = seg.segment(Prompt("EPSG:4326", ((lon, lat),), (1,)))
@@ -94,7 +94,7 @@ def test_an_object_larger_than_one_window_comes_out_whole(oracle, raster_factory
     data[:, 20:60, 20:60] = 220  # another bright object that must not be merged in
     src = RasterSource(raster_factory(data))
     seg = Segmenter(src, oracle("bright"), tile=256, overlap=64, max_windows=64)
-    x, y = src.transform @ (600.5, 450.5)
+    x, y = src.transform * (600.5, 450.5)
     result = seg.segment(Prompt(src.crs.to_wkt(), ((x, y),), (1,)))
     assert result.complete and len(result.tiles) > 4
     full = np.zeros(lake.shape, bool)
@@ -117,7 +117,7 @@ def test_results_do_not_depend_on_the_grid(oracle, raster_factory):
     data = np.zeros((3, 600, 600), np.uint8)
     data[:, 200:420, 150:480] = 200
     src = RasterSource(raster_factory(data))
-    x, y = src.transform @ (300.5, 300.5)
+    x, y = src.transform * (300.5, 300.5)
     shapes = []
     for tile, overlap in ((128, 32), (256, 64), (600, 0)):
         result = Segmenter(src, oracle("bright"), tile=tile, overlap=overlap).segment(Prompt("EPSG:32633", ((x, y),), (1,)))

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from seg_qgis_plugin.core.cache import CacheKey, EmbeddingCache
+from seg_qgis_plugin.core.engine.embedding_cache import CacheKey, EmbeddingCache
 from seg_qgis_plugin.core.errors import Canceled
-from seg_qgis_plugin.core.model import Embedding
-from seg_qgis_plugin.core.radiometry import Radiometry
-from seg_qgis_plugin.core.tile_index import cache_coverage, tile_footprint, tile_index
-from seg_qgis_plugin.core.tiling import Tile, TileGrid
+from seg_qgis_plugin.core.models.backend import Embedding
+from seg_qgis_plugin.core.geo.radiometry import Radiometry
+from seg_qgis_plugin.core.batch.tile_index import cache_coverage, tile_footprint, tile_index
+from seg_qgis_plugin.core.geo.tiling import Tile, TileGrid
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 

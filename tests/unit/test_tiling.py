@@ -3,7 +3,7 @@ import math
 import pytest
 from affine import Affine
 
-from seg_qgis_plugin.core.tiling import Tile, TileGrid, scale_for_gsd
+from seg_qgis_plugin.core.geo.tiling import Tile, TileGrid, scale_for_gsd
 
 
 @pytest.mark.parametrize("n,t,o", [(2500, 1024, 256), (1024, 1024, 256), (700, 1024, 256), (5000, 512, 128), (1025, 1024, 0)])
@@ -46,7 +46,7 @@ def test_neighbours_and_levels():
 def test_tile_transform_is_exact_at_pixel_edges():
     raster = Affine(0.5, 0, 500000, 0, -0.5, 4650000)
     tile = Tile(col=10, row=20, width=100, height=100, scale=4)
-    assert tile.transform(raster) @ (0, 0) == (500000 + 10 * 4 * 0.5, 4650000 - 20 * 4 * 0.5)
+    assert tile.transform(raster) * (0, 0) == (500000 + 10 * 4 * 0.5, 4650000 - 20 * 4 * 0.5)
     assert tile.transform(raster).a == 2.0
 
 

@@ -7,8 +7,8 @@ import rasterio
 from shapely.geometry import box
 
 from seg_qgis_plugin.core.errors import Canceled, OutputError, SegError
-from seg_qgis_plugin.core.schema import Label, attributes
-from seg_qgis_plugin.core.training_data import export_training_data
+from seg_qgis_plugin.core.engine.labels import Label, attributes
+from seg_qgis_plugin.core.outputs.training_data import export_training_data
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 CRS = "EPSG:32633"
@@ -76,7 +76,7 @@ def test_png_chips(scene, tmp_path):
 
 
 def test_labels_in_another_crs_are_reprojected(scene, tmp_path):
-    from seg_qgis_plugin.core.vectorize import reproject_geometry
+    from seg_qgis_plugin.core.geo.vectorize import reproject_geometry
 
     path, _, labels = scene
     lonlat = [Label(reproject_geometry(lab.geometry, CRS, "EPSG:4326"), "EPSG:4326", lab.attributes) for lab in labels]

@@ -2,7 +2,7 @@ import numpy as np
 from affine import Affine
 from shapely.geometry import box
 
-from seg_qgis_plugin.core.vectorize import mask_to_geometry, reproject_geometry
+from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry, reproject_geometry
 
 T = Affine(0.5, 0, 500000, 0, -0.5, 4650000)
 

@@ -1,0 +1,97 @@
+"""`seg prelabel` and `seg export-training`: the Processing provider's batch jobs from a terminal,
+so a GPU server without QGIS can do them too."""
+from __future__ import annotations
+
+import argparse
+
+from ..core.errors import SegError
+from .options import BarProgress, model_options, resolve_model
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("prelabel", help="pre-label a raster from a prompt layer, or automatically")
+    p.add_argument("raster")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompts", help="points (one object each) or polygons (box prompts) in any CRS")
+    what.add_argument("--auto", action="store_true", help="SAM's point grid over every tile")
+    p.add_argument("--prompts-layer", help="layer of --prompts in a multi-layer file")
+    p.add_argument("--class-field", help="field of the prompts holding the class; other fields become tags")
+    p.add_argument("--class", dest="class_name", default="object", help="class when the prompt has none (default object)")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag on every result; repeat")
+    p.add_argument("--points-per-side", type=int, default=16, help="--auto: grid points per tile side")
+    p.add_argument("--min-score", type=float, default=0.7, help="--auto: minimum predicted IoU")
+    p.add_argument("--min-stability", type=float, default=0.85, help="--auto: minimum stability")
+    p.add_argument("--min-area", type=float, default=0.0, help="drop parts smaller than this (map units^2)")
+    p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
+    model_options(p)
+    p.add_argument("--out", required=True, help="output layer: .gpkg, .geojson, .fgb or .shp")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true")
+    mode.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_prelabel)
+
+    p = sub.add_parser("export-training", help="labels + raster -> image and mask chips and a COCO JSON")
+    p.add_argument("raster")
+    p.add_argument("--labels", required=True, help="polygon layer of labels (any CRS)")
+    p.add_argument("--out", required=True, help="output folder (made whole or not at all)")
+    p.add_argument("--class-field", default="class")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--overlap", type=int, default=0)
+    p.add_argument("--min-labeled", type=float, default=0.0, help="skip chips with a smaller labelled fraction (0-1)")
+    p.add_argument("--format", choices=["tif", "png"], default="tif")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_export_training)
+
+
+def cmd_prelabel(args: argparse.Namespace) -> int:
+    from ..core.batch.raster_job import RasterJob, prelabel_raster
+    from ..core.batch.prelabel import PromptFeature
+    from ..core.geo.prompts import parse_tags
+    from ..core.outputs.vectors import LabelWriter, check_output, read_labels
+
+    mode = "append" if args.append else "overwrite" if args.overwrite else "create"
+    check_output(args.out, mode=mode)
+    tags = parse_tags(args.tag or [])
+    features = None
+    if args.prompts:
+        features = [PromptFeature(lab.geometry, lab.crs, str(lab.attributes.get(args.class_field) or "") if args.class_field else "",
+                                  {**tags, **{k: str(v) for k, v in lab.attributes.items() if k != args.class_field and v not in (None, "")}})
+                    for lab in read_labels(args.prompts, args.prompts_layer)]
+    model, settings = resolve_model(args)
+    gsd = args.gsd
+    if not gsd and args.scale > 1:
+        from ..core.geo.raster import RasterSource
+
+        with RasterSource(args.raster) as src:
+            gsd = args.scale * src.info().resolution[0]
+    job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, gsd)
+    cache = args.cache or (settings.cache_folder if model.cacheable else None)
+    bar = BarProgress("pre-labeling")
+    try:
+        with LabelWriter(args.out, mode=mode) as writer:  # objects go to disk as found; the file appears when whole
+            result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                                     args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
+            if not result.count:
+                raise SegError("Pre-labeling found no object; nothing was written.")
+    finally:
+        bar.close()
+    for number, reason in result.skipped:
+        print(f"prompt {number} skipped: {reason}")
+    print(f"{result.count} objects ({model.model_id}) -> {args.out}")
+    return 0
+
+
+def cmd_export_training(args: argparse.Namespace) -> int:
+    from ..core.outputs.training_data import export_training_data
+    from ..core.outputs.vectors import read_labels
+
+    labels = read_labels(args.labels)
+    bar = BarProgress("exporting chips")
+    try:
+        summary = export_training_data(args.raster, labels, args.out, args.tile, args.overlap, class_field=args.class_field,
+                                       min_labeled_fraction=args.min_labeled, image_format=args.format,
+                                       overwrite=args.overwrite, progress=bar)
+    finally:
+        bar.close()
+    print(f"{summary.chips} chips, {summary.annotations} annotations, classes {summary.categories} -> {summary.coco_path}")
+    return 0

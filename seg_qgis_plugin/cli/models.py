@@ -1,0 +1,115 @@
+"""`seg models`: list, download and add SAM checkpoints (the same registry the plugin uses).
+
+    seg models list [--json]
+    seg models download vit_b      # progress bar on stderr; Ctrl+C keeps a .part that the next run resumes
+    seg models add PATH [--name NAME] [--model vit_b]
+
+The models folder is `models_folder` from the settings (config file, see core.settings), or --folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+
+
+def add_parsers(subparsers) -> argparse.ArgumentParser:
+    """Register `models` and its sub-commands on the `seg` sub-parsers."""
+    from ..core.models.registry import OFFICIAL_MODELS
+
+    models = subparsers.add_parser("models", help="list, download and add SAM checkpoints")
+    sub = models.add_subparsers(dest="models_command", required=True)
+
+    def folder_option(p):
+        p.add_argument("--folder", help="models folder (default: models_folder in the seg config file)")
+
+    p = sub.add_parser("list", help="official models and added files, with their state")
+    folder_option(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("download", help="download an official checkpoint (resumable, sha256-verified)")
+    p.add_argument("name", choices=sorted(OFFICIAL_MODELS))
+    p.add_argument("--url", help="a mirror to download from (the official size and sha256 are still checked)")
+    folder_option(p)
+    p.set_defaults(run=cmd_download)
+
+    p = sub.add_parser("add", help="use a checkpoint file already on disk (verified, recorded by sha256)")
+    p.add_argument("path")
+    p.add_argument("--name", help="name to use it by (default: the file name without extension)")
+    p.add_argument("--model", dest="model_type", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"],
+                   help="expected model type (default: detected from the weights)")
+    folder_option(p)
+    p.set_defaults(run=cmd_add)
+    return models
+
+
+def _folder(args) -> str:
+    if args.folder:
+        return os.path.abspath(args.folder)
+    from ..core.settings import load_settings
+
+    return load_settings().models_folder
+
+
+class ByteBar:
+    """The download's percent progress as a byte-counting tqdm bar on stderr."""
+
+    def __init__(self, name: str, total: int):
+        from tqdm import tqdm
+
+        self.total = total
+        self.bar = tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                        leave=False, dynamic_ncols=True)
+
+    def set_progress(self, percent: float) -> None:
+        self.bar.n = int(self.total * min(percent, 100.0) / 100.0)
+        self.bar.refresh()
+
+    def is_canceled(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_list(args) -> int:
+    from ..core.models.registry import list_models
+
+    rows = list_models(_folder(args))
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    for r in rows:
+        print(f"{r.name:<12} {r.model_type:<8} {r.size / 1e6:>8.0f} MB  {r.state:<8} {r.path}  ({r.detail})")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from ..core.models.download import part_path
+    from ..core.models.registry import download_model, spec_for
+
+    folder, spec = _folder(args), spec_for(args.name)
+    bar = ByteBar(spec.filename, spec.size)
+    try:
+        path = download_model(args.name, folder, progress=bar, url=args.url)
+    except KeyboardInterrupt:
+        bar.close()
+        part = part_path(os.path.join(folder, spec.filename))
+        kept = os.path.getsize(part) if os.path.exists(part) else 0
+        print(f"seg: interrupted; {kept} bytes are kept in {part}; run the same command to resume.", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    print(f"{args.name}: {path} (sha256 verified)")
+    return 0
+
+
+def cmd_add(args) -> int:
+    from ..core.models.registry import add_local_model
+
+    entry = add_local_model(args.path, _folder(args), name=args.name, model_type=args.model_type)
+    print(f"{entry.name}: {entry.model_type} at {entry.path}, sha256 {entry.sha256}")
+    return 0

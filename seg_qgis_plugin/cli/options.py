@@ -1,0 +1,98 @@
+"""What every `seg` command shares: the progress bar, the model and raster options, and the
+model and Segmenter those options describe."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class BarProgress:
+    """The engine's progress protocol as a tqdm bar on stderr."""
+
+    def __init__(self, description: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=100, desc=description, unit="%", leave=False, file=sys.stderr,
+                        bar_format="{desc} {bar} {n:.0f}% [{elapsed}<{remaining}]")
+
+    def set_progress(self, percent: float) -> None:
+        self.bar.n = min(percent, 100.0)
+        self.bar.refresh()
+
+    def is_canceled(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def parse_pair(text: str):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write MIN,MAX, not {text!r}")
+    return low, high
+
+
+def parse_bands(text: str):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write band numbers like 4,3,2, not {text!r}")
+
+
+def model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
+                   "without it the weights-free classic backend is used")
+    g.add_argument("--model", dest="model_type", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"], help="model type (default: detected from the checkpoint)")
+    g.add_argument("--backend", choices=["auto", "sam", "classic"], default="auto")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")
+    g.add_argument("--bf16", action="store_true", help="encode under bfloat16 autocast (about 2x faster on recent CPUs)")
+    r = p.add_argument_group("raster")
+    r.add_argument("--bands", type=parse_bands, help="bands for SAM's three channels, e.g. 4,3,2 (one band is repeated)")
+    r.add_argument("--stretch", type=parse_pair, help="MIN,MAX value range instead of global 2-98 percentiles")
+    r.add_argument("--tile", type=int, default=1024, help="tile size in model pixels (default 1024)")
+    r.add_argument("--overlap", type=int, default=256, help="tile overlap in model pixels (default 256)")
+    r.add_argument("--scale", type=int, default=1, help="work on the raster decimated by this factor")
+    r.add_argument("--gsd", type=float, help="work at this ground sampling distance (map units per pixel)")
+    if cache:
+        r.add_argument("--cache", help="embedding cache folder, made or reused (default for SAM: the `cache_folder` setting)")
+        r.add_argument("--float16", action="store_true", help="store cached embeddings as float16 (half the disk)")
+
+
+def resolve_model(args):
+    """(model session, settings) from the model options; settings fill what is not given."""
+    from ..core.engine.labeling import open_backend
+    from ..core.models.registry import checkpoint_path
+    from ..core.settings import load_settings
+
+    settings = load_settings()
+    checkpoint = checkpoint_path(args.checkpoint, settings.models_folder) if args.checkpoint else None
+    model = open_backend(checkpoint, args.model_type, args.backend, args.device or settings.device,
+                         args.threads or settings.threads or None, "bf16" if args.bf16 else "fp32")
+    return model, settings
+
+
+def open_segmenter_from_args(args):
+    """The Segmenter the model and raster options describe."""
+    from ..core.engine.labeling import open_segmenter
+    from ..core.geo.raster import RasterSource
+    from ..core.geo.tiling import scale_for_gsd
+
+    model, settings = resolve_model(args)
+    scale = args.scale
+    if args.gsd:
+        with RasterSource(args.raster) as src:
+            scale = scale_for_gsd(src.info().resolution[0], args.gsd)
+    cache = getattr(args, "cache", None) or (settings.cache_folder if model.cacheable else None)
+    segmenter = open_segmenter(args.raster, model, args.bands, args.stretch, cache_dir=cache,
+                               float16=getattr(args, "float16", False), tile=args.tile, overlap=args.overlap, scale=scale)
+    return segmenter, settings
+
+
+def prune_cache(segmenter, settings) -> None:
+    """Keep the cache folder within the `cache_size_limit_mb` setting (0: no limit)."""
+    if segmenter.cache is not None and settings.cache_size_limit_mb:
+        segmenter.cache.prune(settings.cache_size_limit_mb * 2 ** 20)

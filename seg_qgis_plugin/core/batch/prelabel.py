@@ -1,0 +1,185 @@
+"""Pre-labeling an orthomosaic: many objects at once, from a prompt layer or automatically.
+
+Prompt-layer mode (`prelabel_from_prompts`): each prompt feature is one object. Points (and
+multipoints: several clicks on one object) become point prompts; polygons become box prompts (their
+bounding box: box-to-instance), which is how existing rough outlines or detector boxes turn into
+masks. The feature's class and other fields travel onto the result (class column, tags). Prompts
+are answered in tile order so each tile is encoded once and stays in memory while its prompts are
+decoded; memory follows the tile (the segmenter keeps a few embeddings), not the raster.
+
+Automatic mode (`prelabel_automatic`): SAM's point grid on every tile with data (see point_grid.py),
+using the embedding cache when it holds the tile; per-tile masks become polygons, and pieces of
+one object seen from several tiles are merged (see mask_merge.py). Only geometries outlive a tile.
+The classic backend cannot do this (it needs one prompt per object) and says so.
+
+All results are Labels in the raster CRS with the full attribute schema and status "prelabel".
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from affine import Affine
+
+from ..errors import PromptError, SegError, SegWarning
+from ..engine.labeling import to_label
+from .mask_merge import Piece, merge_pieces
+from .point_grid import decode_points, filter_masks, grid_points
+from ..progress import Progress, check_canceled
+from ..geo.prompts import Prompt
+from ..engine.labels import Label, attributes
+from ..engine.segmenter import Segmenter
+from ..geo.tiling import Tile
+from ..geo.vectorize import clean_polygons, mask_to_geometry
+
+
+@dataclass(frozen=True)
+class PromptFeature:
+    """One prompt feature: a shapely Point, MultiPoint, Polygon or MultiPolygon in `crs`, its class
+    (empty: use the default class) and its other fields as tags (strings)."""
+
+    geometry: object
+    crs: str
+    class_name: str = ""
+    tags: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PrelabelResult:
+    """labels: one per object found, unless each was handed to `on_label` as soon as it was found
+    (streaming: then `labels` stays empty and memory does not grow with the raster); count: objects
+    found; skipped: (feature number, reason) for prompts that gave nothing."""
+
+    labels: List[Label] = field(default_factory=list)
+    skipped: List[Tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+    on_label: Optional[Callable[[Label], None]] = field(default=None, repr=False)
+
+    def add(self, label: Label) -> None:
+        self.count += 1
+        if self.on_label is None:
+            self.labels.append(label)
+        else:
+            self.on_label(label)
+
+
+def feature_to_prompt(feature: PromptFeature) -> Prompt:
+    """Points -> positive point prompt; polygons -> box prompt on their bounding box."""
+    geometry = feature.geometry
+    if geometry is None or geometry.is_empty:
+        raise PromptError("The prompt feature has no geometry.")
+    kind = geometry.geom_type
+    if kind in ("Point", "MultiPoint"):
+        points = [(p.x, p.y) for p in (geometry.geoms if kind == "MultiPoint" else [geometry])]
+        return Prompt(crs=feature.crs, points=tuple(points), labels=(1,) * len(points))
+    if kind in ("Polygon", "MultiPolygon"):
+        return Prompt(crs=feature.crs, box=tuple(geometry.bounds))
+    raise PromptError(f"A {kind} cannot be a prompt; use points or polygons (boxes).")
+
+
+def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature], default_class: str = "object",
+                          simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+                          progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
+    """Segment one object per prompt feature. Features outside the raster or that give an empty
+    mask are skipped and listed in `skipped` (1-based feature numbers), never fatal."""
+    result = PrelabelResult(on_label=on_label)
+    prompts = []
+    for number, feature in enumerate(features, start=1):
+        try:
+            prompt = feature_to_prompt(feature)
+            pixels = segmenter.to_pixels(prompt)
+        except PromptError as exc:
+            result.skipped.append((number, str(exc)))
+            continue
+        grid = segmenter.grid_for(pixels)
+        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
+        start = grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2)
+        prompts.append(((start.scale, start.row, start.col), number, feature, prompt))
+    prompts.sort(key=lambda item: item[:2])
+    for done, (_, number, feature, prompt) in enumerate(prompts, start=1):
+        check_canceled(progress)
+        try:
+            segmentation = segmenter.segment(prompt)
+        except PromptError as exc:
+            result.skipped.append((number, str(exc)))
+            continue
+        label = to_label(segmentation, segmenter, feature.class_name or default_class, feature.tags, "prelabel",
+                         simplify, min_area, fill_holes)
+        if label is None:
+            result.skipped.append((number, "the mask was empty after clean-up"))
+        else:
+            result.add(label)
+        if progress is not None:
+            progress.set_progress(100.0 * done / len(prompts))
+    return result
+
+
+def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = None, class_name: str = "object",
+                       tags: Optional[Dict[str, str]] = None, points_per_side: int = 16, min_score: float = 0.7,
+                       min_stability: float = 0.85, nms_iou: float = 0.7, merge_iou: float = 0.5,
+                       simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+                       progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
+    """Find every object SAM sees on `tiles` (default: the segmenter's grid; all-nodata tiles are
+    skipped) and merge them across tiles. Thresholds follow SAM's automatic mask generator:
+    min_score on the predicted IoU, min_stability on the stability score, nms_iou within a tile,
+    merge_iou across tiles (in their shared window). min_area is in map units squared."""
+    from ..models.classic import ClassicBackend
+
+    if isinstance(segmenter.backend, ClassicBackend):
+        raise SegError("The classic backend cannot pre-label automatically (it needs one prompt per object); "
+                       "give a prompt layer, or a SAM checkpoint for automatic mode.")
+    tiles = list(segmenter.grid if tiles is None else tiles)
+    source = segmenter.source
+    pixel_area = abs(source.transform.a * source.transform.e)
+    pieces: List[Piece] = []
+    for done, tile in enumerate(tiles, start=1):
+        check_canceled(progress)
+        valid = _valid(source, tile)
+        if valid.any():
+            points = grid_points(tile.height, tile.width, points_per_side, valid)
+            if len(points):
+                masks = decode_points(segmenter.backend, segmenter.embedding(tile), points)
+                min_pixels = max(1, int(min_area / (pixel_area * tile.scale ** 2)))
+                kept = filter_masks(masks, min_score, min_stability, nms_iou, valid, min_pixels)
+                transform = tile.transform(source.transform)
+                for m in kept:
+                    geometry = mask_to_geometry(m.mask, transform)
+                    if geometry is not None:
+                        near_others = _reaches_other_tiles(m.mask, tile, segmenter.grid)
+                        pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, m.score, m.stability, near_others))
+        if progress is not None:
+            progress.set_progress(95.0 * done / len(tiles))
+    objects = merge_pieces(pieces, source.transform * Affine.scale(segmenter.grid.scale), merge_iou)
+    model = segmenter.backend
+    result = PrelabelResult(on_label=on_label)
+    for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
+        geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
+        if geometry is None:
+            continue
+        attrs = attributes(class_name, tags, obj.score, obj.stability, "auto-grid", len(obj.pieces), model.model_id,
+                           model.checkpoint_sha256 or "", os.path.basename(source.path), obj.extent.label(),
+                           segmenter.radiometry.to_json(), "prelabel")
+        result.add(Label(geometry, source.crs.to_wkt(), attrs))
+    if progress is not None:
+        progress.set_progress(100.0)
+    if not result.count and tiles:
+        warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
+    return result
+
+
+def _reaches_other_tiles(mask: np.ndarray, tile: Tile, grid) -> bool:
+    """Whether the mask's bounding box reaches into any other tile of the grid (then it may need merging)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    c0, r0 = tile.col + cols[0], tile.row + rows[0]
+    c1, r1 = tile.col + cols[-1] + 1, tile.row + rows[-1] + 1
+    return any(t != tile for t in grid.tiles_intersecting(c0, r0, c1, r1))
+
+
+def _valid(source, tile: Tile) -> np.ndarray:
+    from rasterio.windows import Window
+
+    c, r, w, h = tile.raster_window
+    return source.dataset.dataset_mask(window=Window(c, r, w, h), out_shape=(tile.height, tile.width)) > 0

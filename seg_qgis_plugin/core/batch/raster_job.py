@@ -1,0 +1,95 @@
+"""Whole-raster jobs behind the Processing algorithms (and usable from any script): encode a raster
+into an embedding cache, and pre-label it. One call each; progress and cancellation through the
+host protocol; memory bounded by the tile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ..errors import SegError
+from ..engine.labeling import open_segmenter
+from .prelabel import PrelabelResult, PromptFeature, prelabel_automatic, prelabel_from_prompts
+from ..progress import NullProgress, Progress
+from ..geo.raster import RasterSource
+from ..engine.labels import Label
+from .tile_index import TileRecord, cache_coverage, select_tiles
+from ..geo.tiling import scale_for_gsd
+
+
+@dataclass(frozen=True)
+class RasterJob:
+    """Where and how a raster is seen by the model: bands (1-based, one or three), stretch
+    (min, max) or None for global percentiles, tile and overlap in model pixels, working
+    resolution gsd in map units per pixel (None: full resolution), area of interest `aoi`
+    (shapely geometry in the raster CRS, or None), whether all-nodata tiles are skipped, and how
+    many tiles one object may be followed into (max_windows)."""
+
+    raster: str
+    bands: Optional[Sequence[int]] = None
+    stretch: Optional[Sequence[float]] = None
+    tile: int = 1024
+    overlap: int = 256
+    gsd: Optional[float] = None
+    aoi: object = None
+    skip_nodata: bool = True
+    max_windows: int = 16
+
+    def scale(self) -> int:
+        with RasterSource(self.raster) as src:
+            return scale_for_gsd(src.info().resolution[0], self.gsd)
+
+
+@dataclass
+class EncodeResult:
+    counts: Dict[str, int]
+    coverage: List[TileRecord]
+    crs: str
+
+
+def encode_raster(job: RasterJob, backend, cache_dir: str, float16: bool = False,
+                  progress: Optional[Progress] = None) -> EncodeResult:
+    """Encode the job's tiles into `cache_dir`; tiles already there are skipped (resumable).
+    Returns the counts (encoded, cached, nodata) and the coverage of the cache for this raster
+    and model (every cached tile, also from earlier runs)."""
+    if not backend.cacheable:
+        raise SegError(f"The {backend.model_id} backend has no embeddings to cache; choose a SAM checkpoint.")
+    progress = progress or NullProgress()
+    segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir, float16=float16,
+                               tile=job.tile, overlap=job.overlap, scale=job.scale())
+    try:
+        tiles = None if job.aoi is None else [r.tile for r in select_tiles(segmenter.source, segmenter.grid, job.aoi, False)]
+        counts = segmenter.encode(tiles, job.skip_nodata, progress)
+        coverage = cache_coverage(segmenter.cache, segmenter.source.transform, segmenter.source.fingerprint(), backend.model_id)
+        return EncodeResult(counts, coverage, segmenter.source.crs.to_wkt())
+    finally:
+        segmenter.source.close()
+
+
+def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptFeature]] = None,
+                    cache_dir: Optional[str] = None, default_class: str = "object", tags: Optional[Dict[str, str]] = None,
+                    points_per_side: int = 16, min_score: float = 0.7, min_stability: float = 0.85,
+                    simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+                    progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
+    """Prompt-layer mode when `features` is given (one object per feature), else automatic mode
+    over the job's tiles. Uses `cache_dir` when given (embeddings found there are reused, new ones
+    are added). on_label receives each object as it is found (then the result keeps none: memory
+    stays bounded by the tile however large the raster)."""
+    segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir,
+                               tile=job.tile, overlap=job.overlap, scale=job.scale(), max_windows=job.max_windows)
+    try:
+        if features is not None:
+            return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress, on_label)
+        tiles = None if job.aoi is None else [r.tile for r in select_tiles(segmenter.source, segmenter.grid, job.aoi, False)]
+        return prelabel_automatic(segmenter, tiles, default_class, tags, points_per_side, min_score, min_stability,
+                                  simplify=simplify, min_area=min_area, fill_holes=fill_holes, progress=progress, on_label=on_label)
+    finally:
+        segmenter.source.close()
+
+
+def _pair(values):
+    if not values:
+        return None
+    if len(values) != 2:
+        raise SegError(f"A stretch is two numbers, min and max, not {len(values)}.")
+    return float(values[0]), float(values[1])

@@ -1,0 +1,76 @@
+"""The engine's front door: one call per job, shared by the CLI, Processing and the map tools."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .embedding_cache import EmbeddingCache
+from ..errors import PromptError
+from ..progress import Progress, check_canceled
+from ..geo.prompts import Prompt
+from ..geo.radiometry import Radiometry, compute_radiometry
+from ..geo.raster import RasterSource
+from .labels import Label, attributes
+from .segmenter import Segmentation, Segmenter
+from ..geo.vectorize import mask_to_geometry
+
+
+def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = None, backend: str = "auto",
+                 device: str = "auto", threads: Optional[int] = None, precision: str = "fp32"):
+    """backend "sam" needs a checkpoint; "classic" needs nothing; "auto" is SAM when a checkpoint
+    is given, else classic."""
+    if backend == "auto":
+        backend = "sam" if checkpoint else "classic"
+    if backend == "classic":
+        from ..models.classic import ClassicBackend
+
+        return ClassicBackend()
+    if backend != "sam":
+        raise PromptError(f"Unknown backend {backend!r}; choose sam or classic.")
+    if not checkpoint:
+        raise PromptError("The SAM backend needs a checkpoint file; give --checkpoint or choose --backend classic.")
+    from ..models.sam import SamBackend
+
+    return SamBackend(checkpoint, model_type, device, threads, precision)
+
+
+def open_segmenter(raster: str, model, bands: Optional[Sequence[int]] = None,
+                   value_range: Optional[Tuple[float, float]] = None, radiometry: Optional[Radiometry] = None,
+                   cache_dir: Optional[str] = None, float16: bool = False, tile: int = 1024, overlap: int = 256,
+                   scale: int = 1, max_windows: int = 16) -> Segmenter:
+    source = RasterSource(raster)
+    radiometry = radiometry or compute_radiometry(source, bands, value_range=value_range)
+    cache = EmbeddingCache(cache_dir, float16) if cache_dir else None
+    return Segmenter(source, model, radiometry, tile, overlap, scale, cache, max_windows)
+
+
+def to_label(segmentation: Segmentation, segmenter: Segmenter, class_name: str, tags: Optional[Dict[str, str]] = None,
+             status: str = "prelabel", simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0) -> Optional[Label]:
+    """A Segmentation as a Label with full provenance, or None when nothing is left after clean-up."""
+    geometry = mask_to_geometry(segmentation.mask, segmentation.transform, simplify, min_area, fill_holes)
+    if geometry is None:
+        return None
+    model = segmenter.backend
+    attrs = attributes(
+        class_name, tags, segmentation.score, segmentation.stability, segmentation.prompt_type, segmentation.prompt_count,
+        model.model_id, model.checkpoint_sha256 or "", os.path.basename(segmenter.source.path), segmentation.window_label,
+        segmenter.radiometry.to_json(), status)
+    return Label(geometry, segmentation.crs, attrs)
+
+
+def segment_prompts(segmenter: Segmenter, prompts: Sequence[Prompt], class_name: str, tags: Optional[Dict[str, str]] = None,
+                    simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0, status: str = "prelabel",
+                    progress: Optional[Progress] = None) -> Tuple[List[Label], List[Segmentation]]:
+    """Segment each prompt as one object. Returns the labels (empty results dropped) and the raw
+    segmentations (for probability rasters)."""
+    labels, segmentations = [], []
+    for i, prompt in enumerate(prompts):
+        check_canceled(progress)
+        segmentation = segmenter.segment(prompt, progress=progress)
+        segmentations.append(segmentation)
+        label = to_label(segmentation, segmenter, class_name, tags, status, simplify, min_area, fill_holes)
+        if label is not None:
+            labels.append(label)
+        if progress is not None:
+            progress.set_progress(100.0 * (i + 1) / len(prompts))
+    return labels, segmentations

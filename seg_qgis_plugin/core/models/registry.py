@@ -1,0 +1,197 @@
+"""The SAM checkpoints Seg knows by name, and the ones a user added from disk.
+
+The official checkpoints (Meta's segment-anything README) are known by name, file, URL, size and
+sha256. A models folder holds downloads under their official file names, plus `models.json`, which
+records local files a user added (by absolute path: they are the user's files, not a cache) with
+their sha256 and model type.
+
+    download_model("vit_b", folder, progress)   # -> path; resumable, verified, atomic
+    add_local_model("/data/sam_b.pth", folder)  # -> LocalModel; loads it once or matches a sha256
+    checkpoint_path("vit_b", folder)            # name (official or added) or path -> a file path
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional
+
+from .download import ChecksumError, download_file, part_path, sha256_file
+from ..errors import CheckpointError, OutputError
+from ..progress import Progress
+
+BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+REGISTRY_FILE = "models.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An official checkpoint: size in bytes, sha256 in lowercase hex."""
+
+    name: str
+    filename: str
+    size: int
+    sha256: str
+    description: str
+
+    @property
+    def url(self) -> str:
+        return BASE_URL + self.filename
+
+
+# Checked against several independent public records of these files (sizes and sha256 agree).
+OFFICIAL_MODELS: Dict[str, ModelSpec] = {
+    "vit_b": ModelSpec("vit_b", "sam_vit_b_01ec64.pth", 375042383,
+                       "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+                       "SAM ViT-B: fastest, the one to use on a CPU (~14 s per tile, ~8 s in bf16)"),
+    "vit_l": ModelSpec("vit_l", "sam_vit_l_0b3195.pth", 1249524607,
+                       "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+                       "SAM ViT-L: close to ViT-H in quality at half its size"),
+    "vit_h": ModelSpec("vit_h", "sam_vit_h_4b8939.pth", 2564550879,
+                       "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+                       "SAM ViT-H: best masks, needs a GPU to be interactive"),
+}
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A checkpoint a user added from disk."""
+
+    name: str
+    path: str
+    sha256: str
+    model_type: str
+    size: int
+    added: str  # UTC ISO 8601
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One row of `seg models list`. state: "ready", "partial" (a resumable .part), "missing",
+    or "added" (a local file; "gone" when it has disappeared)."""
+
+    name: str
+    model_type: str
+    path: str
+    size: int
+    state: str
+    detail: str
+
+
+def spec_for(name: str) -> ModelSpec:
+    spec = OFFICIAL_MODELS.get(name)
+    if spec is None:
+        raise CheckpointError(f"Unknown model {name!r}; the official ones are {', '.join(OFFICIAL_MODELS)}.")
+    return spec
+
+
+def download_model(name: str, folder: str, progress: Optional[Progress] = None, url: Optional[str] = None) -> str:
+    """Download official model `name` into `folder` (resuming a `.part`); returns its path.
+
+    A file already in place with the right size is returned as is (it was verified when it was
+    placed). `url` may point to a mirror; the official size and sha256 are still required.
+    """
+    spec = spec_for(name)
+    dest = os.path.join(folder, spec.filename)
+    if os.path.isfile(dest) and os.path.getsize(dest) == spec.size:
+        return dest
+    return download_file(url or spec.url, dest, sha256=spec.sha256, size=spec.size, progress=progress)
+
+
+def add_local_model(path: str, folder: str, name: Optional[str] = None, model_type: Optional[str] = None) -> LocalModel:
+    """Record a checkpoint file on disk under `name` (default: its file name without extension).
+
+    A file whose sha256 is an official one is accepted without loading it; any other file is loaded
+    once through the real loading path (needs torch and segment-anything) to prove it is SAM weights.
+    Raises CheckpointError (missing, not SAM, wrong model type) or MissingDependency.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    digest = sha256_file(path)
+    official = next((s for s in OFFICIAL_MODELS.values() if s.sha256 == digest), None)
+    if official is not None:
+        found = official.name
+        if model_type and model_type != found:
+            raise CheckpointError(f"{path} is the official {found} checkpoint, not {model_type}.")
+    else:
+        from .checkpoints import load_sam
+
+        _, found, _ = load_sam(path, model_type, device="cpu")
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    if name in OFFICIAL_MODELS:
+        raise CheckpointError(f"{name!r} is the name of an official model; give the added file another --name.")
+    entry = LocalModel(name, path, digest, found, os.path.getsize(path), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    entries = read_local_models(folder)
+    entries[name] = entry
+    _write_registry(folder, entries)
+    return entry
+
+
+def read_local_models(folder: str) -> Dict[str, LocalModel]:
+    path = os.path.join(folder, REGISTRY_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+        return {name: LocalModel(**fields) for name, fields in raw.get("local", {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is not a readable Seg models list ({exc}); fix or delete it.") from exc
+
+
+def list_models(folder: str) -> List[ModelStatus]:
+    """The official models with their state in `folder`, then the added ones."""
+    rows = []
+    for spec in OFFICIAL_MODELS.values():
+        dest = os.path.join(folder, spec.filename)
+        part = part_path(dest)
+        if os.path.isfile(dest) and os.path.getsize(dest) == spec.size:
+            rows.append(ModelStatus(spec.name, spec.name, dest, spec.size, "ready", spec.description))
+        elif os.path.isfile(part):
+            done = os.path.getsize(part)
+            rows.append(ModelStatus(spec.name, spec.name, part, spec.size, "partial",
+                                    f"{100.0 * done / spec.size:.0f}% downloaded; download again to resume"))
+        else:
+            rows.append(ModelStatus(spec.name, spec.name, dest, spec.size, "missing", spec.description))
+    for entry in read_local_models(folder).values():
+        state = "added" if os.path.isfile(entry.path) else "gone"
+        rows.append(ModelStatus(entry.name, entry.model_type, entry.path, entry.size, state, f"sha256 {entry.sha256[:12]}"))
+    return rows
+
+
+def checkpoint_path(name_or_path: str, folder: str) -> str:
+    """A checkpoint file for an official name, an added name, or a path; CheckpointError if absent."""
+    if name_or_path in OFFICIAL_MODELS:
+        dest = os.path.join(folder, OFFICIAL_MODELS[name_or_path].filename)
+        if not os.path.isfile(dest):
+            raise CheckpointError(f"Model {name_or_path} is not downloaded yet; run: seg models download {name_or_path}.")
+        return dest
+    local = read_local_models(folder).get(name_or_path)
+    if local is not None:
+        if not os.path.isfile(local.path):
+            raise CheckpointError(f"The added model {local.name} was at {local.path}, which no longer exists.")
+        return local.path
+    if os.path.isfile(name_or_path):
+        return os.path.abspath(name_or_path)
+    raise CheckpointError(f"{name_or_path!r} is neither a known model name nor a checkpoint file.")
+
+
+def _write_registry(folder: str, entries: Dict[str, LocalModel]) -> None:
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "local": {n: asdict(e) for n, e in sorted(entries.items())}}, f, indent=2)
+        os.replace(tmp, os.path.join(folder, REGISTRY_FILE))
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
+        raise OutputError(f"Cannot write the models list in {folder} ({exc.strerror or exc}).") from exc
+
+
+__all__ = ["OFFICIAL_MODELS", "ModelSpec", "LocalModel", "ModelStatus", "ChecksumError", "spec_for", "download_model",
+           "add_local_model", "read_local_models", "list_models", "checkpoint_path"]

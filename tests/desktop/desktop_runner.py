@@ -1,0 +1,187 @@
+"""The real QGIS desktop for tests: `qgis` under Xvfb, a fresh profile, the plugin from the built zip,
+driven from inside by driver.py (`qgis --code`). Loaded by path from test_desktop.py; holds no tests.
+
+    zip_path = build_plugin_zip(folder)                 # tools/build_plugin.py, once per session
+    run = run_desktop(work, zip_path, "venv", {"SEG_DRIVER_CHECKPOINT": checkpoint})
+    run.result, run.log, run.alive                      # driver's result.json, QGIS's output, still running?
+
+Environment kinds, all started with `env -i` (nothing of the caller's environment leaks in):
+- "stock": QGIS's own Python only, as a new user has it;
+- "venv": the project's .venv site-packages on PYTHONPATH;
+- "installed": stock, after the plugin's own installer (`seg_qgis_plugin.deps.install`, run by the
+  system Python from the built plugin) filled `<profile>/python/seg_deps/<platform tag>` from a local
+  wheelhouse (SEG_WHEELHOUSE, default `<checkout>/.wheelhouse`), as the dock's install button does.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("driver.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+RESULT_TIMEOUT = 240.0
+ENV_KINDS = ("stock", "venv", "installed")
+
+INSTALL_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from seg_qgis_plugin import deps
+target = deps.private_folder(sys.argv[2])
+wanted = deps.to_install(deps.check(target), groups=("core",))
+report = deps.install(wanted, target, pip_options=["--no-index", "--find-links", sys.argv[3]], on_line=print, timeout=900)
+print("installed:", " ".join(report.installed))
+"""
+
+
+@dataclass
+class DesktopRun:
+    result: Dict  # what driver.py wrote ({} if it wrote nothing)
+    log: str  # QGIS's stdout and stderr
+    alive: bool  # QGIS was still running after the driver finished
+    returncode: Optional[int]  # QGIS's exit status when it ended by itself, else None
+    seconds: float  # from starting QGIS to the driver's last word
+
+
+def missing_tools() -> List[str]:
+    return [name for name in ("qgis", "Xvfb", SYSTEM_PYTHON) if shutil.which(name) is None]
+
+
+def wheelhouse() -> Path:
+    return Path(os.environ.get("SEG_WHEELHOUSE") or ROOT / ".wheelhouse")
+
+
+def venv_site_packages() -> Optional[str]:
+    found = sorted(glob.glob(str(ROOT / ".venv" / "lib" / "python3*" / "site-packages")))
+    return found[0] if found else None
+
+
+def build_plugin_zip(folder: Path) -> Path:
+    """The installable plugin zip, built by tools/build_plugin.py into `folder`."""
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_plugin.py"), "--out", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    zips = sorted(Path(folder).glob("*.zip"))
+    if done.returncode != 0 or len(zips) != 1:
+        raise RuntimeError(f"building the plugin failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    return zips[0]
+
+
+def make_profile(work: Path, plugin_zip: Path) -> Path:
+    """A fresh QGIS profile folder tree under `work` with the plugin unzipped and enabled; returns
+    the --profiles-path (the profile itself is <it>/profiles/default)."""
+    profiles = work / "profiles"
+    profile = profiles / "profiles" / "default"
+    plugins = profile / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    (profile / "QGIS").mkdir()
+    with zipfile.ZipFile(plugin_zip) as archive:
+        archive.extractall(plugins)
+    (profile / "QGIS" / "QGIS3.ini").write_text(
+        "[PythonPlugins]\nseg_qgis_plugin=true\nprocessing=true\n[qgis]\nshowTips=false\ncheckVersion=false\n")
+    return profiles
+
+
+def install_dependencies(profiles: Path, wheels: Path) -> str:
+    """Run the plugin's own installer with the system Python, offline from `wheels`; returns pip's output."""
+    python_dir = profiles / "profiles" / "default" / "python"
+    done = subprocess.run([SYSTEM_PYTHON, "-c", INSTALL_SCRIPT, str(python_dir / "plugins"), str(python_dir), str(wheels)],
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(profiles.parent / "home")},
+                          capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"installing into the private folder failed: {done.stderr.strip()[-2000:]}\n{done.stdout[-2000:]}")
+    return done.stdout
+
+
+def run_desktop(work: Path, plugin_zip: Path, env_kind: str, extra_env: Optional[Dict[str, str]] = None,
+                timeout: float = RESULT_TIMEOUT) -> DesktopRun:
+    """Start QGIS on a fresh profile in `work` with driver.py, wait for its final result (at most
+    `timeout` s), then close QGIS (always)."""
+    if env_kind not in ENV_KINDS:
+        raise ValueError(f"env_kind must be one of {ENV_KINDS}, not {env_kind!r}")
+    work = Path(work)
+    profiles = make_profile(work, plugin_zip)
+    if env_kind == "installed":
+        (work / "install.log").write_text(install_dependencies(profiles, wheelhouse()))
+    runtime = work / "runtime"
+    runtime.mkdir(mode=0o700)
+    (work / "home").mkdir()
+    out = work / "result.json"
+    env = {"HOME": str(work / "home"), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime), "LANG": "C.UTF-8",
+           "SEG_DRIVER_OUT": str(out), **(extra_env or {})}
+    if env_kind == "venv":
+        env["PYTHONPATH"] = venv_site_packages() or ""
+    log_path = work / "qgis.log"
+    with xvfb() as display, open(log_path, "wb") as log:
+        env["DISPLAY"] = display
+        started = time.monotonic()
+        qgis = subprocess.Popen(["qgis", "--profiles-path", str(profiles), "--nologo", "--noversioncheck", "--code", str(DRIVER)],
+                                env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            result = wait_for_result(qgis, out, timeout)
+            seconds = time.monotonic() - started
+            time.sleep(2)  # a crash right after the last step counts
+            alive = qgis.poll() is None
+            returncode = qgis.returncode
+        finally:
+            stop(qgis)
+    return DesktopRun(result, log_path.read_text(errors="replace"), alive, returncode, seconds)
+
+
+def wait_for_result(process: subprocess.Popen, out: Path, timeout: float) -> Dict:
+    """The driver's result once it says done, or whatever it last wrote when QGIS ends or time runs out."""
+    deadline = time.monotonic() + timeout
+    result: Dict = {}
+    while time.monotonic() < deadline:
+        if out.exists():
+            result = json.loads(out.read_text())
+            if result.get("done"):
+                break
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    return result
+
+
+@contextmanager
+def xvfb():
+    """An Xvfb server on a display number it picks itself (-displayfd), so runs never clash; yields ":N"."""
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 30)
+        number = os.read(read, 64).decode().strip() if ready else ""
+        os.close(read)
+        if not number:
+            raise RuntimeError("Xvfb did not start within 30 s")
+        yield f":{number}"
+    finally:
+        stop(server)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a process started with start_new_session=True and everything in its process group."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,351 @@
+"""Drives the Seg plugin inside the real QGIS desktop: `qgis --code driver.py` (desktop_runner.py).
+
+Everything happens as a user would do it: the plugin loaded by QGIS from the profile, the dock opened
+from its action, a raster written and added as a layer, the dock's own buttons, real mouse and key
+events on the map canvas, one Processing algorithm, and the label GeoPackage read back with OGR.
+
+Environment: SEG_DRIVER_OUT (the result.json to write; its folder holds everything made here) and,
+optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session).
+
+The stages are generators run by a QTimer, so the QGIS event loop (tasks, canvas, signals) runs
+between steps; a stage yields `Wait`s. Nothing escapes: every exception is recorded in
+`errors` and the result is rewritten (atomically) after each stage, then once more with done=true.
+QGIS is left running; the runner closes it.
+"""
+import json
+import os
+import time
+import traceback
+
+from osgeo import gdal, ogr, osr
+from qgis.core import Qgis, QgsApplication, QgsCoordinateTransform, QgsPointXY, QgsProject
+from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from qgis.PyQt.QtGui import QMouseEvent
+from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
+from qgis.utils import iface
+
+PLUGIN = "seg_qgis_plugin"
+OUT = os.environ["SEG_DRIVER_OUT"]
+WORK = os.path.dirname(os.path.abspath(OUT))
+CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
+SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
+# Bright squares on a dark textured field, in raster pixels (col0, row0, col1, row1), end exclusive.
+OBJECTS = {"point": (96, 96, 160, 160), "box": (300, 280, 380, 360), "sam": (380, 96, 440, 156)}
+
+
+class Wait:
+    def __init__(self, condition, timeout, what):
+        self.condition, self.deadline, self.what = condition, time.monotonic() + timeout, what
+
+
+def pause(seconds):
+    until = time.monotonic() + seconds
+    return Wait(lambda: time.monotonic() >= until, seconds + 1, f"a pause of {seconds} s")
+
+
+class Stop(Exception):
+    """Ends the scenario early without counting as an error (e.g. packages missing in a stock QGIS)."""
+
+
+class Driver:
+    def __init__(self):
+        self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "missing": [], "dock_text": "",
+                       "features": None, "processing_ok": False, "tile_count": None, "sam_empty_mask": None,
+                       "errors": [], "steps": [], "timings": {}, "messages": []}
+        self.raster = os.path.join(WORK, "scene.tif")
+        self.labels = os.path.join(WORK, "labels.gpkg")
+        self.plugin = self.dock = self.controller = self.layer = None
+        self.accepted = 0
+        stages = [(self.find_plugin, False), (self.open_dock, False), (self.add_raster, False),
+                  (self.start_classic, False), (self.label_with_point, False), (self.label_with_box, False)]
+        if CHECKPOINT is not None:
+            stages.append((self.label_with_sam, False))
+        self.stages = iter(stages + [(self.run_processing, True), (self.read_back, True)])
+        self.stage = self.stage_started = self.waiting = None
+        self.failed = False
+        QgsApplication.messageLog().messageReceived.connect(self.logged)
+        self.timer = QTimer()
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.advance)
+        self.timer.start(0)
+
+    # -- the scheduler ---------------------------------------------------------------------------
+
+    def advance(self):
+        try:
+            if not self.step():
+                self.finish()
+                return
+        except Exception:  # noqa: BLE001: the driver must report everything, never raise into QGIS
+            self.result["errors"].append(traceback.format_exc())
+            self.finish()
+            return
+        self.timer.start(50 if self.waiting is not None else 0)
+
+    def step(self):
+        """Move the scenario on by one step; False when it is over."""
+        wait = self.waiting
+        if wait is not None:
+            if not wait.condition():
+                if time.monotonic() > wait.deadline:
+                    self.waiting = None
+                    self.stage_failed(TimeoutError(f"timed out waiting for {wait.what}"))
+                return True
+            self.waiting = None
+        if self.stage is None:
+            return self.next_stage()
+        try:
+            self.waiting = next(self.stage[0])
+        except StopIteration:
+            name = self.stage[1]
+            self.result["steps"].append(name)
+            self.result["timings"][name] = round(time.monotonic() - self.stage_started, 2)
+            self.stage = None
+            self.write()
+            return True
+        except Stop as stop:
+            self.result["stopped"] = str(stop)
+            return False
+        except Exception as exc:  # noqa: BLE001
+            self.stage_failed(exc)
+        return True
+
+    def next_stage(self):
+        for function, always in self.stages:
+            if always or not self.failed:
+                self.stage, self.stage_started = (steps_of(function), function.__name__), time.monotonic()
+                return True
+        return False
+
+    def stage_failed(self, exc):
+        self.result["errors"].append(f"{self.stage[1]}: " + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        self.failed, self.stage = True, None
+        self.write()
+
+    def logged(self, message, tag, level):
+        if level >= Qgis.MessageLevel.Warning:
+            self.result["messages"].append(f"{tag}: {message}")
+
+    def write(self):
+        tmp = OUT + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.result, f, indent=1)
+        os.replace(tmp, OUT)
+
+    def finish(self):
+        try:
+            bar = iface.messageBar()
+            self.result["messages"] += [f"message bar: {item.title()}: {item.text()}" for item in bar.items()]
+        finally:
+            self.result["done"] = True
+            self.write()
+
+    # -- the stages ------------------------------------------------------------------------------
+
+    def find_plugin(self):
+        import qgis.utils
+
+        yield pause(1)
+        self.plugin = qgis.utils.plugins.get(PLUGIN)
+        if self.plugin is None:
+            self.result["errors"].append("QGIS did not load the plugin; loading it again here says why:\n" + reload_error())
+            raise Stop("the plugin did not load")
+        self.result["plugin_loaded"] = True
+
+    def open_dock(self):
+        gui = getattr(self.plugin, "gui", None)
+        dock = getattr(gui, "dock", None) or iface.mainWindow().findChild(QDockWidget, "SegDock")
+        if dock is None:
+            raise RuntimeError("the plugin added no dock (no plugin.gui.dock, no QDockWidget named SegDock)")
+        if not dock.isVisible():
+            dock.toggleViewAction().trigger()
+        yield Wait(dock.isVisible, 10, "the dock to show")
+        self.dock, self.controller = dock, getattr(gui, "controller", None) or dock.controller
+        self.result["dock_opened"] = True
+        yield pause(0.5)
+        text = "\n".join(label.text() for label in dock.findChildren(QLabel) if label.isVisible() and label.text())
+        self.result["dock_text"] = text
+        from seg_qgis_plugin import deps
+        from seg_qgis_plugin.qgis_adapters.deps_task import private_folder
+
+        statuses = deps.check(private_folder())
+        self.result["missing"] = [s.requirement.module for s in statuses if not s.usable and s.requirement.module in text]
+        core_missing = [s.requirement.module for s in statuses if not s.usable and s.requirement.group == "core"]
+        if core_missing:
+            raise Stop("QGIS's Python lacks " + ", ".join(core_missing))
+
+    def add_raster(self):
+        write_scene(self.raster)
+        self.layer = iface.addRasterLayer(self.raster, "scene")
+        if self.layer is None or not self.layer.isValid():
+            raise RuntimeError(f"QGIS could not add {self.raster} as a raster layer")
+        canvas = iface.mapCanvas()
+        canvas.setExtent(self.to_canvas_rect(self.layer.extent()))
+        canvas.refresh()
+        yield pause(0.5)
+        yield Wait(lambda: not canvas.isDrawing(), 30, "the canvas to draw the raster")
+
+    def start_classic(self):
+        dock = self.dock
+        dock.raster_combo.setLayer(self.layer)
+        choose(dock.backend_combo, "classic")
+        if dock.create_target_layer(self.labels) is None:
+            raise RuntimeError("the dock could not create the label GeoPackage: " + dock.status.text())
+        self.controller.featureAdded.connect(self.feature_added)
+        yield from self.start_session(60)
+
+    def label_with_point(self):
+        self.dock.point_tool_button.click()
+        yield pause(0.2)
+        expect_tool("PointPromptTool")
+        x, y = self.object_centre("point")
+        QTest.mouseClick(iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, self.pixel(x, y))
+        yield from self.accept_mask(60)
+
+    def label_with_box(self):
+        self.dock.box_tool_button.click()
+        yield pause(0.2)
+        expect_tool("BoxPromptTool")
+        col0, row0, col1, row1 = OBJECTS["box"]
+        start, end = self.pixel(*map_point(col0 - 4, row0 - 4)), self.pixel(*map_point(col1 + 4, row1 + 4))
+        viewport, left, none = iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        QTest.mousePress(viewport, left, none, start)
+        QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF((start + end) / 2), left, left, none))
+        QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF(end), left, left, none))
+        QTest.mouseRelease(viewport, left, none, end)
+        yield from self.accept_mask(60)
+
+    def label_with_sam(self):
+        dock = self.dock
+        choose(dock.backend_combo, "sam")
+        dock.checkpoint.setFilePath(CHECKPOINT)
+        dock.device.setCurrentText("cpu")
+        yield from self.start_session(180)
+        self.dock.point_tool_button.click()
+        yield pause(0.2)
+        x, y = self.object_centre("sam")
+        QTest.mouseClick(iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, self.pixel(x, y))
+        yield from self.accept_mask(120, empty_ok=True)
+
+    def run_processing(self):
+        import processing
+
+        tiles = os.path.join(WORK, "tiles.gpkg")
+        done = processing.run("seg:tileraster", {"INPUT": self.raster, "TILE": 256, "OVERLAP": 64, "OUTPUT": tiles})
+        self.result["tile_count"] = done["TILE_COUNT"]
+        written = count_features(done["OUTPUT"])
+        self.result["processing_ok"] = done["TILE_COUNT"] == 9 and written == 9
+        if not self.result["processing_ok"]:
+            raise RuntimeError(f"seg:tileraster gave TILE_COUNT {done['TILE_COUNT']} and wrote {written} tiles, not 9")
+
+    def read_back(self):
+        self.result["features"] = count_features(self.labels) if os.path.exists(self.labels) else None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def start_session(self, timeout):
+        self.dock.start_button.click()
+        controller = self.controller
+        yield pause(0.2)
+        yield Wait(lambda: controller.ready and controller.is_idle, timeout, "the session to open")
+
+    def accept_mask(self, timeout, empty_ok=False):
+        controller = self.controller
+        yield Wait(lambda: controller.is_idle and controller.current_step is not None and controller.current_step.decoded,
+                   timeout, "the mask")
+        if controller.current_step.geometry is None:
+            if empty_ok:
+                self.result["sam_empty_mask"] = True
+                return
+            raise RuntimeError("the mask is empty: " + self.dock.status.text())
+        wanted = self.accepted + 1
+        QTest.keyClick(iface.mapCanvas(), Qt.Key.Key_Return)
+        yield Wait(lambda: self.accepted >= wanted, 30, "the feature to be written")
+        if empty_ok:
+            self.result["sam_empty_mask"] = False
+
+    def feature_added(self, fid):
+        self.accepted += 1
+
+    def object_centre(self, name):
+        col0, row0, col1, row1 = OBJECTS[name]
+        return map_point((col0 + col1) / 2, (row0 + row1) / 2)
+
+    def to_canvas(self):
+        return QgsCoordinateTransform(self.layer.crs(), iface.mapCanvas().mapSettings().destinationCrs(), QgsProject.instance())
+
+    def to_canvas_rect(self, rect):
+        return self.to_canvas().transformBoundingBox(rect)
+
+    def pixel(self, x, y):
+        """The canvas viewport pixel showing raster-CRS point (x, y)."""
+        p = iface.mapCanvas().getCoordinateTransform().transform(self.to_canvas().transform(QgsPointXY(x, y)))
+        return QPoint(int(round(p.x())), int(round(p.y())))
+
+
+def steps_of(function):
+    """A stage as a generator of Waits, whether or not the function waits for anything."""
+    steps = function()
+    if steps is not None:
+        yield from steps
+
+
+def map_point(col, row):
+    return ORIGIN[0] + col * PIXEL, ORIGIN[1] - row * PIXEL
+
+
+def choose(combo, data):
+    index = combo.findData(data)
+    if index < 0 or not combo.model().item(index).isEnabled():
+        raise RuntimeError(f"the dock's backend list does not offer {data!r}")
+    combo.setCurrentIndex(index)
+
+
+def expect_tool(name):
+    tool = iface.mapCanvas().mapTool()
+    if type(tool).__name__ != name:
+        raise RuntimeError(f"the dock's tool button left {type(tool).__name__ if tool else None} active, not {name}")
+
+
+def write_scene(path):
+    """A 3-band uint8 GeoTIFF in EPSG:32633: a dark textured field with the OBJECTS as bright squares."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(20, 70, size=(3, SIZE, SIZE)).astype(np.uint8)
+    for col0, row0, col1, row1 in OBJECTS.values():
+        data[:, row0:row1, col0:col1] = rng.integers(200, 240, size=(3, row1 - row0, col1 - col0)).astype(np.uint8)
+    out = gdal.GetDriverByName("GTiff").Create(path, SIZE, SIZE, 3, gdal.GDT_Byte)
+    out.SetGeoTransform((ORIGIN[0], PIXEL, 0.0, ORIGIN[1], 0.0, -PIXEL))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(EPSG)
+    out.SetProjection(srs.ExportToWkt())
+    for band in range(3):
+        out.GetRasterBand(band + 1).WriteArray(data[band])
+    out = None
+
+
+def count_features(path):
+    """Features in the first layer of a vector file, read by OGR (what is on disk, not QGIS's edit buffer)."""
+    source = ogr.Open(path.split("|")[0])
+    if source is None:
+        raise RuntimeError(f"OGR cannot open {path}")
+    return source.GetLayer(0).GetFeatureCount()
+
+
+def reload_error():
+    try:
+        import importlib
+
+        importlib.import_module(PLUGIN).classFactory(iface)
+    except Exception:  # noqa: BLE001
+        return traceback.format_exc()
+    return "(no error on a second load)"
+
+
+try:
+    seg_desktop_driver = Driver()
+except Exception:  # noqa: BLE001
+    with open(OUT, "w", encoding="utf-8") as failed:
+        json.dump({"done": True, "errors": [traceback.format_exc()], "steps": []}, failed)
