@@ -1,20 +1,26 @@
-"""SegProvider: Seg's algorithms in the Processing toolbox, the graphical modeler and qgis_process."""
+"""SegProvider: Seg's algorithms in the Processing toolbox, the graphical modeler and qgis_process.
+
+Algorithm modules import only QGIS and the standard library at load; the engine and its packages
+are imported when an algorithm runs, and `canExecute()` says what is missing. So the provider
+loads in a QGIS that has none of Seg's packages yet.
+"""
 from __future__ import annotations
 
+import importlib
 import os
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .algorithms.encode_raster import EncodeRasterAlgorithm
-from .algorithms.export_training_data import ExportTrainingDataAlgorithm
-from .algorithms.polygonize_masks import PolygonizeMasksAlgorithm
-from .algorithms.prelabel import PrelabelAlgorithm
-from .algorithms.rasterize_labels import RasterizeLabelsAlgorithm
-from .algorithms.tile_raster import TileRasterAlgorithm
-
-ALGORITHMS = (TileRasterAlgorithm, EncodeRasterAlgorithm, PrelabelAlgorithm, PolygonizeMasksAlgorithm,
-              RasterizeLabelsAlgorithm, ExportTrainingDataAlgorithm)
+# (module under algorithms/, class name)
+ALGORITHMS = (
+    ("tile_raster", "TileRasterAlgorithm"),
+    ("encode_raster", "EncodeRasterAlgorithm"),
+    ("prelabel", "PrelabelAlgorithm"),
+    ("polygonize_masks", "PolygonizeMasksAlgorithm"),
+    ("rasterize_labels", "RasterizeLabelsAlgorithm"),
+    ("export_training_data", "ExportTrainingDataAlgorithm"),
+)
 
 
 class SegProvider(QgsProcessingProvider):
@@ -35,5 +41,11 @@ class SegProvider(QgsProcessingProvider):
         return QIcon(os.path.join(os.path.dirname(package_file), "icon.svg"))
 
     def loadAlgorithms(self):  # noqa: N802
-        for algorithm in ALGORITHMS:
+        for module_name, class_name in ALGORITHMS:
+            try:
+                algorithm = getattr(importlib.import_module(f".algorithms.{module_name}", __package__), class_name)
+            except Exception as exc:  # one broken algorithm must not take the provider (or QGIS) down
+                QgsMessageLog.logMessage(f"Seg could not load the algorithm {module_name}: {type(exc).__name__}: {exc}",
+                                         "Seg", Qgis.MessageLevel.Warning)
+                continue
             self.addAlgorithm(algorithm())

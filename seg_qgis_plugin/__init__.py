@@ -1,10 +1,12 @@
 """Seg: Segment Anything for maps. QGIS loads the plugin through `classFactory`; everything else
-is a plain Python library (`seg_qgis_plugin.core`) and the `seg` command."""
+is a plain Python library (`seg_qgis_plugin.core`, `seg_qgis_plugin.api`) and the `seg` command."""
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
     from .qgis_adapters.deps_task import activate_private_folder
+    from .qgis_adapters.host import protect_qgis
     from .plugin import SegPlugin
 
+    protect_qgis()  # before anything can import pyproj or triton
     activate_private_folder()  # packages installed earlier by the plugin into its private folder
     return SegPlugin(iface)

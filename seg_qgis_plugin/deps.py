@@ -56,10 +56,12 @@ class Requirement:
 # constraints.txt; a unit test keeps them in step). torch and torchvision go as a matching pair.
 PINS: Tuple[Requirement, ...] = (
     Requirement("numpy", ("numpy",), None, "1.21", "core", "arrays (comes with QGIS; never replaced)"),
+    Requirement("affine", ("affine",), "affine==2.4.0", "2.3", "core", "pixel-to-map transforms"),
     Requirement("rasterio", ("rasterio",), "rasterio==1.4.3", "1.3", "core", "windowed raster reading"),
     Requirement("pyogrio", ("pyogrio",), "pyogrio==0.10.0", "0.7", "core", "vector export"),
     Requirement("shapely", ("shapely",), "shapely==2.0.6", "2.0", "core", "polygons"),
-    Requirement("pyproj", ("pyproj",), "pyproj==3.7.0", "3.4", "core", "coordinate systems"),
+    # pyproj comes with QGIS and uses QGIS's PROJ; a pyproj wheel carries a second PROJ that aborts QGIS
+    Requirement("pyproj", ("pyproj",), None, "3.3", "core", "coordinate systems (comes with QGIS)"),
     Requirement("cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
                         "opencv-contrib-python"), "opencv-python-headless==4.10.0.84", "4.8", "core",
                 "mask cleanup and the classic backend"),
@@ -168,6 +170,11 @@ def to_install(statuses: Sequence[Status], groups: Sequence[str] = ("core", "sam
     """The pins for what is missing or too old in `groups` (requirements with no pin are skipped)."""
     return [s.requirement.pin for s in statuses
             if not s.usable and s.requirement.group in groups and s.requirement.pin]
+
+
+def missing(groups: Sequence[str] = ("core",), private: Optional[str] = None) -> List[str]:
+    """The modules of `groups` that are missing or too old: the one answer to "is X installed"."""
+    return [s.requirement.module for s in check(private, [r for r in PINS if r.group in groups]) if not s.usable]
 
 
 def summary(statuses: Sequence[Status]) -> str:
@@ -289,7 +296,9 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     target = os.path.abspath(target)
     log_path = log_path or os.path.join(os.path.dirname(target), "install.log")
     os.makedirs(target, exist_ok=True)
-    constraints = _write_constraints(os.path.dirname(target))
+    host = host_distributions(target)
+    constraints = _write_constraints(os.path.dirname(target), host, requirements)
+    pip_options = [*pip_options, *_torch_index(requirements, pip_options)]
     command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input",
                "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
@@ -304,17 +313,71 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
         raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
     installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
                       if ln.startswith("Successfully installed")), [])
+    dropped = _drop_host_copies(target, host)
+    installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in dropped]
     progress.set_progress(100.0)
     return InstallReport(tuple(installed), target, log_path)
 
 
-def _write_constraints(folder: str) -> str:
-    """Pin QGIS's numpy: anything installed beside it must work with the numpy that wins on sys.path."""
+# PyPI's Linux and Windows torch is the CUDA build: gigabytes, and it brings triton, which crashes QGIS.
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def _torch_index(requirements: Sequence[str], pip_options: Sequence[str]) -> List[str]:
+    wants_torch = any(_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) in ("torch", "torchvision") for r in requirements)
+    if not wants_torch or "--no-index" in pip_options or platform.system() == "Darwin":
+        return []
+    return ["--extra-index-url", CPU_TORCH_INDEX]
+
+
+def host_distributions(exclude: Optional[str] = None) -> Dict[str, str]:
+    """{normalised name: version} of every distribution this Python sees outside `exclude`."""
+    found: Dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        where = str(getattr(dist, "_path", "") or "")
+        if name and dist.version and not (exclude and _inside(where, exclude)):
+            found.setdefault(_normalise(name), dist.version)
+    return found
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
+    """Pin everything QGIS's Python already has (numpy, attrs, ...) to the version it has, so what we
+    install works with the copies that win on sys.path; what we were asked to replace is left free."""
+    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested}
     path = os.path.join(folder, f"constraints-{os.getpid()}.txt")
-    version = _version_of(("numpy",), None)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(f"numpy=={version}\n" if version else "")
+        f.writelines(f"{name}=={version}\n" for name, version in sorted(host.items())
+                     if name not in free and _PEP440.match(version))
     return path
+
+
+_PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[\w.]+)?$")
+
+
+def _drop_host_copies(target: str, host: Dict[str, str]) -> List[str]:
+    """Remove from `target` the distributions QGIS's Python already has (pip --target installs every
+    dependency again): never a second numpy, attrs or GDAL binding beside QGIS's own."""
+    dropped = []
+    for info in sorted(os.listdir(target)):
+        name = _normalise(info[: -len(".dist-info")].rsplit("-", 1)[0]) if info.endswith(".dist-info") else ""
+        record = os.path.join(target, info, "RECORD")
+        if name not in host or not os.path.isfile(record):
+            continue
+        with open(record, encoding="utf-8") as f:
+            for line in f:
+                path = os.path.normpath(os.path.join(target, line.split(",", 1)[0]))
+                if line.strip() and _inside(path, target) and os.path.isfile(path):
+                    os.remove(path)
+        dropped.append(name)
+    for dirpath, _, _ in sorted(os.walk(target), key=lambda entry: len(entry[0]), reverse=True):
+        if dirpath != target and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    return dropped
 
 
 def _run_pip(command, env, log, progress: Progress, on_line, timeout) -> Tuple[int, List[str]]:
@@ -392,5 +455,6 @@ def _reason(lines: Sequence[str], rc: int) -> str:
     return tail.rstrip(".") or f"pip exited with status {rc}"
 
 
-__all__ = ["PINS", "Requirement", "Status", "InstallError", "InstallReport", "check", "to_install", "summary",
+__all__ = ["PINS", "Requirement", "Status", "InstallError", "InstallReport", "check", "missing", "to_install", "summary",
+           "host_distributions",
            "platform_tag", "private_folder", "activate", "deactivate", "find_python", "install", "version_tuple"]

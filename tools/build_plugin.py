@@ -18,6 +18,7 @@ import fnmatch
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -129,10 +130,11 @@ def build_zip(out_dir: str, root: str = ROOT) -> str:
                 for path in sorted(_files(plugin)):
                     name = os.path.relpath(path, staging).replace(os.sep, "/")
                     info = zipfile.ZipInfo(name, date_time=stamp)
-                    info.external_attr = 0o644 << 16
+                    info.external_attr = (stat.S_IFREG | 0o644) << 16
                     info.compress_type = zipfile.ZIP_DEFLATED
                     with open(path, "rb") as f:
                         zf.writestr(info, f.read())
+            os.chmod(partial, 0o644)  # mkstemp makes it private
             os.replace(partial, target)
         finally:
             if os.path.exists(partial):

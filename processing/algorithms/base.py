@@ -3,6 +3,7 @@ parameters the SAM algorithms have in common."""
 from __future__ import annotations
 
 import os
+import re
 
 from typing import Optional, Tuple
 
@@ -10,16 +11,20 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsRasterLayer,
+    QgsSettings,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ...core.errors import Canceled, MissingDependency, SegError
+from ...core.errors import Canceled, SegError
 from ...qgis_adapters.feedback import FeedbackProgress
 from ...qgis_adapters.layers import raster_layer_path
 
@@ -34,6 +39,17 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     mistake or a cancellation) becomes a QgsProcessingException with its one sentence.
     NEEDS_SAM: canExecute() says what to install when torch or segment-anything is missing.
     """
+
+    AOI = "AOI"
+    BANDS = "BANDS"
+    CHECKPOINT = "CHECKPOINT"
+    DEVICE = "DEVICE"
+    GSD = "GSD"
+    INPUT = "INPUT"
+    MODEL_TYPE = "MODEL_TYPE"
+    OVERLAP = "OVERLAP"
+    STRETCH = "STRETCH"
+    TILE = "TILE"
 
     ALG_ID = ""
     DISPLAY = ""
@@ -69,15 +85,14 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         return super().flags() | QgsProcessingAlgorithm.Flag.FlagNoThreading
 
     def canExecute(self):  # noqa: N802
-        if not self.NEEDS_SAM:
-            return True, ""
-        from ...core.models.checkpoints import require_sam
+        from ... import deps
 
-        try:
-            require_sam()
-        except MissingDependency as exc:
-            return False, str(exc)
-        return True, ""
+        missing = deps.missing(("core", "sam") if self.NEEDS_SAM else ("core",))
+        if not missing:
+            return True, ""
+        return False, self.tr("Seg needs {} here, which {} not installed; install them from the Seg dock "
+                              "(Install dependencies) or the Plugins > Seg menu.").format(
+            ", ".join(missing), "is" if len(missing) == 1 else "are")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
@@ -101,27 +116,27 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         return raster_layer_path(layer)
 
     def add_tiling(self, tile: int, overlap: int, gsd: bool = True) -> None:
-        self.addParameter(QgsProcessingParameterNumber("TILE", self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Type.Integer, tile, minValue=16))
-        self.addParameter(QgsProcessingParameterNumber("OVERLAP", self.tr("Tile overlap (pixels)"), QgsProcessingParameterNumber.Type.Integer, overlap, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Type.Integer, tile, minValue=16))
+        self.addParameter(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (pixels)"), QgsProcessingParameterNumber.Type.Integer, overlap, minValue=0))
         if gsd:
             self.addParameter(QgsProcessingParameterNumber(
-                "GSD", self.tr("Working resolution (map units per pixel; 0 = full resolution)"), QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
+                self.GSD, self.tr("Working resolution (map units per pixel; 0 = full resolution)"), QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
 
     def tiling(self, parameters, context) -> Tuple[int, int, Optional[float]]:
-        tile = self.parameterAsInt(parameters, "TILE", context)
-        overlap = self.parameterAsInt(parameters, "OVERLAP", context)
+        tile = self.parameterAsInt(parameters, self.TILE, context)
+        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         if overlap >= tile:
-            raise QgsProcessingException(self.tr(f"The overlap ({overlap}) must be smaller than the tile size ({tile})."))
-        gsd = self.parameterAsDouble(parameters, "GSD", context) if self.parameterDefinition("GSD") is not None else 0.0
+            raise QgsProcessingException(self.tr("The overlap ({}) must be smaller than the tile size ({}).").format(overlap, tile))
+        gsd = self.parameterAsDouble(parameters, self.GSD, context) if self.parameterDefinition(self.GSD) is not None else 0.0
         return tile, overlap, gsd or None
 
     def add_aoi(self) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "AOI", self.tr("Area of interest (polygons; empty = whole raster)"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+            self.AOI, self.tr("Area of interest (polygons; empty = whole raster)"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
 
     def aoi(self, parameters, context, raster: str):
         """The union of the AOI polygons in the raster CRS (shapely), or None."""
-        source = self.parameterAsSource(parameters, "AOI", context)
+        source = self.parameterAsSource(parameters, self.AOI, context)
         if source is None:
             return None
         from shapely import union_all
@@ -139,29 +154,52 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     def add_model(self, checkpoint_optional: bool) -> None:
         self.addParameter(QgsProcessingParameterFile(
-            "CHECKPOINT", self.tr("SAM checkpoint (.pth)"), QgsProcessingParameterFile.Behavior.File, "pth", optional=checkpoint_optional))
-        self.addParameter(QgsProcessingParameterEnum("MODEL_TYPE", self.tr("Model type"), list(MODEL_TYPES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device"), list(DEVICES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterString("BANDS", self.tr("Bands for SAM's red, green, blue (e.g. 4,3,2; one band is repeated; empty = suggested)"), optional=True))
-        self.addParameter(QgsProcessingParameterString("STRETCH", self.tr("Stretch min,max (empty = 2-98 percentiles of the whole raster)"), optional=True))
+            self.CHECKPOINT, self.tr("SAM checkpoint (.pth)"), QgsProcessingParameterFile.Behavior.File, "pth",
+            QgsSettings().value("seg/checkpoint", "") or None, optional=checkpoint_optional))
+        self.addParameter(QgsProcessingParameterEnum(self.MODEL_TYPE, self.tr("Model type"), list(MODEL_TYPES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands for SAM's red, green, blue (one band is repeated; none = suggested)"),
+            parentLayerParameterName=self.INPUT, optional=True, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterString(self.STRETCH, self.tr("Stretch min,max (empty = 2-98 percentiles of the whole raster)"), optional=True))
 
     def sam_backend(self, parameters, context):
         from ...core.engine.labeling import open_backend
 
-        checkpoint = self.parameterAsFile(parameters, "CHECKPOINT", context)
+        checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context)
         if not checkpoint:
             raise QgsProcessingException(self.tr("This needs a SAM checkpoint file (.pth)."))
-        model_type = MODEL_TYPES[self.parameterAsEnum(parameters, "MODEL_TYPE", context)]
-        device = DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
+        model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
+        device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
         return open_backend(checkpoint, None if model_type == "auto" else model_type, "sam", device)
 
     def radiometry_choice(self, parameters, context):
         """(bands or None, stretch or None) from the BANDS and STRETCH strings."""
-        return (_numbers(self.parameterAsString(parameters, "BANDS", context), int, "bands"),
-                _numbers(self.parameterAsString(parameters, "STRETCH", context), float, "stretch"))
+        bands = tuple(self.parameterAsInts(parameters, self.BANDS, context)) or None
+        if bands is not None and len(bands) not in (1, 3):
+            raise QgsProcessingException(self.tr("Choose one band or three bands, not {}.").format(len(bands)))
+        return bands, _numbers(self.parameterAsString(parameters, self.STRETCH, context), float, "stretch")
+
+    def add_raster(self, name: str, description: str) -> None:
+        """A raster input that starts on the active raster layer, as a user expects."""
+        self.addParameter(QgsProcessingParameterRasterLayer(name, description, _active_raster_id()))
 
     def add_bool(self, name: str, text: str, default: bool) -> None:
         self.addParameter(QgsProcessingParameterBoolean(name, self.tr(text), default))
+
+
+def _active_raster_id():
+    try:
+        from qgis.utils import iface
+    except ImportError:
+        return None
+    layer = iface.activeLayer() if iface is not None else None
+    return layer.id() if isinstance(layer, QgsRasterLayer) else None
+
+
+def split_tags(text: str):
+    """'date=2024-06-01; season=summer' (the dock's ;) or with commas -> ['date=2024-06-01', 'season=summer']."""
+    return [t.strip() for t in re.split(r"[;,\n]", text or "") if t.strip()]
 
 
 def _numbers(text: str, kind, what: str):

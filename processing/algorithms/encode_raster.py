@@ -5,11 +5,9 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
 )
 
-from ...core.batch.raster_job import RasterJob, encode_raster
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.sinks import add_features, make_fields
 from .base import SegAlgorithm
@@ -18,6 +16,12 @@ COVERAGE_FIELDS = (("window", "str"), ("scale", "int"), ("model", "str"), ("crea
 
 
 class EncodeRasterAlgorithm(SegAlgorithm):
+    CACHE = "CACHE"
+    FLOAT16 = "FLOAT16"
+    INPUT = "INPUT"
+    OUTPUT = "OUTPUT"
+    SKIP_NODATA = "SKIP_NODATA"
+
     ALG_ID = "encoderaster"
     DISPLAY = "Encode raster (SAM embeddings)"
     NEEDS_SAM = True
@@ -30,30 +34,32 @@ class EncodeRasterAlgorithm(SegAlgorithm):
             "you can see what is ready.\n\nNeeds torch and segment-anything, and a SAM checkpoint file (vit_b, vit_l or vit_h).")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Raster")))
+        self.add_raster(self.INPUT, self.tr("Raster"))
         self.add_model(checkpoint_optional=False)
         self.add_tiling(1024, 256)
         self.add_aoi()
-        self.add_bool("SKIP_NODATA", "Skip tiles that are all nodata", True)
-        self.add_bool("FLOAT16", "Store embeddings as float16 (half the disk)", False)
-        self.addParameter(QgsProcessingParameterFolderDestination("CACHE", self.tr("Embedding cache folder")))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Encoded tiles (coverage)")))
+        self.add_bool(self.SKIP_NODATA, "Skip tiles that are all nodata", True)
+        self.add_bool(self.FLOAT16, "Store embeddings as float16 (half the disk)", False)
+        self.addParameter(QgsProcessingParameterFolderDestination(self.CACHE, self.tr("Embedding cache folder")))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Encoded tiles (coverage)")))
         for name, text in (("ENCODED", "Tiles encoded now"), ("CACHED", "Tiles already cached"), ("NODATA", "Tiles skipped (all nodata)")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
 
     def run_seg(self, parameters, context, feedback, progress):
-        raster = self.raster_path(parameters, "INPUT", context)
+        from ...core.batch.raster_job import RasterJob, encode_raster
+
+        raster = self.raster_path(parameters, self.INPUT, context)
         tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
-        cache = self.parameterAsFileOutput(parameters, "CACHE", context)
+        cache = self.parameterAsFileOutput(parameters, self.CACHE, context)
         job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster),
-                        self.parameterAsBool(parameters, "SKIP_NODATA", context))
+                        self.parameterAsBool(parameters, self.SKIP_NODATA, context))
         backend = self.sam_backend(parameters, context)
         feedback.pushInfo(f"Model {backend.model_id} on {getattr(backend, 'device', 'cpu')}")
-        result = encode_raster(job, backend, cache, self.parameterAsBool(parameters, "FLOAT16", context), progress)
+        result = encode_raster(job, backend, cache, self.parameterAsBool(parameters, self.FLOAT16, context), progress)
         fields = make_fields(COVERAGE_FIELDS)
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
         add_features(sink, fields, result.coverage, multi=False)
         c = result.counts
         feedback.pushInfo(f"{c['encoded']} tiles encoded, {c['cached']} already cached, {c['nodata']} skipped (all nodata).")
-        return {"CACHE": cache, "OUTPUT": dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}
+        return {self.CACHE: cache, self.OUTPUT: dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}

@@ -6,13 +6,10 @@ import os
 from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
 
-from ...core.outputs.label_rasters import polygonize_raster
-from ...core.engine.labels import FIELDS
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.sinks import add_features, make_fields
 from .base import SegAlgorithm
@@ -21,6 +18,11 @@ KINDS = ("class", "instance")
 
 
 class PolygonizeMasksAlgorithm(SegAlgorithm):
+    CLASS_FIELD = "CLASS_FIELD"
+    INPUT = "INPUT"
+    KIND = "KIND"
+    OUTPUT = "OUTPUT"
+
     ALG_ID = "polygonizemasks"
     DISPLAY = "Polygonize masks"
     GROUP = "Labels"
@@ -32,15 +34,18 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
             "exactly on pixel edges; the raster is read block by block.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Class or instance raster")))
-        self.addParameter(QgsProcessingParameterEnum("KIND", self.tr("Raster kind"), list(KINDS), defaultValue=0))
-        self.addParameter(QgsProcessingParameterString("CLASS_FIELD", self.tr("Class field name"), "class"))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Polygons")))
+        self.add_raster(self.INPUT, self.tr("Class or instance raster"))
+        self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(self.CLASS_FIELD, self.tr("Class field name"), "class"))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Polygons")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        raster = self.raster_path(parameters, "INPUT", context)
-        class_field = self.parameterAsString(parameters, "CLASS_FIELD", context).strip() or "class"
-        kind = KINDS[self.parameterAsEnum(parameters, "KIND", context)]
+        from ...core.outputs.label_rasters import polygonize_raster
+        from ...core.engine.labels import FIELDS
+
+        raster = self.raster_path(parameters, self.INPUT, context)
+        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context).strip() or "class"
+        kind = KINDS[self.parameterAsEnum(parameters, self.KIND, context)]
         labels = polygonize_raster(raster, class_field, kind, os.path.basename(raster), progress)
         spec = [(name, kind_) for name, kind_, _ in FIELDS] + ([(class_field, "str")] if class_field not in {n for n, _, _ in FIELDS} else [])
         fields = make_fields(spec)
@@ -48,7 +53,7 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
         add_features(sink, fields, labels)
         feedback.pushInfo(f"{len(labels)} polygons")
-        return {"OUTPUT": dest}
+        return {self.OUTPUT: dest}

@@ -12,25 +12,38 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
 
-from ...core.batch.raster_job import RasterJob, prelabel_raster
-from ...core.outputs.label_rasters import rasterize_labels
-from ...core.batch.prelabel import PromptFeature
-from ...core.geo.prompts import parse_tags
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.layers import source_to_labels
 from ...qgis_adapters.sinks import add_features, label_fields
-from .base import SegAlgorithm, discard_output
+from .base import SegAlgorithm, discard_output, split_tags
 
 MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
 BACKENDS = ("sam", "classic")
 
 
 class PrelabelAlgorithm(SegAlgorithm):
+    BACKEND = "BACKEND"
+    CACHE = "CACHE"
+    CLASS_FIELD = "CLASS_FIELD"
+    CLASS_RASTER = "CLASS_RASTER"
+    COUNT = "COUNT"
+    DEFAULT_CLASS = "DEFAULT_CLASS"
+    INPUT = "INPUT"
+    MIN_AREA = "MIN_AREA"
+    MIN_SCORE = "MIN_SCORE"
+    MIN_STABILITY = "MIN_STABILITY"
+    MODE = "MODE"
+    OUTPUT = "OUTPUT"
+    POINTS_PER_SIDE = "POINTS_PER_SIDE"
+    PROMPTS = "PROMPTS"
+    SIMPLIFY = "SIMPLIFY"
+    SKIPPED = "SKIPPED"
+    TAGS = "TAGS"
+
     ALG_ID = "prelabel"
     DISPLAY = "Pre-label raster"
     HELP = ("Finds many objects at once and writes them as polygons with Seg's full attribute schema and status prelabel, "
@@ -47,50 +60,54 @@ class PrelabelAlgorithm(SegAlgorithm):
             "bounded by the tile. Optionally also writes a class raster on the input raster's grid.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Raster")))
-        self.addParameter(QgsProcessingParameterEnum("MODE", self.tr("Mode"), list(MODES), defaultValue=0))
+        self.add_raster(self.INPUT, self.tr("Raster"))
+        self.addParameter(QgsProcessingParameterEnum(self.MODE, self.tr("Mode"), list(MODES), defaultValue=0))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "PROMPTS", self.tr("Prompt layer (points or polygons)"),
+            self.PROMPTS, self.tr("Prompt layer (points or polygons)"),
             [QgsProcessing.SourceType.TypeVectorPoint, QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
-        self.addParameter(QgsProcessingParameterField("CLASS_FIELD", self.tr("Class field of the prompts"), None, "PROMPTS", optional=True))
-        self.addParameter(QgsProcessingParameterString("DEFAULT_CLASS", self.tr("Class (when the prompt has none)"), "object"))
-        self.addParameter(QgsProcessingParameterString("TAGS", self.tr("Tags for every result (key=value, comma separated)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum("BACKEND", self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, self.tr("Class field of the prompts"), None, self.PROMPTS, optional=True))
+        self.addParameter(QgsProcessingParameterString(self.DEFAULT_CLASS, self.tr("Class (when the prompt has none)"), "object"))
+        self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every result (key=value; separated by ; as in the dock)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
         self.add_model(checkpoint_optional=True)
         self.add_tiling(1024, 256)
         self.add_aoi()
-        self.addParameter(QgsProcessingParameterFile("CACHE", self.tr("Embedding cache folder"), QgsProcessingParameterFile.Behavior.Folder, optional=True))
-        self.addParameter(QgsProcessingParameterNumber("POINTS_PER_SIDE", self.tr("Automatic: points per side of each tile"),
+        self.addParameter(QgsProcessingParameterFile(self.CACHE, self.tr("Embedding cache folder"), QgsProcessingParameterFile.Behavior.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.POINTS_PER_SIDE, self.tr("Automatic: points per side of each tile"),
                                                        QgsProcessingParameterNumber.Type.Integer, 16, minValue=1, maxValue=64))
-        self.addParameter(QgsProcessingParameterNumber("MIN_SCORE", self.tr("Automatic: minimum predicted IoU"),
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Automatic: minimum predicted IoU"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.7, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber("MIN_STABILITY", self.tr("Automatic: minimum stability"),
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_STABILITY, self.tr("Automatic: minimum stability"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.85, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber("SIMPLIFY", self.tr("Simplify tolerance (map units; 0 = pixel edges)"),
+        self.addParameter(QgsProcessingParameterNumber(self.SIMPLIFY, self.tr("Simplify tolerance (map units; 0 = pixel edges)"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber("MIN_AREA", self.tr("Minimum area (map units squared)"),
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, self.tr("Minimum area (map units squared)"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Pre-labels")))
-        self.addParameter(QgsProcessingParameterRasterDestination("CLASS_RASTER", self.tr("Class raster"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("COUNT", self.tr("Objects found")))
-        self.addOutput(QgsProcessingOutputNumber("SKIPPED", self.tr("Prompts skipped")))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Pre-labels")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.CLASS_RASTER, self.tr("Class raster"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber(self.COUNT, self.tr("Objects found")))
+        self.addOutput(QgsProcessingOutputNumber(self.SKIPPED, self.tr("Prompts skipped")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        raster = self.raster_path(parameters, "INPUT", context)
-        automatic = self.parameterAsEnum(parameters, "MODE", context) == 1
-        tags = parse_tags([t for t in self.parameterAsString(parameters, "TAGS", context).split(",") if t.strip()])
+        from ...core.batch.raster_job import RasterJob, prelabel_raster
+        from ...core.outputs.label_rasters import rasterize_labels
+        from ...core.geo.prompts import parse_tags
+
+        raster = self.raster_path(parameters, self.INPUT, context)
+        automatic = self.parameterAsEnum(parameters, self.MODE, context) == 1
+        tags = parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context)))
         features = None if automatic else self.prompt_features(parameters, context, feedback, tags)
         backend = self.backend(parameters, context)
         tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
         job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster))
-        class_raster = self.parameterAsOutputLayer(parameters, "CLASS_RASTER", context) if parameters.get("CLASS_RASTER") else ""
+        class_raster = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER, context) if parameters.get(self.CLASS_RASTER) else ""
         from ...core.geo.raster import RasterSource
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
         fields = label_fields()
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
         kept = []  # only for the class raster: the sink alone needs no memory per object
 
         def on_label(label):
@@ -100,11 +117,11 @@ class PrelabelAlgorithm(SegAlgorithm):
 
         try:
             result = prelabel_raster(
-                job, backend, features, self.parameterAsFile(parameters, "CACHE", context) or None,
-                self.parameterAsString(parameters, "DEFAULT_CLASS", context) or "object", tags,
-                self.parameterAsInt(parameters, "POINTS_PER_SIDE", context), self.parameterAsDouble(parameters, "MIN_SCORE", context),
-                self.parameterAsDouble(parameters, "MIN_STABILITY", context), self.parameterAsDouble(parameters, "SIMPLIFY", context),
-                self.parameterAsDouble(parameters, "MIN_AREA", context), progress=progress.slice(0, 90 if class_raster else 100),
+                job, backend, features, self.parameterAsFile(parameters, self.CACHE, context) or None,
+                self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object", tags,
+                self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context), self.parameterAsDouble(parameters, self.MIN_SCORE, context),
+                self.parameterAsDouble(parameters, self.MIN_STABILITY, context), self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+                self.parameterAsDouble(parameters, self.MIN_AREA, context), progress=progress.slice(0, 90 if class_raster else 100),
                 on_label=on_label)
         except BaseException:
             del sink  # closes the file, which the streamed features had begun to fill
@@ -115,16 +132,18 @@ class PrelabelAlgorithm(SegAlgorithm):
         if class_raster:
             rasterize_labels(kept, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100))
         feedback.pushInfo(f"{result.count} objects, {len(result.skipped)} prompts skipped")
-        return {"OUTPUT": dest, "CLASS_RASTER": class_raster or None, "COUNT": result.count, "SKIPPED": len(result.skipped)}
+        return {self.OUTPUT: dest, self.CLASS_RASTER: class_raster or None, self.COUNT: result.count, self.SKIPPED: len(result.skipped)}
 
     def prompt_features(self, parameters, context, feedback, tags):
-        source = self.parameterAsSource(parameters, "PROMPTS", context)
+        from ...core.batch.prelabel import PromptFeature
+
+        source = self.parameterAsSource(parameters, self.PROMPTS, context)
         if source is None:
             raise QgsProcessingException(self.tr("Prompt-layer mode needs a prompt layer of points or polygons; "
                                                  "give one or choose automatic mode."))
-        class_field = self.parameterAsString(parameters, "CLASS_FIELD", context)
+        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
         if class_field and class_field not in source.fields().names():
-            raise QgsProcessingException(self.tr(f"The prompt layer has no field {class_field!r}."))
+            raise QgsProcessingException(self.tr("The prompt layer has no field {!r}.").format(class_field))
         features = []
         for lab in source_to_labels(source, feedback):
             own = {k: str(v) for k, v in lab.attributes.items() if k != class_field and v not in (None, "")}
@@ -135,7 +154,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         return features
 
     def backend(self, parameters, context):
-        if BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)] == "classic":
+        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
             from ...core.engine.labeling import open_backend
 
             return open_backend(backend="classic")

@@ -10,16 +10,21 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
-from ...core.outputs.label_rasters import rasterize_labels
 from ...qgis_adapters.layers import source_to_labels
 from .base import SegAlgorithm
 from .polygonize_masks import KINDS
 
 
 class RasterizeLabelsAlgorithm(SegAlgorithm):
+    CLASSES = "CLASSES"
+    FIELD = "FIELD"
+    INPUT = "INPUT"
+    KIND = "KIND"
+    LIKE = "LIKE"
+    OUTPUT = "OUTPUT"
+
     ALG_ID = "rasterizelabels"
     DISPLAY = "Rasterize labels"
     GROUP = "Labels"
@@ -32,28 +37,30 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
             "block, so memory does not grow with the raster.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("INPUT", self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterField("FIELD", self.tr("Class field"), "class", "INPUT", optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("LIKE", self.tr("Reference raster (grid)")))
-        self.addParameter(QgsProcessingParameterEnum("KIND", self.tr("Raster kind"), list(KINDS), defaultValue=0))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Label raster")))
-        self.addOutput(QgsProcessingOutputString("CLASSES", self.tr("Class values (JSON)")))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.INPUT, self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterField(self.FIELD, self.tr("Class field"), "class", self.INPUT, optional=True))
+        self.add_raster(self.LIKE, self.tr("Reference raster (grid)"))
+        self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Label raster")))
+        self.addOutput(QgsProcessingOutputString(self.CLASSES, self.tr("Class values (JSON)")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        source = self.parameterAsSource(parameters, "INPUT", context)
+        from ...core.outputs.label_rasters import rasterize_labels
+
+        source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             from qgis.core import QgsProcessingException
 
-            raise QgsProcessingException(self.invalidSourceError(parameters, "INPUT"))
-        like = self.raster_path(parameters, "LIKE", context)
-        field = self.parameterAsString(parameters, "FIELD", context) or "class"
-        kind = KINDS[self.parameterAsEnum(parameters, "KIND", context)]
-        out = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        like = self.raster_path(parameters, self.LIKE, context)
+        field = self.parameterAsString(parameters, self.FIELD, context) or "class"
+        kind = KINDS[self.parameterAsEnum(parameters, self.KIND, context)]
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         labels = source_to_labels(source, feedback)
         if kind == "class" and field not in source.fields().names():
             from qgis.core import QgsProcessingException
 
-            raise QgsProcessingException(self.tr(f"The labels have no field {field!r}; choose the field that holds the class."))
+            raise QgsProcessingException(self.tr("The labels have no field {!r}; choose the field that holds the class.").format(field))
         classes = rasterize_labels(labels, like, out, field, kind, overwrite=True, progress=progress)
         feedback.pushInfo(f"{len(labels)} labels burned; classes {classes}")
-        return {"OUTPUT": out, "CLASSES": json.dumps(classes)}
+        return {self.OUTPUT: out, self.CLASSES: json.dumps(classes)}

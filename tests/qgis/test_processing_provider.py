@@ -21,20 +21,55 @@ def test_provider_registers_every_algorithm_with_help(processing_registered):
 def test_can_execute_reports_missing_sam_dependencies(processing_registered, monkeypatch):
     from qgis.core import QgsApplication
 
-    from seg_qgis_plugin.core.models import checkpoints
-    from seg_qgis_plugin.core.errors import MissingDependency
+    from seg_qgis_plugin import deps
 
     registry = QgsApplication.processingRegistry()
     assert registry.algorithmById("seg:encoderaster").canExecute() == (True, "")
-
-    def missing():
-        raise MissingDependency("SAM needs torch, which is not installed; install it with: pip install torch.")
-
-    monkeypatch.setattr(checkpoints, "require_sam", missing)
+    find_spec = deps._find_spec
+    monkeypatch.setattr(deps, "_find_spec", lambda module: None if module == "torch" else find_spec(module))
     ok, message = registry.algorithmById("seg:encoderaster").canExecute()
-    assert not ok and "pip install torch" in message
+    assert not ok and message.startswith("Seg needs torch here, which is not installed; install them from the Seg dock")
     assert registry.algorithmById("seg:tileraster").canExecute()[0]
     assert registry.algorithmById("seg:prelabel").canExecute()[0]  # the classic backend needs nothing
+
+
+STOCK_QGIS = """
+import importlib.abc, sys
+THIRD_PARTY = {"numpy", "rasterio", "pyogrio", "shapely", "pyproj", "affine", "cv2", "safetensors", "tqdm", "torch",
+               "torchvision", "segment_anything", "geopandas", "pandas", "skimage", "scipy", "osgeo"}
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in THIRD_PARTY:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Absent())
+from qgis.core import QgsApplication
+app = QgsApplication([], False); app.initQgis()
+import seg_qgis_plugin
+from seg_qgis_plugin import deps
+deps._find_spec = lambda module: None if module.split(".")[0] in THIRD_PARTY else __import__("importlib.util").util.find_spec(module)
+plugin = seg_qgis_plugin.classFactory(None)
+plugin.initProcessing()
+registry = QgsApplication.processingRegistry()
+algorithms = sorted(a.id() for a in registry.providerById("seg").algorithms())
+print(len(algorithms), registry.algorithmById("seg:tileraster").canExecute())
+print(sorted(m for m in THIRD_PARTY if m in sys.modules))
+"""
+
+
+def test_plugin_and_algorithms_load_in_a_qgis_without_any_of_segs_packages(tmp_path):
+    """What a stock QGIS has: none of Seg's packages. The provider and every algorithm load, and
+    canExecute names what is missing."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", STOCK_QGIS], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    count, result = out.stdout.splitlines()[0].split(" ", 1)
+    assert int(count) >= len(EXPECTED)
+    assert result.startswith("(False, 'Seg needs numpy, affine, rasterio, pyogrio, shapely, pyproj, cv2, safetensors here")
+    assert out.stdout.splitlines()[1] == "[]"
 
 
 def test_unload_removes_the_provider_and_init_brings_it_back(seg_plugin):

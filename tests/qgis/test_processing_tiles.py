@@ -85,7 +85,7 @@ def small_scene(tmp_path):
 
 def test_encode_is_resumable_and_reports_coverage(run_algorithm, read_vector, small_scene, tiny_checkpoint, tmp_path):
     cache = str(tmp_path / "cache")
-    params = {"INPUT": small_scene, "CHECKPOINT": tiny_checkpoint, "MODEL_TYPE": 4, "DEVICE": 1, "BANDS": "1,2,3",
+    params = {"INPUT": small_scene, "CHECKPOINT": tiny_checkpoint, "MODEL_TYPE": 4, "DEVICE": 1, "BANDS": [1, 2, 3],
               "TILE": 128, "OVERLAP": 32, "CACHE": cache, "OUTPUT": str(tmp_path / "cov1.gpkg")}
     first = run_algorithm("seg:encoderaster", params)
     grid = TileGrid(256, 192, 128, 32)

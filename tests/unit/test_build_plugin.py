@@ -4,6 +4,7 @@ import configparser
 import importlib.util
 import os
 import re
+import stat
 import shutil
 import subprocess
 import sys
@@ -143,3 +144,11 @@ def test_the_command_line_prints_the_zip_and_exits_2_on_errors(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("build_plugin: error: metadata.txt says version=") and bad.stderr.count("\n") == 1
+
+
+def test_zip_and_its_files_are_readable_by_everyone(built, tmp_path):
+    path, names, _ = built
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o044 == 0o044
+    with zipfile.ZipFile(path) as zf:
+        modes = {info.filename: info.external_attr >> 16 for info in zf.infolist()}
+    assert all(stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o644 for mode in modes.values())

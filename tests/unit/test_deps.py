@@ -38,6 +38,12 @@ def wheelhouse(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wheels")
     make_wheel(folder, "seg-dummy-core", "1.0", "segdummycore")
     make_wheel(folder, "seg-dummy-sam", "2.0", "segdummysam", requires=["seg-dummy-core>=1.0"])
+    import importlib.metadata as md
+
+    # needs pytest, which the host already has: wheels of its version and a newer one are on offer
+    make_wheel(folder, "seg-dummy-needs-host", "1.0", "segdummyneedshost", requires=["pytest"])
+    for version in (md.version("pytest"), "99.0"):
+        make_wheel(folder, "pytest", version, "pytest_copy")
     return str(folder)
 
 
@@ -130,6 +136,17 @@ def test_install_into_a_private_folder_then_activate(wheelhouse, tmp_path):
             "import segdummysam; print(segdummysam.VALUE)")
     out = subprocess.run([sys.executable, "-c", code, target], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:3] == ["True", "True False True", "seg-dummy-sam 2.0"]
+
+
+def test_what_the_host_has_is_pinned_to_its_version_and_never_copied(wheelhouse, tmp_path):
+    import importlib.metadata as md
+
+    target = deps.private_folder(str(tmp_path))
+    report = deps.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
+    log = open(report.log_path).read()
+    assert f"pytest-{md.version('pytest')}" in log and "pytest-99.0" not in log  # the host's version, not the newest
+    assert report.installed == ("seg-dummy-needs-host-1.0",)
+    assert sorted(os.listdir(target)) == ["seg_dummy_needs_host-1.0.dist-info", "segdummyneedshost"]
 
 
 def test_failed_install_is_one_sentence_and_leaves_everything_usable(wheelhouse, tmp_path):
