@@ -35,11 +35,15 @@ class OracleBackend:
 
     checkpoint_sha256 = None
     cacheable = False
+    capabilities = frozenset({"points", "boxes", "automatic"})
 
     def __init__(self, mode: str = "bright", k: int = 3):
         self.mode, self.k = mode, k
         self.model_id = f"oracle-{mode}"
         self.encoded = 0
+
+    def close(self) -> None:
+        pass
 
     def encode(self, image: np.ndarray) -> Embedding:
         self.encoded += 1

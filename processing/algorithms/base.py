@@ -25,11 +25,12 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ...core.errors import Canceled, SegError
+from ...core.models import checkpoints
 from ...qgis_adapters.feedback import FeedbackProgress
 from ...qgis_adapters.layers import raster_layer_path
 
-MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h", "vit_tiny")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_TYPES = ("auto",) + checkpoints.MODEL_TYPES
+DEVICES = checkpoints.DEVICES
 
 
 class SegAlgorithm(QgsProcessingAlgorithm):

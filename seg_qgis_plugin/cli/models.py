@@ -14,6 +14,8 @@ import os
 import sys
 from dataclasses import asdict
 
+from ..core.models.checkpoints import MODEL_TYPES
+
 
 def add_parsers(subparsers) -> argparse.ArgumentParser:
     """Register `models` and its sub-commands on the `seg` sub-parsers."""
@@ -39,7 +41,7 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="use a checkpoint file already on disk (verified, recorded by sha256)")
     p.add_argument("path")
     p.add_argument("--name", help="name to use it by (default: the file name without extension)")
-    p.add_argument("--model", dest="model_type", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"],
+    p.add_argument("--model", dest="model_type", choices=MODEL_TYPES,
                    help="expected model type (default: detected from the weights)")
     folder_option(p)
     p.set_defaults(run=cmd_add)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.models.checkpoints import MODEL_TYPES
+
 
 class BarProgress:
     """The engine's progress protocol as a tqdm bar on stderr."""
@@ -41,11 +43,22 @@ def parse_bands(text: str):
         raise argparse.ArgumentTypeError(f"write band numbers like 4,3,2, not {text!r}")
 
 
+def non_negative(text: str) -> float:
+    """An argparse type: a size of 0 or more (tolerances, areas in map units)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write a number, not {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
                    "without it the weights-free classic backend is used")
-    g.add_argument("--model", dest="model_type", choices=["vit_b", "vit_l", "vit_h", "vit_tiny"], help="model type (default: detected from the checkpoint)")
+    g.add_argument("--model", dest="model_type", choices=MODEL_TYPES, help="model type (default: detected from the checkpoint)")
     g.add_argument("--backend", choices=["auto", "sam", "classic"], default="auto")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")

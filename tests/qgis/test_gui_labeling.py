@@ -26,6 +26,12 @@ def load_support():
 support = load_support()
 
 
+@pytest.fixture(autouse=True)
+def user_settings(tmp_path):
+    """Nothing here may write to the user's own QgsSettings file."""
+    return support.isolate_user_settings(tmp_path / "qsettings")
+
+
 @pytest.fixture
 def ortho(qgis_app, raster_factory):
     """(path, QgsRasterLayer) of the synthetic orthophoto, EPSG:32633."""
@@ -224,7 +230,7 @@ def test_sam_session_with_a_tiny_checkpoint_encodes_ahead_and_labels(ortho, tiny
     into the cache folder, a click decoded from the cached embedding."""
     from qgis.core import QgsCoordinateReferenceSystem
 
-    from seg_qgis_plugin.core.models.checkpoints import sha256_of
+    from seg_qgis_plugin.core.models.download import sha256_file as sha256_of
     from seg_qgis_plugin.gui.controller import SegController
     from seg_qgis_plugin.gui.label_layer import create_label_layer
     from seg_qgis_plugin.gui.session import SessionConfig

@@ -94,7 +94,7 @@ def test_real_data_boxes_become_instances_inside_their_boxes(run_algorithm, read
 
 
 def test_sam_prompt_mode_records_model_and_checkpoint(run_algorithm, read_vector, vector_factory, scene, tiny_checkpoint, tmp_path):
-    from seg_qgis_plugin.core.models.checkpoints import sha256_of
+    from seg_qgis_plugin.core.models.download import sha256_file as sha256_of
 
     path, truth = scene
     prompts = vector_factory("p", [Point(*to_map(*truth[0].point)), Point(0, 0)], CRS, note=["in", "outside"])
@@ -126,7 +126,7 @@ def test_bad_input_and_cancel_write_nothing(run_algorithm, cancel_at, vector_fac
 
     path, truth = scene
     out = str(tmp_path / "x.gpkg")
-    with pytest.raises(QgsProcessingException, match="classic backend cannot pre-label automatically"):
+    with pytest.raises(QgsProcessingException, match="classic-grabcut backend cannot pre-label automatically"):
         run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 1, "BACKEND": 1, "OUTPUT": out})
     with pytest.raises(QgsProcessingException, match="needs a prompt layer"):
         run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "BACKEND": 1, "OUTPUT": out})

@@ -17,7 +17,8 @@ UTM = "EPSG:32633"
 
 def label(x0=500010, y0=4649900, size=20, cls="pond", **tags):
     return Label(MultiPolygon([box(x0, y0, x0 + size, y0 + size)]), UTM,
-                 attributes(cls, tags, 0.9, 0.8, "point", 1, "sam-vit_b", "ab" * 32, "ortho.tif", "0,0,1024,1024@1", "{}"))
+                 attributes(cls, tags, score=0.9, stability=0.8, prompt_type="point", prompt_count=1, model="sam-vit_b",
+                            checkpoint_sha256="ab" * 32, source="ortho.tif", window="0,0,1024,1024@1", radiometry="{}"))
 
 
 @pytest.mark.parametrize("ext", ["gpkg", "geojson", "fgb", "shp"])

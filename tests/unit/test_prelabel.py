@@ -75,7 +75,7 @@ def test_automatic_is_refused_by_the_classic_backend(bright_scene):
 
     path, _ = bright_scene
     segmenter = open_segmenter(path, ClassicBackend(), value_range=(0, 255), tile=128, overlap=32)
-    with pytest.raises(SegError, match="classic backend cannot pre-label automatically"):
+    with pytest.raises(SegError, match="classic-grabcut backend cannot pre-label automatically"):
         prelabel_automatic(segmenter)
 
 

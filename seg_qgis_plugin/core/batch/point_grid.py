@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..models.backend import Embedding, TilePrompt, stability_score
+from ..models.backend import BATCHED, Embedding, TilePrompt
 
 
 @dataclass
@@ -46,9 +46,11 @@ def grid_points(height: int, width: int, points_per_side: int, valid: Optional[n
 
 
 def decode_points(backend, embedding: Embedding, points: np.ndarray, batch: int = 16) -> List[TileMask]:
-    """One mask per point (the best of SAM's three candidates)."""
-    if _is_sam(backend):
-        return _decode_sam_batches(backend, embedding, points, batch)
+    """One mask per point (the best of the backend's candidates); in batches where the backend
+    decodes many points in one pass."""
+    if BATCHED in backend.capabilities:
+        return [TileMask(mask, score, stability, (float(x), float(y)))
+                for (x, y), (mask, score, stability) in zip(points, backend.decode_points(embedding, points, batch))]
     out = []
     for x, y in points:
         prompt = TilePrompt(points=np.array([[x, y]], np.float32), labels=np.ones(1, np.int32))
@@ -79,39 +81,3 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     if not inter:
         return 0.0
     return inter / np.count_nonzero(a | b)
-
-
-def _is_sam(backend) -> bool:
-    return hasattr(backend, "model") and hasattr(getattr(backend, "model"), "mask_decoder")
-
-
-def _decode_sam_batches(backend, embedding: Embedding, points: np.ndarray, batch: int) -> List[TileMask]:
-    import torch
-    import torch.nn.functional as F
-
-    model, dev = backend.model, backend.device
-    h, w = embedding.image_size
-    h_in, w_in = embedding.meta["input_size"]
-    sx, sy = w_in / w, h_in / h
-    size = model.image_encoder.img_size
-    out: List[TileMask] = []
-    with torch.inference_mode():
-        features = torch.from_numpy(np.ascontiguousarray(embedding.arrays["features"])).float().to(dev)
-        image_pe = model.prompt_encoder.get_dense_pe()
-        for start in range(0, len(points), batch):
-            chunk = points[start:start + batch]
-            coords = torch.as_tensor(chunk * (sx, sy), dtype=torch.float32, device=dev)[:, None, :]
-            labels = torch.ones((len(chunk), 1), dtype=torch.int, device=dev)
-            sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
-            low_res, iou = model.mask_decoder(image_embeddings=features, image_pe=image_pe, sparse_prompt_embeddings=sparse,
-                                              dense_prompt_embeddings=dense, multimask_output=True)
-            best = torch.argmax(iou, dim=1)
-            chosen = low_res[torch.arange(len(chunk)), best][:, None]
-            up = F.interpolate(chosen, (size, size), mode="bilinear", align_corners=False)[..., :h_in, :w_in]
-            if (h_in, w_in) != (h, w):
-                up = F.interpolate(up, (h, w), mode="bilinear", align_corners=False)
-            logits = up[:, 0].float().cpu().numpy()
-            scores = iou[torch.arange(len(chunk)), best].float().cpu().numpy()
-            for k, (x, y) in enumerate(chunk):
-                out.append(TileMask(logits[k] > 0, float(scores[k]), stability_score(logits[k]), (float(x), float(y))))
-    return out

@@ -16,7 +16,6 @@ All results are Labels in the raster CRS with the full attribute schema and stat
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,13 +24,14 @@ import numpy as np
 from affine import Affine
 
 from ..errors import PromptError, SegError, SegWarning
-from ..engine.labeling import to_label
+from ..engine.labeling import provenance, to_label
 from .mask_merge import Piece, merge_pieces
 from .point_grid import decode_points, filter_masks, grid_points
 from ..progress import Progress, check_canceled
 from ..geo.prompts import Prompt
 from ..engine.labels import Label, attributes
 from ..engine.segmenter import Segmenter
+from ..models.backend import AUTOMATIC
 from ..geo.tiling import Tile
 from ..geo.vectorize import clean_polygons, mask_to_geometry
 
@@ -94,9 +94,7 @@ def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature
         except PromptError as exc:
             result.skipped.append((number, str(exc)))
             continue
-        grid = segmenter.grid_for(pixels)
-        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
-        start = grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2)
+        start = segmenter.start_tile(pixels)
         prompts.append(((start.scale, start.row, start.col), number, feature, prompt))
     prompts.sort(key=lambda item: item[:2])
     for done, (_, number, feature, prompt) in enumerate(prompts, start=1):
@@ -126,10 +124,8 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
     skipped) and merge them across tiles. Thresholds follow SAM's automatic mask generator:
     min_score on the predicted IoU, min_stability on the stability score, nms_iou within a tile,
     merge_iou across tiles (in their shared window). min_area is in map units squared."""
-    from ..models.classic import ClassicBackend
-
-    if isinstance(segmenter.backend, ClassicBackend):
-        raise SegError("The classic backend cannot pre-label automatically (it needs one prompt per object); "
+    if AUTOMATIC not in segmenter.backend.capabilities:
+        raise SegError(f"The {segmenter.backend.model_id} backend cannot pre-label automatically (it needs one prompt per object); "
                        "give a prompt layer, or a SAM checkpoint for automatic mode.")
     tiles = list(segmenter.grid if tiles is None else tiles)
     source = segmenter.source
@@ -153,15 +149,14 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
     objects = merge_pieces(pieces, source.transform * Affine.scale(segmenter.grid.scale), merge_iou)
-    model = segmenter.backend
+    shared = provenance(segmenter)
     result = PrelabelResult(on_label=on_label)
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
         geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
         if geometry is None:
             continue
-        attrs = attributes(class_name, tags, obj.score, obj.stability, "auto-grid", len(obj.pieces), model.model_id,
-                           model.checkpoint_sha256 or "", os.path.basename(source.path), obj.extent.label(),
-                           segmenter.radiometry.to_json(), "prelabel")
+        attrs = attributes(class_name, tags, score=obj.score, stability=obj.stability, prompt_type="auto-grid",
+                           prompt_count=len(obj.pieces), window=obj.extent.label(), status="prelabel", **shared)
         result.add(Label(geometry, source.crs.to_wkt(), attrs))
     if progress is not None:
         progress.set_progress(100.0)

@@ -44,17 +44,22 @@ def open_segmenter(raster: str, model, bands: Optional[Sequence[int]] = None,
     return Segmenter(source, model, radiometry, tile, overlap, scale, cache, max_windows)
 
 
+def provenance(segmenter: Segmenter) -> Dict[str, str]:
+    """The attributes every feature from this segmenter shares: model, checkpoint, raster, radiometry."""
+    model = segmenter.backend
+    return {"model": model.model_id, "checkpoint_sha256": model.checkpoint_sha256 or "",
+            "source": os.path.basename(segmenter.source.path), "radiometry": segmenter.radiometry.to_json()}
+
+
 def to_label(segmentation: Segmentation, segmenter: Segmenter, class_name: str, tags: Optional[Dict[str, str]] = None,
              status: str = "prelabel", simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0) -> Optional[Label]:
     """A Segmentation as a Label with full provenance, or None when nothing is left after clean-up."""
     geometry = mask_to_geometry(segmentation.mask, segmentation.transform, simplify, min_area, fill_holes)
     if geometry is None:
         return None
-    model = segmenter.backend
-    attrs = attributes(
-        class_name, tags, segmentation.score, segmentation.stability, segmentation.prompt_type, segmentation.prompt_count,
-        model.model_id, model.checkpoint_sha256 or "", os.path.basename(segmenter.source.path), segmentation.window_label,
-        segmenter.radiometry.to_json(), status)
+    attrs = attributes(class_name, tags, score=segmentation.score, stability=segmentation.stability,
+                       prompt_type=segmentation.prompt_type, prompt_count=segmentation.prompt_count,
+                       window=segmentation.window_label, status=status, **provenance(segmenter))
     return Label(geometry, segmentation.crs, attrs)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, Optional
 
-STATUSES = ("prelabel", "accepted", "reviewed", "rejected")
+STATUSES = ("prelabel", "accepted", "reviewed", "rejected", "lost", "outside")  # lost/outside: time series (core.timeseries)
 
 # Tags with their own column, so they can be filtered and styled in QGIS; every tag is also kept
 # in the `tags` JSON column.
@@ -45,7 +45,7 @@ class Label:
     attributes: Dict[str, object] = field(default_factory=dict)
 
 
-def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, score: Optional[float] = None,
+def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, score: Optional[float] = None,
                stability: Optional[float] = None, prompt_type: str = "", prompt_count: int = 0, model: str = "",
                checkpoint_sha256: str = "", source: str = "", window: str = "", radiometry: str = "",
                status: str = "prelabel", created: Optional[str] = None) -> Dict[str, object]:

@@ -148,6 +148,25 @@ class Segmenter:
                 grid = TileGrid(grid.raster_width, grid.raster_height, grid.tile, grid.overlap, needed)
         return grid
 
+    def start_tile(self, pixels: PixelPrompt) -> Tile:
+        """The tile a prompt is answered on first: the one where the prompt lies most inside, on
+        the grid's level or the coarser one a large box needs."""
+        grid = self.grid_for(pixels)
+        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
+        return grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2)
+
+    def close(self) -> None:
+        """Close the raster and release the model."""
+        self._memory.clear()
+        self.source.close()
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def segment(self, prompt: Prompt, multimask: Optional[bool] = None, previous: Optional[Segmentation] = None,
                 progress: Optional[Progress] = None) -> Segmentation:
         """Segment the object `prompt` points at, following it across tiles.
@@ -157,8 +176,7 @@ class Segmenter:
         """
         pixels = self.to_pixels(prompt)
         grid = self.grid_for(pixels)
-        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
-        start = grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2)
+        start = self.start_tile(pixels)
         pieces: List[_Piece] = []
         queue, seen = deque([start]), {start}
         complete = True

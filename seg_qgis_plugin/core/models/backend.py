@@ -8,7 +8,7 @@ convention (the centre of pixel (i, j) is at (i, j)).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Protocol, Tuple
+from typing import Dict, FrozenSet, Optional, Protocol, Tuple
 
 import numpy as np
 
@@ -59,14 +59,21 @@ class MaskPrediction:
     low_res_logits: Optional[np.ndarray] = None
 
 
+POINTS, BOXES, MASKS, AUTOMATIC, BATCHED = "points", "boxes", "masks", "automatic", "batched"
+
+
 class Backend(Protocol):
     """A model session. `model_id` names the model (e.g. "sam-vit_b", "classic-grabcut");
     `checkpoint_sha256` is None for weights-free backends; `cacheable` says whether embeddings
-    are worth keeping on disk."""
+    are worth keeping on disk; `capabilities` says what it can do, so callers never guess:
+    POINTS and BOXES (prompt kinds), MASKS (a previous mask as a prompt), AUTOMATIC (reliable
+    enough for a point grid over a whole tile), BATCHED (`decode_points` decodes many single-point
+    prompts in one pass)."""
 
     model_id: str
     checkpoint_sha256: Optional[str]
     cacheable: bool
+    capabilities: FrozenSet[str]
 
     def encode(self, image: np.ndarray) -> Embedding:
         """image: uint8 (H, W, 3), already band-mapped and stretched."""
@@ -75,6 +82,10 @@ class Backend(Protocol):
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
         """multimask None chooses for you: three candidates for one lone click (ambiguous: a
         roof or the whole building?), one mask for richer prompts. The best-scoring mask is kept."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (memory, GPU); the session is not used afterwards."""
         ...
 
 

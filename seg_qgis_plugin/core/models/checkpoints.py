@@ -5,12 +5,12 @@ first, checked against the architecture, and their sha256 is recorded with every
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ..errors import CheckpointError, MissingDependency
+from .download import sha256_file
 
 INSTALL_HINT = "install them with: pip install torch torchvision segment-anything (or `pip install seg-qgis-plugin[sam]`)"
 
@@ -30,26 +30,17 @@ ARCHITECTURES: Dict[str, Architecture] = {
     # A tiny encoder with SAM's real prompt encoder and mask decoder: for tests and demos only.
     "vit_tiny": Architecture(64, 2, 2, (1,)),
 }
+MODEL_TYPES = tuple(ARCHITECTURES)
+DEVICES = ("auto", "cpu", "cuda", "mps")  # or cuda:N
 
 
 def require_sam():
-    """Import torch and segment_anything, or say exactly what is missing."""
-    missing = []
-    for name in ("torch", "torchvision", "segment_anything"):
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise MissingDependency(f"SAM needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed; {INSTALL_HINT}.")
+    """Say exactly what SAM lacks here (checked without importing torch), or return."""
+    from ...deps import missing
 
-
-def sha256_of(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    absent = missing(("sam",))
+    if absent:
+        raise MissingDependency(f"SAM needs {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not installed; {INSTALL_HINT}.")
 
 
 def build_sam(model_type: str):
@@ -106,7 +97,7 @@ def load_sam(path: str, model_type: Optional[str] = None, device: str = "cpu"):
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not match the {found} architecture ({str(exc).splitlines()[0][:120]}).") from exc
-    return model.to(device).eval(), found, sha256_of(path)
+    return model.to(device).eval(), found, sha256_file(path)
 
 
 def pick_device(device: str = "auto") -> str:

@@ -33,7 +33,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import PromptError
-from .backend import Embedding, MaskPrediction, TilePrompt, stability_score
+from .backend import BOXES, POINTS, Embedding, MaskPrediction, TilePrompt, stability_score
 
 _METHODS = ("grabcut", "randomwalker")
 
@@ -50,6 +50,7 @@ class ClassicBackend:
 
     checkpoint_sha256: Optional[str] = None
     cacheable: bool = False
+    capabilities = frozenset({POINTS, BOXES})  # one object per prompt: no automatic grid
 
     def __init__(self, method: str = "grabcut", max_side: int = 384, point_radius: int = 96,
                  iterations: int = 3, beta: float = 130.0):
@@ -63,6 +64,9 @@ class ClassicBackend:
         self.beta = float(beta)
 
     # ------------------------------------------------------------------ encode
+    def close(self) -> None:
+        pass  # nothing held
+
     def encode(self, image: np.ndarray) -> Embedding:
         """image: uint8 (H, W, 3) RGB. Returns arrays {"lab": uint8 (H, W, 3)}: the image lightly
         smoothed (3x3 Gaussian, against sensor noise and JPEG blocks) in OpenCV's 8-bit Lab."""
