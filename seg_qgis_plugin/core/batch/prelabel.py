@@ -51,12 +51,14 @@ class PromptFeature:
 class PrelabelResult:
     """labels: one per object found, unless each was handed to `on_label` as soon as it was found
     (streaming: then `labels` stays empty and memory does not grow with the raster); count: objects
-    found; skipped: (feature number, reason) for prompts that gave nothing."""
+    found; skipped: (feature number, reason) for prompts that gave nothing; grid: the transform of
+    the working-resolution pixel grid the masks were made on (what shared borders are cut on)."""
 
     labels: List[Label] = field(default_factory=list)
     skipped: List[Tuple[int, str]] = field(default_factory=list)
     count: int = 0
     on_label: Optional[Callable[[Label], None]] = field(default=None, repr=False)
+    grid: Optional[Affine] = None
 
     def add(self, label: Label) -> None:
         self.count += 1
@@ -85,7 +87,7 @@ def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature
                           progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Segment one object per prompt feature. Features outside the raster or that give an empty
     mask are skipped and listed in `skipped` (1-based feature numbers), never fatal."""
-    result = PrelabelResult(on_label=on_label)
+    result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
     prompts = []
     for number, feature in enumerate(features, start=1):
         try:
@@ -148,9 +150,9 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
                         pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, m.score, m.stability, near_others))
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
-    objects = merge_pieces(pieces, source.transform * Affine.scale(segmenter.grid.scale), merge_iou)
+    objects = merge_pieces(pieces, segmenter.level_transform, merge_iou)
     shared = provenance(segmenter)
-    result = PrelabelResult(on_label=on_label)
+    result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
         geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
         if geometry is None:

@@ -8,22 +8,25 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import SegError
-from ..engine.labeling import open_segmenter
+from ..engine.embedding_cache import EmbeddingCache
+from ..engine.segmenter import Segmenter
+from ..geo.radiometry import compute_radiometry
 from .prelabel import PrelabelResult, PromptFeature, prelabel_automatic, prelabel_from_prompts
 from ..progress import NullProgress, Progress
 from ..geo.raster import RasterSource
 from ..engine.labels import Label
 from .tile_index import TileRecord, cache_coverage, select_tiles
 from ..geo.tiling import scale_for_gsd
+from ..geo.vectorize import check_cleanup
 
 
 @dataclass(frozen=True)
 class RasterJob:
     """Where and how a raster is seen by the model: bands (1-based, one or three), stretch
-    (min, max) or None for global percentiles, tile and overlap in model pixels, working
-    resolution gsd in map units per pixel (None: full resolution), area of interest `aoi`
-    (shapely geometry in the raster CRS, or None), whether all-nodata tiles are skipped, and how
-    many tiles one object may be followed into (max_windows)."""
+    (min, max) or None for global percentiles, tile and overlap in model pixels, the working
+    resolution as a ground sampling distance `gsd` (map units per pixel) or else a decimation
+    `scale`, area of interest `aoi` (shapely geometry in the raster CRS, or None), whether
+    all-nodata tiles are skipped, and how many tiles one object may be followed into."""
 
     raster: str
     bands: Optional[Sequence[int]] = None
@@ -34,10 +37,25 @@ class RasterJob:
     aoi: object = None
     skip_nodata: bool = True
     max_windows: int = 16
+    scale: int = 1
 
-    def scale(self) -> int:
-        with RasterSource(self.raster) as src:
-            return scale_for_gsd(src.info().resolution[0], self.gsd)
+    def open(self, backend, cache_dir: Optional[str] = None, float16: bool = False) -> Segmenter:
+        """The job's Segmenter on the raster, opened once; the working scale is decided here."""
+        source = RasterSource(self.raster)
+        try:
+            scale = scale_for_gsd(source.info().resolution[0], self.gsd) if self.gsd else self.scale
+            radiometry = compute_radiometry(source, self.bands, value_range=_pair(self.stretch))
+            cache = EmbeddingCache(cache_dir, float16) if cache_dir else None
+            return Segmenter(source, backend, radiometry, self.tile, self.overlap, scale, cache, self.max_windows)
+        except BaseException:
+            source.close()
+            raise
+
+    def tiles(self, segmenter: Segmenter):
+        """The tiles inside the area of interest, or None for the whole grid."""
+        if self.aoi is None:
+            return None
+        return [r.tile for r in select_tiles(segmenter.source, segmenter.grid, self.aoi, False)]
 
 
 @dataclass
@@ -55,15 +73,10 @@ def encode_raster(job: RasterJob, backend, cache_dir: str, float16: bool = False
     if not backend.cacheable:
         raise SegError(f"The {backend.model_id} backend has no embeddings to cache; choose a SAM checkpoint.")
     progress = progress or NullProgress()
-    segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir, float16=float16,
-                               tile=job.tile, overlap=job.overlap, scale=job.scale())
-    try:
-        tiles = None if job.aoi is None else [r.tile for r in select_tiles(segmenter.source, segmenter.grid, job.aoi, False)]
-        counts = segmenter.encode(tiles, job.skip_nodata, progress)
+    with job.open(backend, cache_dir, float16) as segmenter:
+        counts = segmenter.encode(job.tiles(segmenter), job.skip_nodata, progress)
         coverage = cache_coverage(segmenter.cache, segmenter.source.transform, segmenter.source.fingerprint(), backend.model_id)
         return EncodeResult(counts, coverage, segmenter.source.crs.to_wkt())
-    finally:
-        segmenter.source.close()
 
 
 def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptFeature]] = None,
@@ -75,16 +88,13 @@ def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptF
     over the job's tiles. Uses `cache_dir` when given (embeddings found there are reused, new ones
     are added). on_label receives each object as it is found (then the result keeps none: memory
     stays bounded by the tile however large the raster)."""
-    segmenter = open_segmenter(job.raster, backend, job.bands, _pair(job.stretch), cache_dir=cache_dir,
-                               tile=job.tile, overlap=job.overlap, scale=job.scale(), max_windows=job.max_windows)
-    try:
+    check_cleanup(simplify, min_area, fill_holes)
+    with job.open(backend, cache_dir) as segmenter:
         if features is not None:
             return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress, on_label)
-        tiles = None if job.aoi is None else [r.tile for r in select_tiles(segmenter.source, segmenter.grid, job.aoi, False)]
-        return prelabel_automatic(segmenter, tiles, default_class, tags, points_per_side, min_score, min_stability,
-                                  simplify=simplify, min_area=min_area, fill_holes=fill_holes, progress=progress, on_label=on_label)
-    finally:
-        segmenter.source.close()
+        return prelabel_automatic(segmenter, job.tiles(segmenter), default_class, tags, points_per_side, min_score,
+                                  min_stability, simplify=simplify, min_area=min_area, fill_holes=fill_holes,
+                                  progress=progress, on_label=on_label)
 
 
 def _pair(values):

@@ -148,6 +148,11 @@ class Segmenter:
                 grid = TileGrid(grid.raster_width, grid.raster_height, grid.tile, grid.overlap, needed)
         return grid
 
+    @property
+    def level_transform(self) -> Affine:
+        """Map transform of the working-resolution pixel grid (the raster's at `grid.scale`)."""
+        return self.source.transform * Affine.scale(self.grid.scale)
+
     def start_tile(self, pixels: PixelPrompt) -> Tile:
         """The tile a prompt is answered on first: the one where the prompt lies most inside, on
         the grid's level or the coarser one a large box needs."""
