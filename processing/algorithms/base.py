@@ -156,7 +156,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def add_model(self, checkpoint_optional: bool) -> None:
         self.addParameter(QgsProcessingParameterFile(
             self.CHECKPOINT, self.tr("SAM checkpoint (.pth)"), QgsProcessingParameterFile.Behavior.File, "pth",
-            QgsSettings().value("seg/checkpoint", "") or None, optional=checkpoint_optional))
+            QgsSettings().value("seg/dock/checkpoint", "") or None, optional=checkpoint_optional))
         self.addParameter(QgsProcessingParameterEnum(self.MODEL_TYPE, self.tr("Model type"), list(MODEL_TYPES), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=0))
         self.addParameter(QgsProcessingParameterBand(

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
-from ..core.geo.prompts import parse_tags
+from ..core.errors import PromptError
 
 SCOPE = "seg"
 CLASSES_KEY = "classes"
@@ -52,22 +52,33 @@ def save_classes(project, classes: Sequence[LabelClass]) -> None:
     project.writeEntry(SCOPE, CLASSES_KEY, classes_to_json(classes))
 
 
-def load_classes(project) -> List[LabelClass]:
+def load_classes(project, fallback: str = "") -> List[LabelClass]:
+    """The project's classes; where the project has none, `fallback` (JSON, e.g. the list the user
+    had last time), else the defaults."""
     text, _found = project.readEntry(SCOPE, CLASSES_KEY, "")
-    return classes_from_json(text)
+    return classes_from_json(text or fallback)
 
 
 def save_tags_text(project, text: str) -> None:
     project.writeEntry(SCOPE, TAGS_KEY, text)
 
 
-def load_tags_text(project) -> str:
-    text, _found = project.readEntry(SCOPE, TAGS_KEY, "")
-    return text
+def load_tags_text(project, fallback: str = "") -> str:
+    """The project's tags text; where the project has none, `fallback`."""
+    text, found = project.readEntry(SCOPE, TAGS_KEY, "")
+    return text if found and text else fallback
 
 
 def parse_tags_text(text: str) -> Dict[str, str]:
     """"date=2024-06-01; sensor=UAV" -> {"date": "2024-06-01", "sensor": "UAV"}. Raises
-    PromptError naming the first item that is not KEY=VALUE."""
-    items = [item.strip() for line in text.splitlines() for item in line.split(";")]
-    return parse_tags([item for item in items if item])
+    PromptError naming the first item that is not KEY=VALUE (the same rule as `seg --tag`; parsed
+    here without the core's prompt module, which needs numpy and affine)."""
+    tags = {}
+    for item in (item.strip() for line in text.splitlines() for item in line.split(";")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PromptError(f"Cannot read the tag {item!r}; write KEY=VALUE, e.g. season=summer.")
+        tags[key.strip()] = value.strip()
+    return tags

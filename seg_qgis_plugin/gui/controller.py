@@ -1,25 +1,29 @@
 """The labeling controller: owns the Segmenter, turns map-tool prompts into masks and masks into
 features.
 
-Map tools call `add_point`, `set_box`, `hover`, `accept`, `clear`, `undo`; the dock calls
-`start_session`, `set_target_layer`, `set_label_class`, `set_tags`. Every model call (opening a
+Map tools and shortcuts call `add_point`, `set_box`, `hover`, `accept`, `clear`, `undo`, `redo`;
+the dock calls `start_session`, `set_target_layer`, `set_label_class`, `set_tags`. Every model call (opening a
 session, encoding, decoding) runs in a `ModelWorker` task, never in the UI thread; results come
 back here on the UI thread and are drawn as rubber bands (`MaskPreview`).
 
 CRSs: prompts are kept in the canvas CRS and sent with it (the core reprojects them to the raster);
 masks come back in the raster CRS and are transformed to the canvas CRS for the preview and to the
 target layer's CRS when accepted. The three may all differ.
+
+Messages: `statusChanged` carries the state of the object being labeled (the dock's status line);
+`backgroundChanged` carries what runs in the background (encoding ahead), shown apart so it never
+replaces the status. Nothing third-party is imported until a session opens.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
 from qgis.core import QgsCoordinateTransform, QgsCsException, QgsPointXY, QgsProject, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 
-from ..core.errors import SegError
+from ..core.errors import PromptError, SegError
 from ..qgis_adapters.crs import crs_from_core, crs_to_core
 from ..qgis_adapters.geometry import from_shapely
 from .classes import DEFAULT_CLASSES, LabelClass
@@ -27,10 +31,11 @@ from .label_layer import add_label, check_label_layer, style_by_class
 from .preview import MaskPreview
 from .prompt_state import PromptState, Step
 from .session import SessionConfig
-from .worker import Job, ModelWorker
+from .worker import Job, ModelWorker, error_message, log_problem
 
 ENCODE_AHEAD_TILES = 4  # tiles around the view encoded while the user looks (memory keeps 8)
 ENCODE_AHEAD_DELAY_MS = 600  # wait for the view to settle after a pan or zoom
+LOW_SCORE = 0.5  # below this predicted IoU the status warns before the mask is accepted
 
 
 def open_session(config: SessionConfig, backend_factory: Optional[Callable] = None):
@@ -55,6 +60,7 @@ def open_session(config: SessionConfig, backend_factory: Optional[Callable] = No
 
 class SegController(QObject):
     statusChanged = pyqtSignal(str)
+    backgroundChanged = pyqtSignal(str)
     errorRaised = pyqtSignal(str)
     sessionChanged = pyqtSignal(bool)
     previewChanged = pyqtSignal()
@@ -71,10 +77,13 @@ class SegController(QObject):
         self.label_class: LabelClass = DEFAULT_CLASSES[0]
         self.classes: List[LabelClass] = list(DEFAULT_CLASSES)
         self.tags: Dict[str, str] = {}
-        self.hover_enabled = False
+        self._hover_enabled = False
+        self.session_config: Optional[SessionConfig] = None  # the last session asked for (opened or not)
         self.steps: List[Step] = []
+        self._redo: List[Step] = []
         self._accept_when_decoded = False
         self._raster_crs = None
+        self.label_filter: Optional[Callable] = None  # (Label, Segmentation) -> Label or None, before a label is written
         self.worker = ModelWorker(self)
         self.worker.errorRaised.connect(self.errorRaised)
         self.preview = MaskPreview(canvas)
@@ -91,6 +100,8 @@ class SegController(QObject):
         """Open the raster and the model in the background; `sessionChanged(True)` when ready."""
         self.clear()
         self.segmenter = None
+        self.session_config = config
+        self.backgroundChanged.emit("")
         self.sessionChanged.emit(False)
         self.statusChanged.emit("Opening the raster and the model...")
         factory = self.backend_factory
@@ -101,13 +112,14 @@ class SegController(QObject):
         segmenter, raster_wkt = opened
         self.segmenter = segmenter
         self._raster_crs = crs_from_core(raster_wkt)
-        self.statusChanged.emit(f"Ready: {segmenter.backend.model_id} on {segmenter.source.path}. Click an object.")
+        self.statusChanged.emit(f"Ready: {segmenter.backend.model_id} on {os.path.basename(segmenter.source.path)}. "
+                                "Click an object.")
         self.sessionChanged.emit(True)
         self.encode_view()
 
     def _session_failed(self, error: Exception) -> None:
-        self.statusChanged.emit("No session: " + str(error))
-        self.errorRaised.emit(str(error))
+        self.statusChanged.emit("No session: " + error_message(error))
+        self.errorRaised.emit(error_message(error))
 
     @property
     def ready(self) -> bool:
@@ -149,6 +161,18 @@ class SegController(QObject):
     def set_tags(self, tags: Dict[str, str]) -> None:
         self.tags = dict(tags)
 
+    @property
+    def hover_enabled(self) -> bool:
+        return self._hover_enabled
+
+    @hover_enabled.setter
+    def hover_enabled(self, on: bool) -> None:
+        """Switching hover off takes its overlay off the canvas at once."""
+        self._hover_enabled = bool(on)
+        if not on:
+            self.worker.drop("hover")
+            self.preview.show_hover(None)
+
     # -- prompts ------------------------------------------------------------------------------
 
     def add_point(self, point: QgsPointXY, positive: bool = True) -> None:
@@ -165,22 +189,44 @@ class SegController(QObject):
         """Ctrl+Z: drop the last prompt; with no prompt left, undo the last accepted feature on
         the target layer's undo stack. Returns what was undone ("prompt", "feature" or "")."""
         if self.steps:
-            self.steps.pop()
+            self._redo.append(self.steps.pop())
+            self._accept_when_decoded = False
             self._show_latest()
             return "prompt"
         stack = self.target_layer.undoStack() if self.target_layer is not None else None
         if stack is not None and stack.canUndo():
             stack.undo()
-            self.statusChanged.emit("Removed the last accepted feature.")
+            self.statusChanged.emit(f"Removed the last accepted feature from {self.target_layer.name()}; "
+                                    "Ctrl+Shift+Z puts it back.")
             return "feature"
+        self.statusChanged.emit("Nothing to undo.")
+        return ""
+
+    def redo(self) -> str:
+        """Ctrl+Shift+Z: bring back the last undone prompt (its mask is kept), or, with none, the
+        last undone feature. Returns what was redone ("prompt", "feature" or "")."""
+        if self._redo and self.ready:
+            self.steps.append(self._redo.pop())
+            self._show_latest()
+            return "prompt"
+        stack = self.target_layer.undoStack() if self.target_layer is not None else None
+        if not self.steps and stack is not None and stack.canRedo():
+            stack.redo()
+            self.statusChanged.emit(f"Restored the feature in {self.target_layer.name()}.")
+            return "feature"
+        self.statusChanged.emit("Nothing to redo.")
         return ""
 
     def clear(self) -> None:
         """Esc: forget the prompts and the preview (nothing is written)."""
+        had_prompts = bool(self.steps)
         self.steps = []
+        self._redo = []
         self._accept_when_decoded = False
         self.worker.drop("segment")
         self.preview.clear()
+        if had_prompts:
+            self.statusChanged.emit("Cleared: click the next object.")
         self.previewChanged.emit()
 
     def _state(self) -> PromptState:
@@ -196,6 +242,7 @@ class SegController(QObject):
             return
         step = Step(state)
         self.steps.append(step)
+        self._redo = []
         self.preview.show_hover(None)
         self.preview.show_prompts(state.points, state.labels, state.box)
         self._decode(step)
@@ -237,12 +284,18 @@ class SegController(QObject):
             self.steps.remove(step)
         self._accept_when_decoded = False
         self._show_latest()
-        self.errorRaised.emit(str(error))
+        message = error_message(error)
+        if isinstance(error, PromptError) and message.endswith("outside the raster.") and self.session_config:
+            message = (message[:-1] + f" {os.path.basename(self.session_config.raster)}; click inside it, or choose "
+                       "another raster in the Seg dock.")
+        self.statusChanged.emit(message)
+        self.errorRaised.emit(message)
 
     def _show_latest(self) -> None:
         """Draw the latest step (decoding it again if its job was replaced by a newer one)."""
         if not self.steps:
             self.preview.clear()
+            self.statusChanged.emit("No prompt: click an object (or drag a box)." if self.ready else "")
             self.previewChanged.emit()
             return
         step = self.steps[-1]
@@ -252,9 +305,15 @@ class SegController(QObject):
                 self._decode(step)
             return
         self.preview.show_mask(self._to_canvas(step.geometry))
-        score = step.segmentation.score
-        self.statusChanged.emit("The mask is empty; add or move a point." if step.geometry is None else
-                                f"Mask ready (score {score:.2f}). Enter accepts, Esc clears, Ctrl+Z undoes the last prompt.")
+        score = float(step.segmentation.score)
+        if step.geometry is None:
+            self.statusChanged.emit("The mask is empty; add or move a point.")
+        elif score < LOW_SCORE:
+            self.statusChanged.emit(f"<b>Low score {score:.2f}:</b> the model is unsure of this mask; add a point or a "
+                                    "box to correct it, or press Enter to accept it anyway.")
+        else:
+            self.statusChanged.emit(f"Mask ready (score {score:.2f}). Enter accepts, Esc clears, Ctrl+Z undoes the last "
+                                    "prompt.")
         self.previewChanged.emit()
 
     @property
@@ -267,8 +326,6 @@ class SegController(QObject):
         """Enter: write the current mask to the target layer now (class, tags, provenance,
         status "accepted"). Returns the feature id, or None (nothing to accept, or decoding still
         running: then it is accepted as soon as the mask arrives)."""
-        from ..core.engine.labeling import to_label
-
         step = self.current_step
         if step is None:
             self.statusChanged.emit("Nothing to accept: click an object first.")
@@ -283,16 +340,25 @@ class SegController(QObject):
         if self.target_layer is None:
             self.errorRaised.emit("Choose a target layer in the Seg dock (or create a new GeoPackage) before accepting.")
             return None
-        label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted")
         try:
+            from ..core.engine.labeling import to_label
+
+            label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted")
+            if self.label_filter is not None:  # e.g. shared borders and class fields (gui/ontology_panel.py)
+                label = self.label_filter(label, step.segmentation)
+                if label is None:
+                    self.errorRaised.emit("The mask lies entirely under labels already in the layer; nothing was added.")
+                    return None
             fid = add_label(self.target_layer, label, self.project)
-        except SegError as exc:
-            self.errorRaised.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 (one sentence for the user; a bug also goes to the log with its traceback)
+            self.errorRaised.emit(log_problem(exc, "saving the mask"))
             return None
         if self.label_class.name not in [c.name for c in self.classes]:
             self.set_classes(self.classes + [self.label_class])
         self.clear()
-        self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.")
+        score = float(step.segmentation.score)
+        warning = f" Its score is low ({score:.2f}): check it." if score < LOW_SCORE else ""
+        self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.{warning}")
         self.featureAdded.emit(fid)
         return fid
 
@@ -342,12 +408,14 @@ class SegController(QObject):
                     from ..core.errors import Canceled
 
                     raise Canceled("Encoding ahead was interrupted.")
+                progress.set_progress(100.0 * done / len(todo))
                 segmenter.embedding(tile)
-                progress.set_progress(100.0 * (done + 1) / len(todo))
             return len(todo)
 
+        self.backgroundChanged.emit(f"Encoding {len(todo)} tile(s) around the view...")
         self.worker.submit(Job("encode", f"encoding {len(todo)} tile(s) around the view", run,
-                               lambda count: self.statusChanged.emit(f"Encoded {count} tile(s) around the view.")))
+                               lambda count: self.backgroundChanged.emit(f"Encoded {count} tile(s) around the view."),
+                               lambda error: self.backgroundChanged.emit("Encoding ahead failed: " + error_message(error))))
 
     def _tiles_in_view(self):
         segmenter = self.segmenter
@@ -373,6 +441,8 @@ class SegController(QObject):
         """Whether the tile that will answer `state` is already encoded (memory or disk cache).
         Worked out with QGIS transforms and the grid alone: the UI thread never touches the
         raster file or pyproj objects the worker thread may be using."""
+        import numpy as np
+
         from ..core.geo.prompts import PixelPrompt
 
         segmenter = self.segmenter
@@ -393,9 +463,7 @@ class SegController(QObject):
         except QgsCsException:
             return False
         pixels = PixelPrompt(points, np.asarray(state.labels, np.int32), box)
-        grid = segmenter.grid_for(pixels)
-        c0, r0, c1, r1 = (v / grid.scale for v in pixels.bounds())
-        return segmenter.is_encoded(grid.best_tile_for((c0 + c1) / 2, (r0 + r1) / 2))
+        return segmenter.is_encoded(segmenter.start_tile(pixels))
 
     def _to_canvas(self, geometry):
         """A shapely geometry in the raster CRS as a QgsGeometry in the canvas CRS (None stays None)."""

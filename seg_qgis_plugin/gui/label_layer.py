@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Sequence
 
-from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransform, QgsFeature, QgsFillSymbol, QgsProject,
+from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransform, QgsDataProvider, QgsFeature, QgsFillSymbol, QgsProject,
                        QgsRendererCategory, QgsVectorDataProvider, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import QUndoCommand
@@ -24,22 +24,40 @@ from ..qgis_adapters.geometry import from_shapely
 from ..qgis_adapters.sinks import label_fields
 from .classes import LabelClass
 
-DEFAULT_LAYER_NAME = "seg_labels"
+LEGACY_LAYER_NAME = "seg_labels"  # what earlier versions called every layer; still opened when found
 
 
-def create_label_layer(path: str, crs, layer_name: str = DEFAULT_LAYER_NAME) -> QgsVectorLayer:
+def layer_name_for(path: str) -> str:
+    """The layer name for a new label file: the file's name without extension ("ponds.gpkg" -> "ponds")."""
+    return os.path.splitext(os.path.basename(path))[0] or LEGACY_LAYER_NAME
+
+
+def _existing_layer_names(path: str) -> List[str]:
+    layer = QgsVectorLayer(path, "probe", "ogr")
+    if not layer.isValid():
+        return []
+    separator = QgsDataProvider.sublayerSeparator()
+    return [entry.split(separator)[1] for entry in layer.dataProvider().subLayers() if separator in entry]
+
+
+def create_label_layer(path: str, crs, layer_name: Optional[str] = None) -> QgsVectorLayer:
     """A GeoPackage polygon layer with the Seg attribute schema at `path` (a QgsCoordinateReferenceSystem
-    for `crs`). An existing Seg layer of that name in that file is opened, not replaced: appending
-    keeps every feature already there."""
+    for `crs`), named after the file unless `layer_name` is given (in the file and in the Layers
+    panel). An existing Seg layer in that file (of that name, or an earlier version's "seg_labels")
+    is opened, not replaced: appending keeps every feature already there."""
     path = os.path.abspath(path)
     if not path.lower().endswith(".gpkg"):
         path += ".gpkg"
-    uri = f"{path}|layername={layer_name}"
+    layer_name = layer_name or layer_name_for(path)
     if os.path.exists(path):
-        existing = QgsVectorLayer(uri, layer_name, "ogr")
-        if existing.isValid():
-            check_label_layer(existing)
-            return existing
+        names = _existing_layer_names(path)
+        for name in (layer_name, LEGACY_LAYER_NAME):
+            if name in names:
+                existing = QgsVectorLayer(f"{path}|layername={name}", layer_name, "ogr")
+                if existing.isValid():
+                    check_label_layer(existing)
+                    return existing
+    uri = f"{path}|layername={layer_name}"
     if not os.path.isdir(os.path.dirname(path)):
         raise OutputError(f"The folder {os.path.dirname(path)} does not exist.")
     options = QgsVectorFileWriter.SaveVectorOptions()

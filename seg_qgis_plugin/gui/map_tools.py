@@ -3,7 +3,9 @@
 Point tool: left click = a point on the object; right click or Shift+click = a background point.
 Box tool: drag a box around the object (points and a box combine).
 Both: Enter accepts the mask, Esc clears the prompts, Ctrl+Z undoes the last prompt (or, with none
-left, the last accepted feature); moving the mouse asks for a hover preview when it is enabled.
+left, the last accepted feature), Ctrl+Shift+Z redoes; moving the mouse asks for a hover preview
+when it is enabled. (With the plugin GUI these keys are QShortcuts on the canvas and the dock, see
+shortcuts.py; the tool handles them itself when used on its own.)
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ class PromptTool(QgsMapTool):
             self.controller.accept()
         elif key == Qt.Key.Key_Escape:
             self.controller.clear()
+        elif event.matches(QKeySequence.StandardKey.Redo) or event.key() == Qt.Key.Key_Z and event.modifiers() == (
+                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier):
+            self.controller.redo()
         elif event.matches(QKeySequence.StandardKey.Undo):
             self.controller.undo()
         else:

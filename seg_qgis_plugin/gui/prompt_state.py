@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple
 
-from ..core.geo.prompts import Prompt
-
 
 @dataclass(frozen=True)
 class PromptState:
@@ -27,9 +25,11 @@ class PromptState:
     def with_box(self, xmin: float, ymin: float, xmax: float, ymax: float) -> "PromptState":
         return replace(self, box=(min(xmin, xmax), min(ymin, ymax), max(xmin, xmax), max(ymin, ymax)))
 
-    def to_prompt(self, crs: str) -> Prompt:
+    def to_prompt(self, crs: str):
         """The core Prompt; `crs` is the canvas CRS ("EPSG:n" or WKT). Raises PromptError when
         empty."""
+        from ..core.geo.prompts import Prompt  # lazy: numpy, affine
+
         return Prompt(crs=crs, points=self.points, labels=self.labels, box=self.box)
 
 

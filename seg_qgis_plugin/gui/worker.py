@@ -16,8 +16,13 @@ the second task). So each task hands its job to one long-lived Python thread (a 
 executor) and waits for it: the task gives progress, cancel and a place in the task manager, the
 executor thread does the work, always the same thread.
 
-Errors are never swallowed: an exception in a job is kept with its traceback, written to the QGIS
-message log, and handed to the job's `on_error` (the controller shows it in the message bar).
+Errors are never swallowed: an exception in a job is kept with its traceback and handed to the
+job's `on_error` (the controller shows it in the dock and the message bar). The QGIS message log
+gets expected problems (a SegError: a user mistake; a missing package) as one warning line without
+traceback, and anything else (a bug) as CRITICAL with its traceback.
+
+Progress: a running job's task never shows 100 % (QGIS sets that when the task finishes), so the
+bar cannot claim "done" while the last tile is still being encoded.
 """
 from __future__ import annotations
 
@@ -29,12 +34,51 @@ from typing import Callable, List, Optional
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from ..core.errors import Canceled
-from ..qgis_adapters.feedback import FeedbackProgress
+from ..core.errors import Canceled, SegError
 
 PRIORITY = {"open": 0, "segment": 1, "hover": 2, "encode": 3}
 REPLACEABLE = {"segment", "hover", "encode"}
 LOG_TAG = "Seg"
+RUNNING_MAX_PERCENT = 99.0
+
+
+def error_message(error: BaseException) -> str:
+    """One sentence for the user: a SegError's own text; a missing package named, with the way out."""
+    if isinstance(error, ModuleNotFoundError) and not isinstance(error, SegError) and error.name:
+        package = error.name.split(".")[0]
+        return (f"Seg needs the Python package {package!r}, which is not installed in QGIS's Python: press "
+                "Install dependencies in the Seg dock (or Plugins > Seg > Install dependencies...), then restart QGIS.")
+    return str(error) or type(error).__name__
+
+
+def is_expected(error: BaseException) -> bool:
+    """A user mistake or a missing package: logged as a warning, without traceback."""
+    return isinstance(error, (SegError, ImportError))
+
+
+def log_problem(error: BaseException, doing: str) -> str:
+    """Log `error` met while `doing` (e.g. "saving the mask") and return one sentence for the user:
+    an expected problem as a warning line, a bug as CRITICAL with its traceback (call it inside the
+    `except` block, where the traceback is current)."""
+    if is_expected(error):
+        message = error_message(error)
+        QgsMessageLog.logMessage(f"{doing}: {message}", LOG_TAG, Qgis.MessageLevel.Warning)
+        return message
+    QgsMessageLog.logMessage(f"{doing} failed:\n{traceback.format_exc()}", LOG_TAG, Qgis.MessageLevel.Critical)
+    return f"Something went wrong while {doing} ({type(error).__name__}: {error}); the Seg log has the details."
+
+
+class _TaskProgress:
+    """core.progress.Progress on a running QgsTask, held below 100 % until the task has finished."""
+
+    def __init__(self, task: QgsTask):
+        self.task = task
+
+    def set_progress(self, percent: float) -> None:
+        self.task.setProgress(max(0.0, min(float(percent), RUNNING_MAX_PERCENT)))
+
+    def is_canceled(self) -> bool:
+        return self.task.isCanceled()
 
 
 @dataclass(eq=False)
@@ -60,7 +104,7 @@ class ModelTask(QgsTask):
 
     def run(self) -> bool:  # worker thread
         try:
-            self.result = self.executor.submit(self.job.run, FeedbackProgress(self)).result()
+            self.result = self.executor.submit(self.job.run, _TaskProgress(self)).result()
             return True
         except Canceled:
             return False
@@ -155,8 +199,11 @@ class ModelWorker(QObject):
                 self.idleChanged.emit(True)
 
     def _report(self, job: Job, error: Exception, trace: str) -> None:
-        QgsMessageLog.logMessage(f"{job.description} failed:\n{trace}", LOG_TAG, Qgis.MessageLevel.Critical)
+        if is_expected(error):
+            QgsMessageLog.logMessage(f"{job.description}: {error_message(error)}", LOG_TAG, Qgis.MessageLevel.Warning)
+        else:
+            QgsMessageLog.logMessage(f"{job.description} failed:\n{trace}", LOG_TAG, Qgis.MessageLevel.Critical)
         if job.on_error is not None:
             job.on_error(error)
         else:
-            self.errorRaised.emit(str(error) or type(error).__name__)
+            self.errorRaised.emit(error_message(error))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 # The bright square every test looks for: raster pixels (col0, row0, col1, row1), end exclusive.
 SQUARE = (60, 80, 100, 120)
 ORIGIN, PIXEL = (500000.0, 4650000.0), 0.5  # EPSG:32633, 0.5 m pixels (tests/conftest.py write_raster)
@@ -31,6 +29,8 @@ def square_centre_map():
 
 def synthetic_ortho():
     """uint8 (3, SIZE, SIZE): a textured dark field with one bright square (fixed seed)."""
+    import numpy as np  # here, not at import: the stock-QGIS test loads this module without numpy
+
     rng = np.random.default_rng(7)
     data = rng.integers(20, 60, size=(3, SIZE, SIZE)).astype(np.uint8)
     c0, r0, c1, r1 = SQUARE
@@ -49,6 +49,14 @@ def wait_until(condition, timeout: float = 30.0):
             raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
         time.sleep(0.002)
     QgsApplication.processEvents()
+
+
+def wait_idle_events():
+    """Let Qt deliver what is already posted (shortcut activations, queued signals)."""
+    from qgis.core import QgsApplication
+
+    for _ in range(3):
+        QgsApplication.processEvents()
 
 
 def wait_idle(controller, timeout: float = 30.0):
@@ -155,6 +163,8 @@ class FakeIface:
         self.window.setCentralWidget(self.canvas)
         self.bar = QgsMessageBar()
         self.window.resize(1100, 700)
+        self.plugins_menu = self.window.menuBar().addMenu("&Plugins")
+        self.plugin_menus = {}
 
     def mainWindow(self):  # noqa: N802 (QGIS API)
         return self.window
@@ -174,19 +184,52 @@ class FakeIface:
     def removeDockWidget(self, dock):  # noqa: N802
         self.window.removeDockWidget(dock)
 
+    def addPluginToMenu(self, name, action):  # noqa: N802
+        """Plugins > `name` > action, on a real menu bar (QGIS puts it under its Plugins menu)."""
+        menu = self.plugin_menus.get(name)
+        if menu is None:
+            menu = self.plugins_menu.addMenu(name)
+            self.plugin_menus[name] = menu
+        menu.addAction(action)
+
+    def removePluginMenu(self, name, action):  # noqa: N802
+        menu = self.plugin_menus.get(name)
+        if menu is not None:
+            menu.removeAction(action)
+            if not menu.actions():
+                self.plugins_menu.removeAction(menu.menuAction())
+                del self.plugin_menus[name]
+
+    def plugin_menu_entries(self):
+        """{menu name: [action texts]} under Plugins."""
+        return {name: [a.text() for a in menu.actions()] for name, menu in self.plugin_menus.items()}
+
 
 def leftovers(iface):
     """What Seg left in the window: toolbars, docks, map tool, Seg tasks, rubber bands."""
     from qgis.core import QgsApplication
     from qgis.gui import QgsRubberBand
-    from qgis.PyQt.QtWidgets import QDockWidget, QToolBar
+    from qgis.PyQt.QtWidgets import QDockWidget, QShortcut, QToolBar
 
     window, canvas = iface.mainWindow(), iface.mapCanvas()
     tool = canvas.mapTool()
     return {
         "toolbars": [t.objectName() for t in window.findChildren(QToolBar) if "Seg" in t.objectName() or t.windowTitle() == "Seg"],
         "docks": [d.objectName() for d in window.findChildren(QDockWidget) if "Seg" in d.objectName()],
+        "menus": iface.plugin_menu_entries() if hasattr(iface, "plugin_menu_entries") else {},
+        "shortcuts": sum(isinstance(s, QShortcut) for s in canvas.findChildren(QShortcut)),
         "map_tool": type(tool).__name__ if tool is not None else None,
         "tasks": [t.description() for t in QgsApplication.taskManager().tasks() if t.description().startswith("Seg")],
         "rubber_bands": sum(isinstance(item, QgsRubberBand) for item in canvas.scene().items()),
     }
+
+
+def isolate_user_settings(folder):
+    """QgsSettings (QSettings) written under `folder` from now on, never in the user's own file: the
+    dock remembers its values there. Returns the folder."""
+    from qgis.PyQt.QtCore import QSettings
+
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+            QSettings.setPath(fmt, scope, str(folder))
+    return folder

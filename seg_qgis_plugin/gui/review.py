@@ -1,0 +1,435 @@
+"""The Review panel: a person goes through pre-labels, most doubtful first, and decides.
+
+A queue of the features of any polygon layer whose `status` is the one chosen (default
+"prelabel"; a feature without status counts as a pre-label), ordered by doubt (lowest score, then
+lowest stability, missing values first) or by any field. The panel zooms to each feature, selects
+it, and shows its attributes and the window it came from.
+
+Keys (with the panel focused): A accept, R reject, E edit (re-prompt with the Seg point and box
+tools; the next mask accepted with Enter replaces the geometry), N or Space next, P previous,
+1-9 set the class (the project's class list), Ctrl+Z undo the last decision, Esc leave editing.
+
+Each decision writes `status` (accepted, rejected; reviewed after a class change or an edit),
+`reviewer` (setting seg/reviewer, the OS user by default) and `reviewed` (UTC, ISO 8601) through
+the layer's edit buffer as one edit command, and commits it at once ("saved as it goes"). QGIS
+empties a layer's undo stack on commit, so the panel keeps its own history: Ctrl+Z puts the
+previous values (and geometry) back through the edit buffer and commits again. Fields the layer
+lacks (status, reviewer, reviewed) are added to it when a review starts. Rejected features stay
+in the layer, filterable by status.
+"""
+from __future__ import annotations
+
+import getpass
+import math
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Optional
+
+from qgis.core import (QgsCoordinateTransform, QgsFeatureRequest, QgsField, QgsGeometry, QgsMapLayerProxyModel, QgsProject,
+                       QgsSettings, QgsVectorDataProvider, QgsVectorLayer, QgsWkbTypes)
+from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt, QVariant
+from qgis.PyQt.QtGui import QKeySequence
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                                 QShortcut, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ..core.errors import OutputError
+from .classes import load_classes
+
+STATUS_CHOICES = ("prelabel", "accepted", "reviewed", "rejected", "any")
+DOUBT = "doubt: lowest score, then stability"
+REVIEW_FIELDS = ("status", "reviewer", "reviewed")
+REVIEWER_KEY = "seg/reviewer"
+
+
+def reviewer_name() -> str:
+    """The reviewer setting (QgsSettings seg/reviewer), else the OS user."""
+    name = str(QgsSettings().value(REVIEWER_KEY, "") or "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def ensure_review_fields(layer: QgsVectorLayer) -> List[str]:
+    """Add status, reviewer and reviewed (text) where `layer` lacks them; returns those added.
+    Raises OutputError when the layer cannot take new fields."""
+    missing = [name for name in REVIEW_FIELDS if layer.fields().lookupField(name) < 0]
+    if not missing:
+        return []
+    provider = layer.dataProvider()
+    if not provider.capabilities() & QgsVectorDataProvider.Capability.AddAttributes:
+        raise OutputError(f"The layer {layer.name()!r} lacks the fields {', '.join(missing)} and cannot take new ones; "
+                          "save it as a GeoPackage first.")
+    if layer.isEditable() and layer.isModified():
+        raise OutputError(f"Save or discard the edits of {layer.name()!r} first: the review adds the fields {', '.join(missing)}.")
+    if not provider.addAttributes([QgsField(name, QVariant.String) for name in missing]):
+        raise OutputError(f"Could not add the fields {', '.join(missing)} to {layer.name()!r}.")
+    layer.updateFields()
+    return missing
+
+
+def review_queue(layer: QgsVectorLayer, status: str = "prelabel", order: Optional[str] = None, descending: bool = False) -> List[int]:
+    """Feature ids with `status` ("any" for all), by doubt (order None) or by the field `order`."""
+    fields = layer.fields()
+    wanted = [n for n in ("status", "score", "stability", order) if n and fields.lookupField(n) >= 0]
+    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes(wanted, fields)
+    rows = []
+    for feature in layer.getFeatures(request):
+        value = {n: _plain(feature[n]) for n in wanted}
+        if status != "any" and (value.get("status") or "prelabel") != status:
+            continue
+        if order is None:
+            key = (_number(value.get("score")), _number(value.get("stability")))
+        else:
+            v = value.get(order)
+            key = (v is not None, v if v is not None else 0)
+        rows.append((key, feature.id()))
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=descending)
+    return [fid for _, fid in rows]
+
+
+class ReviewPanel(QgsDockWidget):
+    """See the module docstring. `controller` (a SegController) and `activate_tool` (starts the Seg
+    point tool) make E work; without them E says what is missing."""
+
+    def __init__(self, canvas, project=None, controller=None, activate_tool: Optional[Callable[[], None]] = None, parent=None):
+        super().__init__("Seg: review", parent)
+        self.setObjectName("SegReviewDock")
+        self.canvas, self.project = canvas, project or QgsProject.instance()
+        self.controller, self.activate_tool = controller, activate_tool
+        self.layer: Optional[QgsVectorLayer] = None
+        self.queue: List[int] = []
+        self.position = -1
+        self.decided: set = set()
+        self.history: List[tuple] = []
+        self.added_fields: List[str] = []
+        self._started_editing = False
+        self._editing = None  # (scratch layer, previous target layer) while E waits for a mask
+        self._build()
+        self._bind_keys()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        form = QFormLayout()
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.layer_combo.layerChanged.connect(lambda layer: self.set_layer(layer))
+        form.addRow("Labels", self.layer_combo)
+        self.status_combo = QComboBox()
+        self.status_combo.addItems(STATUS_CHOICES)
+        form.addRow("Status", self.status_combo)
+        order = QHBoxLayout()
+        self.order_combo = QComboBox()
+        self.descending = QCheckBox("descending")
+        order.addWidget(self.order_combo, 1)
+        order.addWidget(self.descending)
+        form.addRow("Order", order)
+        self.reviewer_edit = QLineEdit(reviewer_name())
+        self.reviewer_edit.editingFinished.connect(lambda: QgsSettings().setValue(REVIEWER_KEY, self.reviewer_edit.text().strip()))
+        form.addRow("Reviewer", self.reviewer_edit)
+        layout.addLayout(form)
+        self.start_button = QPushButton("Start review")
+        self.start_button.clicked.connect(self.refresh)
+        layout.addWidget(self.start_button)
+        self.progress_label, self.feature_label, self.window_label = QLabel("No review started."), QLabel(""), QLabel("")
+        for label in (self.progress_label, self.feature_label, self.window_label):
+            label.setWordWrap(True)
+            layout.addWidget(label)
+        self.attributes = QTableWidget(0, 2)
+        self.attributes.setHorizontalHeaderLabels(["field", "value"])
+        self.attributes.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout.addWidget(self.attributes, 1)
+        buttons = QHBoxLayout()
+        for text, slot in (("Accept (A)", self.accept), ("Reject (R)", self.reject), ("Edit (E)", self.edit),
+                           ("Previous (P)", self.previous), ("Next (N)", self.next)):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.message = QLabel("A accept, R reject, E edit, N/Space next, P previous, 1-9 class, Ctrl+Z undo.")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        self.setWidget(body)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def _bind_keys(self) -> None:
+        bindings = [("A", self.accept), ("R", self.reject), ("E", self.edit), ("N", self.next), ("Space", self.next),
+                    ("P", self.previous), ("Esc", self.cancel_edit), ("Ctrl+Z", self.undo)]
+        bindings += [(str(n), (lambda n=n: self.set_class_index(n - 1))) for n in range(1, 10)]
+        self.shortcuts = []
+        for text, slot in bindings:
+            shortcut = QShortcut(QKeySequence(text), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.setAutoRepeat(False)
+            shortcut.activated.connect(slot)
+            self.shortcuts.append(shortcut)
+
+    # -- the queue ------------------------------------------------------------------------------
+
+    def set_layer(self, layer: Optional[QgsVectorLayer]) -> None:
+        self.cancel_edit()
+        self._stop_editing()
+        self.layer = layer if isinstance(layer, QgsVectorLayer) and layer.isValid() else None
+        self.queue, self.position, self.decided, self.history = [], -1, set(), []
+        self.order_combo.clear()
+        self.order_combo.addItem(DOUBT)
+        if self.layer is not None:
+            self.order_combo.addItems([f.name() for f in self.layer.fields()])
+            if self.layer_combo.currentLayer() is not self.layer and self.project.mapLayer(self.layer.id()) is not None:
+                self.layer_combo.blockSignals(True)
+                self.layer_combo.setLayer(self.layer)
+                self.layer_combo.blockSignals(False)
+        self.progress_label.setText("Press Start review." if self.layer else "Choose a labels layer.")
+
+    def refresh(self) -> None:
+        """(Re)build the queue from the layer's current values and show its first feature."""
+        if self.layer is None:
+            self.set_layer(self.layer_combo.currentLayer())
+        if self.layer is None:
+            self._say("Choose a labels layer first.")
+            return
+        try:
+            self.added_fields = ensure_review_fields(self.layer)
+        except OutputError as exc:
+            self._say(str(exc))
+            return
+        order = None if self.order_combo.currentIndex() <= 0 else self.order_combo.currentText()
+        self.queue = review_queue(self.layer, self.status_combo.currentText(), order, self.descending.isChecked())
+        self.decided, self.position = set(), -1
+        if self.added_fields:
+            self._say(f"Added the fields {', '.join(self.added_fields)} to {self.layer.name()}.")
+        self._go(0)
+
+    @property
+    def current_fid(self) -> Optional[int]:
+        return self.queue[self.position] if 0 <= self.position < len(self.queue) else None
+
+    def next(self) -> None:
+        self._go(self.position + 1)
+
+    def previous(self) -> None:
+        self._go(self.position - 1)
+
+    def _go(self, position: int) -> None:
+        self.cancel_edit()
+        if not self.queue:
+            self.position = -1
+            self._show(None)
+            return
+        self.position = min(max(position, 0), len(self.queue) - 1)
+        self._show(self.current_fid)
+
+    def _show(self, fid: Optional[int]) -> None:
+        self.progress_label.setText(f"{len(self.decided)} of {len(self.queue)} reviewed")
+        self.attributes.setRowCount(0)
+        if fid is None:
+            self.feature_label.setText("The queue is empty." if not self.queue else "")
+            self.window_label.setText("")
+            return
+        feature = self.layer.getFeature(fid)
+        self.feature_label.setText(f"Feature {fid} ({self.position + 1} of {len(self.queue)} in the queue)")
+        names = self.layer.fields().names()
+        self.attributes.setRowCount(len(names))
+        for row, name in enumerate(names):
+            self.attributes.setItem(row, 0, QTableWidgetItem(name))
+            value = _plain(feature[name])
+            self.attributes.setItem(row, 1, QTableWidgetItem("" if value is None else str(value)))
+        window = _plain(feature["window"]) if "window" in names else None
+        source = _plain(feature["source"]) if "source" in names else None
+        self.window_label.setText(f"Window {window or '?'} of {source or 'an unknown raster'}" if window or source else "No window recorded.")
+        self.layer.selectByIds([fid])
+        self._zoom_to(feature.geometry())
+
+    def _zoom_to(self, geometry: QgsGeometry) -> None:
+        if self.canvas is None or geometry is None or geometry.isNull():
+            return
+        box = geometry.boundingBox()
+        to_canvas = QgsCoordinateTransform(self.layer.crs(), self.canvas.mapSettings().destinationCrs(), self.project)
+        box = to_canvas.transformBoundingBox(box)
+        pad = max(box.width(), box.height()) * 0.5 or 10.0
+        box.grow(pad)
+        self.canvas.setExtent(box)
+        self.canvas.refresh()
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def accept(self) -> None:
+        self._decide("accepted", advance=True)
+
+    def reject(self) -> None:
+        self._decide("rejected", advance=True)
+
+    def set_class_index(self, index: int) -> None:
+        classes = load_classes(self.project)
+        if index >= len(classes):
+            self._say(f"The project has {len(classes)} classes; there is no class {index + 1}.")
+            return
+        if self.layer is None or self.layer.fields().lookupField("class") < 0:
+            self._say("This layer has no class field.")
+            return
+        self._decide("reviewed", advance=False, extra={"class": classes[index].name})
+
+    def _decide(self, status: str, advance: bool, extra: Optional[Dict[str, object]] = None, geometry: Optional[QgsGeometry] = None) -> bool:
+        fid = self.current_fid
+        if fid is None:
+            self._say("Nothing to review: press Start review.")
+            return False
+        reviewer = self.reviewer_edit.text().strip() or reviewer_name()
+        values = {"status": status, "reviewer": reviewer, "reviewed": now_utc(), **(extra or {})}
+        if not self._write(fid, values, geometry, f"Seg review: {status} {fid}"):
+            return False
+        self.decided.add(fid)
+        self._say(f"Feature {fid}: {status}" + (f", class {extra['class']}" if extra and 'class' in extra else "") + ".")
+        if advance and self.position < len(self.queue) - 1:
+            self._go(self.position + 1)
+        else:
+            self._show(fid)
+        return True
+
+    def _write(self, fid: int, values: Dict[str, object], geometry: Optional[QgsGeometry], text: str, remember: bool = True) -> bool:
+        layer = self.layer
+        if not layer.isEditable():
+            if not layer.startEditing():
+                self._say(f"The layer {layer.name()!r} cannot be edited.")
+                return False
+            self._started_editing = True
+        feature = layer.getFeature(fid)
+        old = {name: feature[name] for name in values}
+        old_geometry = QgsGeometry(feature.geometry()) if geometry is not None else None
+        layer.beginEditCommand(text)
+        for name, value in values.items():
+            layer.changeAttributeValue(fid, layer.fields().lookupField(name), value)
+        if geometry is not None:
+            layer.changeGeometry(fid, geometry)
+        layer.endEditCommand()
+        if not layer.commitChanges(False):
+            errors = "; ".join(layer.commitErrors()[-2:])
+            layer.rollBack(False)
+            self._say(f"Could not save the decision: {errors}")
+            return False
+        if remember:
+            self.history.append((fid, old, old_geometry))
+        return True
+
+    def undo(self) -> None:
+        """Put back what the last decision changed, and save."""
+        if not self.history or self.layer is None:
+            self._say("No decision to undo.")
+            return
+        fid, old, old_geometry = self.history.pop()
+        if self._write(fid, old, old_geometry, f"Seg review: undo {fid}", remember=False):
+            self.decided.discard(fid)
+            if fid in self.queue:
+                self.position = self.queue.index(fid)
+            self._show(self.current_fid)
+            self._say(f"Undid the decision on feature {fid}.")
+
+    # -- edit: re-prompt ----------------------------------------------------------------------
+
+    def edit(self) -> None:
+        """Send the next accepted mask of the Seg tools to the current feature instead of a layer."""
+        controller = self.controller
+        if self.current_fid is None:
+            self._say("Nothing to edit: press Start review.")
+            return
+        if controller is None or not controller.ready:
+            self._say("Start a Seg session in the Seg dock to re-prompt this feature.")
+            return
+        self.cancel_edit()
+        scratch = QgsVectorLayer("MultiPolygon", "seg review edit", "memory")
+        scratch.setCrs(self.layer.crs())
+        self._editing = (scratch, controller.target_layer, self.current_fid)
+        controller.target_layer = scratch
+        controller.featureAdded.connect(self._mask_accepted)
+        if self.activate_tool is not None:
+            self.activate_tool()
+        self._say("Edit: prompt the object with the Seg point or box tool, then press Enter; Esc here cancels.")
+
+    def cancel_edit(self) -> None:
+        if self._editing is None:
+            return
+        _, previous, _ = self._editing
+        self._editing = None
+        try:
+            self.controller.featureAdded.disconnect(self._mask_accepted)
+        except TypeError:
+            pass
+        self.controller.target_layer = previous
+
+    def _mask_accepted(self, scratch_fid: int) -> None:
+        scratch, _, fid = self._editing
+        geometry = QgsGeometry(scratch.getFeature(scratch_fid).geometry())
+        self.cancel_edit()
+        if QgsWkbTypes.isMultiType(self.layer.wkbType()):
+            geometry.convertToMultiType()
+        else:
+            geometry.convertToSingleType()
+        if fid in self.queue:
+            self.position = self.queue.index(fid)
+        self._decide("reviewed", advance=False, geometry=geometry)
+
+    # -- leaving ------------------------------------------------------------------------------
+
+    def _stop_editing(self) -> None:
+        if self.layer is not None and self._started_editing and self.layer.isEditable():
+            self.layer.commitChanges()
+        self._started_editing = False
+
+    def close_review(self) -> None:
+        """Leave editing mode if the panel started it (plugin unload)."""
+        self.cancel_edit()
+        self._stop_editing()
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+
+
+def install_review_panel(iface, controller, activate_tool, toolbar, menu: str):
+    """The Review panel docked (hidden) in the QGIS window, with a toolbar button and a Plugins
+    menu entry that show it. Returns (panel, action); `uninstall_review_panel` takes them away."""
+    panel = ReviewPanel(iface.mapCanvas(), QgsProject.instance(), controller, activate_tool, iface.mainWindow())
+    iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+    panel.hide()
+    action = panel.toggleViewAction()
+    action.setText("Review labels")
+    action.setObjectName("SegReviewAction")
+    action.setToolTip("Seg review: go through pre-labels, most doubtful first (A accept, R reject, E edit)")
+    if toolbar is not None:
+        toolbar.addAction(action)
+    if hasattr(iface, "addPluginToMenu"):
+        iface.addPluginToMenu(menu, action)
+    return panel, action
+
+
+def uninstall_review_panel(iface, panel, action, menu: str) -> None:
+    panel.close_review()
+    if hasattr(iface, "removePluginMenu"):
+        iface.removePluginMenu(menu, action)
+    iface.removeDockWidget(panel)
+    panel.setParent(None)
+    panel.deleteLater()
+
+
+def _plain(value):
+    if value is None:
+        return None
+    if isinstance(value, QVariant):
+        return None if value.isNull() else value.value()
+    return value
+
+
+def _number(value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return -math.inf
+    return -math.inf if math.isnan(number) else number
