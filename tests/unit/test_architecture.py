@@ -27,9 +27,9 @@ def _modules():
             dirnames[:] = [d for d in dirnames if d != "__pycache__" and not (folder == PACKAGE and d == "processing")]
             for name in filenames:
                 if name.endswith(".py"):
-                    rel = os.path.relpath(os.path.join(dirpath, name), folder)[:-3].replace(os.sep, ".")
-                    rel = rel[: -len(".__init__")] if rel.endswith("__init__") else rel
-                    yield (prefix if rel == "__init__" else f"{prefix}.{rel}"), os.path.join(dirpath, name)
+                    parts = os.path.relpath(os.path.join(dirpath, name), folder)[:-3].split(os.sep)
+                    parts = parts[:-1] if parts[-1] == "__init__" else parts
+                    yield ".".join([prefix, *parts]), os.path.join(dirpath, name)
 
 
 def _imports(module, path):
@@ -118,3 +118,10 @@ def test_our_processing_package_is_not_top_level_processing():
     code = "import importlib.util; print(importlib.util.find_spec('processing') is None or 'seg' not in importlib.util.find_spec('processing').origin)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout.strip()
     assert out == "True"
+
+
+def test_every_package_is_installed_by_pyproject():
+    project = tomllib.load(open(os.path.join(ROOT, "pyproject.toml"), "rb"))
+    listed = set(project["tool"]["setuptools"]["packages"])
+    packages = {m for m, path in MODULES.items() if path.endswith("__init__.py")}
+    assert packages - listed == set()
