@@ -6,14 +6,10 @@ checkpoint takes seconds).
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..core.models.checkpoints import INSTALL_HINT
-
-SAM_MODULES = ("torch", "torchvision", "segment_anything")
-
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -36,17 +32,10 @@ class SessionConfig:
 
 
 def missing_sam_modules() -> Tuple[str, ...]:
-    """The SAM dependencies that are not installed, found without importing them (importing torch
-    costs seconds; the plugin must load fast and without it)."""
-    missing = []
-    for name in SAM_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            missing.append(name)
-    return tuple(missing)
+    """The SAM dependencies that are not installed, found without importing them."""
+    from .. import deps
+
+    return tuple(deps.missing(("sam",)))
 
 
 def sam_status() -> Tuple[bool, str]:
