@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 from ..core.models.checkpoints import INSTALL_HINT
 
+
 @dataclass(frozen=True)
 class SessionConfig:
     """raster: a GDAL path; backend "sam" (needs `checkpoint`) or "classic" (no weights);
