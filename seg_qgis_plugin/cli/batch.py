@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import SegError
-from .options import BarProgress, model_options, resolve_model
+from .classes import border_options, check_classes, check_snap, class_options, load_classes
+from .options import BarProgress, model_options, non_negative, resolve_model
 
 
 def add_parsers(sub) -> None:
@@ -21,13 +22,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--points-per-side", type=int, default=16, help="--auto: grid points per tile side")
     p.add_argument("--min-score", type=float, default=0.7, help="--auto: minimum predicted IoU")
     p.add_argument("--min-stability", type=float, default=0.85, help="--auto: minimum stability")
-    p.add_argument("--min-area", type=float, default=0.0, help="drop parts smaller than this (map units^2)")
-    p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
+    p.add_argument("--min-area", type=non_negative, default=0.0, help="drop parts smaller than this (map units^2)")
+    p.add_argument("--simplify", type=non_negative, default=0.0, help="simplification tolerance in map units")
     model_options(p)
     p.add_argument("--out", required=True, help="output layer: .gpkg, .geojson, .fgb or .shp")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true")
     mode.add_argument("--overwrite", action="store_true")
+    class_options(p)
+    border_options(p)
     p.set_defaults(run=cmd_prelabel)
 
     p = sub.add_parser("export-training", help="labels + raster -> image and mask chips and a COCO JSON")
@@ -40,6 +43,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-labeled", type=float, default=0.0, help="skip chips with a smaller labelled fraction (0-1)")
     p.add_argument("--format", choices=["tif", "png"], default="tif")
     p.add_argument("--overwrite", action="store_true")
+    class_options(p)
     p.set_defaults(run=cmd_export_training)
 
 
@@ -57,20 +61,28 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
         features = [PromptFeature(lab.geometry, lab.crs, str(lab.attributes.get(args.class_field) or "") if args.class_field else "",
                                   {**tags, **{k: str(v) for k, v in lab.attributes.items() if k != args.class_field and v not in (None, "")}})
                     for lab in read_labels(args.prompts, args.prompts_layer)]
+    ontology, snap = load_classes(args), check_snap(args)
+    check_classes([f.class_name or args.class_name for f in features or []] or [args.class_name], ontology, args.add_missing)
     model, settings = resolve_model(args)
-    gsd = args.gsd
-    if not gsd and args.scale > 1:
-        from ..core.geo.raster import RasterSource
-
-        with RasterSource(args.raster) as src:
-            gsd = args.scale * src.info().resolution[0]
-    job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, gsd)
+    job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, args.gsd, scale=args.scale)
     cache = args.cache or (settings.cache_folder if model.cacheable else None)
     bar = BarProgress("pre-labeling")
     try:
         with LabelWriter(args.out, mode=mode) as writer:  # objects go to disk as found; the file appears when whole
-            result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
-                                     args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
+            if not args.no_overlap:
+                result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                                         args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
+            else:  # shared borders need every object first (the higher score wins), then the layer's labels
+                from ..core.geo.shared_borders import share_borders_with_layer
+
+                result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                                         args.min_stability, progress=bar)
+                result.labels = share_borders_with_layer(result.labels, result.grid,
+                                                         args.out if mode == "append" else None, snap=snap,
+                                                         simplify=args.simplify, min_area=args.min_area)
+                result.count = len(result.labels)
+                for label in result.labels:
+                    writer.add(label)
             if not result.count:
                 raise SegError("Pre-labeling found no object; nothing was written.")
     finally:
@@ -85,12 +97,14 @@ def cmd_export_training(args: argparse.Namespace) -> int:
     from ..core.outputs.training_data import export_training_data
     from ..core.outputs.vectors import read_labels
 
+    ontology = load_classes(args)
     labels = read_labels(args.labels)
     bar = BarProgress("exporting chips")
     try:
         summary = export_training_data(args.raster, labels, args.out, args.tile, args.overlap, class_field=args.class_field,
                                        min_labeled_fraction=args.min_labeled, image_format=args.format,
-                                       overwrite=args.overwrite, progress=bar)
+                                       overwrite=args.overwrite, progress=bar, ontology=ontology,
+                                       add_missing=args.add_missing)
     finally:
         bar.close()
     print(f"{summary.chips} chips, {summary.annotations} annotations, classes {summary.categories} -> {summary.coco_path}")

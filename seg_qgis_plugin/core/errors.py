@@ -42,6 +42,10 @@ class CacheError(SegError, OSError):
     """An embedding cache entry is unreadable or belongs to another raster or model."""
 
 
+class OntologyError(SegError, ValueError):
+    """An ontology is malformed (duplicate names or codes), or a class or code is not in it or does not fit."""
+
+
 class Canceled(SegError):
     """The user canceled a long-running job; nothing half-written is left behind."""
 

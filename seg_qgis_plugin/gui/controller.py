@@ -343,7 +343,8 @@ class SegController(QObject):
         try:
             from ..core.engine.labeling import to_label
 
-            label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted")
+            label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted",
+                             geometry=step.geometry)
             if self.label_filter is not None:  # e.g. shared borders and class fields (gui/ontology_panel.py)
                 label = self.label_filter(label, step.segmentation)
                 if label is None:

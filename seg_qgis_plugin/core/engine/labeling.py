@@ -16,19 +16,31 @@ from ..geo.vectorize import mask_to_geometry
 
 
 def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = None, backend: str = "auto",
-                 device: str = "auto", threads: Optional[int] = None, precision: str = "fp32"):
-    """backend "sam" needs a checkpoint; "classic" needs nothing; "auto" is SAM when a checkpoint
-    is given, else classic."""
+                 device: str = "auto", threads: Optional[int] = None, precision: str = "auto"):
+    """backend "sam" (torch) needs a checkpoint file; "onnx" (ONNX Runtime, no torch) needs a
+    folder from `seg models export-onnx`; "classic" needs nothing; "auto" is onnx for an exported
+    folder, sam for a checkpoint file, else classic. precision (SAM's encoder): "auto" is bf16
+    where the CPU computes it natively (AMX / AVX512-bf16) or on a GPU, else fp32."""
+    from ..models.onnx_backend import is_exported_model
+
     if backend == "auto":
-        backend = "sam" if checkpoint else "classic"
+        backend = ("onnx" if is_exported_model(checkpoint) else "sam") if checkpoint else "classic"
     if backend == "classic":
         from ..models.classic import ClassicBackend
 
         return ClassicBackend()
-    if backend != "sam":
-        raise PromptError(f"Unknown backend {backend!r}; choose sam or classic.")
+    if backend not in ("sam", "onnx"):
+        raise PromptError(f"Unknown backend {backend!r}; choose sam, onnx or classic.")
+    if backend == "onnx":
+        if not checkpoint or not is_exported_model(checkpoint):
+            raise PromptError("The onnx backend needs a model folder from `seg models export-onnx`; give it as --checkpoint.")
+        from ..models.onnx_backend import OnnxBackend
+
+        return OnnxBackend(checkpoint, threads)
     if not checkpoint:
         raise PromptError("The SAM backend needs a checkpoint file; give --checkpoint or choose --backend classic.")
+    if is_exported_model(checkpoint):
+        raise PromptError(f"{checkpoint} is an exported ONNX model; choose --backend onnx (or auto).")
     from ..models.sam import SamBackend
 
     return SamBackend(checkpoint, model_type, device, threads, precision)
@@ -52,9 +64,13 @@ def provenance(segmenter: Segmenter) -> Dict[str, str]:
 
 
 def to_label(segmentation: Segmentation, segmenter: Segmenter, class_name: str, tags: Optional[Dict[str, str]] = None,
-             status: str = "prelabel", simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0) -> Optional[Label]:
-    """A Segmentation as a Label with full provenance, or None when nothing is left after clean-up."""
-    geometry = mask_to_geometry(segmentation.mask, segmentation.transform, simplify, min_area, fill_holes)
+             status: str = "prelabel", simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+             geometry=None) -> Optional[Label]:
+    """A Segmentation as a Label with full provenance, or None when nothing is left after clean-up.
+    `geometry`: the mask's polygon when the caller has already made it (a previewed click), so a
+    mask is vectorized once."""
+    if geometry is None:
+        geometry = mask_to_geometry(segmentation.mask, segmentation.transform, simplify, min_area, fill_holes)
     if geometry is None:
         return None
     attrs = attributes(class_name, tags, score=segmentation.score, stability=segmentation.stability,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -18,18 +16,25 @@ import numpy as np
 from ..errors import OutputError, SegError
 from ..progress import Progress, track
 from ..engine.labels import Label, attributes
+from ..engine.ontology import Ontology, class_codes, code_dtype, ontology_or_codes
+from .atomic import atomic_path
+from .class_legend import read_class_names, write_categories, write_colour_table
 from ..geo.vectorize import reproject_geometry
 
 BLOCK = 1024
 
 
 def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = "class", kind: str = "class",
-                     overwrite: bool = False, progress: Optional[Progress] = None) -> Dict[str, int]:
+                     overwrite: bool = False, progress: Optional[Progress] = None, ontology: Optional[Ontology] = None,
+                     add_missing: bool = False) -> Dict[str, int]:
     """Burn `labels` on exactly the grid of the raster `like` (size, transform, CRS).
 
-    kind "class": uint8/uint16 class index, 0 = background, classes numbered 1.. in sorted order of
-    `field`; the mapping is returned and stored in the file's `classes` metadata. kind "instance":
-    uint32 feature number 1..N. Later features win where labels overlap.
+    kind "class": the class code of `field` per pixel, 0 = background, codes from `class_codes`
+    (the ontology's when given; see ontology.py), in the smallest of uint8/uint16/uint32 that holds
+    them. The name -> code mapping is returned and stored in the file's `classes` metadata; names
+    and colours also go to a colour table and GDAL category names (a `.aux.xml` beside the file), so
+    GDAL and QGIS show names. kind "instance": uint32 feature number 1..N. Later features win where
+    labels overlap.
     """
     import rasterio
     from rasterio.features import rasterize
@@ -41,12 +46,11 @@ def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = 
     with RasterSource(like) as grid:
         crs, transform, width, height = grid.crs, grid.transform, grid.width, grid.height
     if kind == "class":
-        names = sorted({str(lab.attributes.get(field)) for lab in labels if lab.attributes.get(field) is not None})
-        if labels and not names:
+        classes = class_codes((lab.attributes.get(field) for lab in labels), ontology, add_missing, where=out)
+        if labels and not classes:
             raise SegError(f"No label has a value in the field {field!r}.")
-        classes = {name: i + 1 for i, name in enumerate(names)}
         values = [classes.get(str(lab.attributes.get(field))) for lab in labels]
-        dtype = "uint8" if len(classes) < 255 else "uint16"
+        dtype = code_dtype(classes.values())
     elif kind == "instance":
         classes, values, dtype = {}, list(range(1, len(labels) + 1)), "uint32"
     else:
@@ -69,15 +73,22 @@ def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = 
                     if block_shapes else np.zeros((window.height, window.width), dtype)
                 dst.write(burned, 1, window=window)
             dst.update_tags(kind=kind, field=field, classes=json.dumps(classes))
+            if kind == "class":
+                write_colour_table(dst, ontology_or_codes(classes, ontology))
+        if kind == "class":
+            write_categories(tmp, ontology_or_codes(classes, ontology))
     return classes
 
 
 def polygonize_raster(path: str, class_field: str = "class", kind: str = "class", source: str = "",
-                      progress: Optional[Progress] = None) -> List[Label]:
+                      progress: Optional[Progress] = None, ontology: Optional[Ontology] = None,
+                      add_missing: bool = False) -> List[Label]:
     """A class or instance raster to Labels with the full attribute schema.
 
     kind "class": one feature per connected region of a value (0 and nodata are background); the
-    class name comes from the raster's `classes` metadata when present, else the value.
+    class name of a code comes from `ontology` when given (a code not in it is an error unless
+    `add_missing`, which keeps the number), else the raster's `classes` metadata or GDAL category
+    names when present, else the value itself (so rasterizing back gives the same codes).
     kind "instance": one feature per value. Regions crossing block edges are merged.
     """
     import rasterio
@@ -92,7 +103,7 @@ def polygonize_raster(path: str, class_field: str = "class", kind: str = "class"
         ds = src.dataset
         if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
             raise SegError(f"{path} holds {ds.dtypes[0]} values; polygonize needs a class or instance raster of integers.")
-        names = {v: k for k, v in json.loads(ds.tags().get("classes", "{}")).items()}
+        names = {} if ontology is not None else read_class_names(ds, path)
         pieces = defaultdict(list)
         rows = list(range(0, src.height, BLOCK))
         for row in track(rows, len(rows), progress):
@@ -106,6 +117,8 @@ def polygonize_raster(path: str, class_field: str = "class", kind: str = "class"
             for geom, value in shapes(data, mask=valid, connectivity=4, transform=window_transform(window, src.transform)):
                 pieces[int(value)].append(shape(geom))
         crs = src.crs.to_wkt()
+    if ontology is not None and kind == "class":
+        names = {v: ontology.name_of(v) if (ontology.has_code(v) or not add_missing) else str(v) for v in pieces}
     labels = []
     for value, parts in sorted(pieces.items()):
         merged = union_all(parts)
@@ -145,25 +158,6 @@ def check_output(path: str, overwrite: bool) -> None:
         raise OutputError(f"{path} already exists; choose another name or overwrite it.")
 
 
-class _atomic:
-    """Write to a temporary file beside `path`; move it into place only on success."""
-
-    def __init__(self, path: str):
-        self.path = os.path.abspath(path)
-
-    def __enter__(self) -> str:
-        folder = os.path.dirname(self.path)
-        try:
-            self.tmpdir = tempfile.mkdtemp(dir=folder, prefix=".seg-write-")
-        except OSError as exc:
-            raise OutputError(f"Cannot write in {folder}: {exc.strerror}.") from exc
-        return os.path.join(self.tmpdir, os.path.basename(self.path))
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                os.replace(os.path.join(self.tmpdir, os.path.basename(self.path)), self.path)
-        finally:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(f"Cannot write {self.path}: {exc.strerror or exc}; nothing was changed.") from exc
+def _atomic(path: str):
+    """atomic_path, with GDAL's PAM file (class names, attribute table: `.aux.xml`) moved along."""
+    return atomic_path(path, companions=(".aux.xml",))

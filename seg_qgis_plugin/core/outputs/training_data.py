@@ -5,11 +5,11 @@ the end, so a cancelled or failed run leaves nothing):
 
     images/tile_RRRR_CCCC.tif|png   the raster tile (GeoTIFF: all bands, original dtype, georeferenced;
                                     PNG: the 8-bit RGB that SAM sees, via the raster's band mapping and stretch)
-    masks/tile_RRRR_CCCC.tif|png    uint8 class index per pixel (0 = background, categories 1..N)
+    masks/tile_RRRR_CCCC.tif|png    uint8 class code per pixel (0 = background; the codes of ontology.class_codes)
     annotations.json                COCO instances: images, annotations (polygons in chip pixel
                                     coordinates, x right, y down, origin at the chip's top-left corner;
                                     COCO polygons have no holes, so holes are dropped from the polygon
-                                    but counted in `area`), categories from the class field
+                                    but counted in `area`), categories: id = class code, supercategory = parent class
 
 Chips follow a TileGrid (tile, overlap, scale; see tiling.py). A chip is kept when it holds data and
 at least `min_labeled_fraction` of its pixels are labelled (0 keeps background-only chips as
@@ -24,11 +24,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .chips import FORMATS, atomic_folder, write_geotiff, write_image_chip, write_png
+from .atomic import atomic_folder
+from .chips import FORMATS, write_geotiff, write_image_chip, write_png
 from ..errors import SegError
 from ..progress import Progress, check_canceled
 from ..geo.raster import RasterSource
 from ..engine.labels import Label
+from ..engine.ontology import Ontology, check_code_fits, class_codes
 from ..batch.tile_index import tile_footprint, valid_fraction
 from ..geo.tiling import Tile, TileGrid
 from ..geo.vectorize import reproject_geometry
@@ -43,21 +45,26 @@ class TrainingDataSummary:
     categories: Dict[str, int]
 
 
-def categories_of(labels: Sequence[Label], class_field: str) -> Dict[str, int]:
-    """Class names (sorted) -> category ids 1..N. Labels without a class are left out."""
-    names = sorted({str(v) for v in (lab.attributes.get(class_field) for lab in labels) if v not in (None, "")})
-    if labels and not names:
+def categories_of(labels: Sequence[Label], class_field: str, ontology: Optional[Ontology] = None,
+                  add_missing: bool = False) -> Dict[str, int]:
+    """Class names -> category ids, which are the class codes (`ontology.class_codes`: the
+    ontology's, else integer names keep their integer and other names are numbered in sorted order).
+    Labels without a class are left out; every code must fit the uint8 masks."""
+    categories = class_codes((lab.attributes.get(class_field) for lab in labels), ontology, add_missing,
+                             where="this training set")
+    if labels and not categories:
         raise SegError(f"No label has a value in the field {class_field!r}; choose the field that holds the class.")
-    if len(names) > 254:
-        raise SegError(f"{len(names)} classes do not fit a uint8 mask; use at most 254.")
-    return {name: i + 1 for i, name in enumerate(names)}
+    check_code_fits(max(categories.values(), default=1), "uint8")
+    return categories
 
 
 def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, tile: int = 512, overlap: int = 0,
                          scale: int = 1, class_field: str = "class", min_labeled_fraction: float = 0.0,
                          image_format: str = "tif", skip_nodata: bool = True, overwrite: bool = False,
-                         progress: Optional[Progress] = None) -> TrainingDataSummary:
-    """Write chips and COCO for `labels` (any CRS; reprojected to the raster's) over `raster`."""
+                         progress: Optional[Progress] = None, ontology: Optional[Ontology] = None,
+                         add_missing: bool = False) -> TrainingDataSummary:
+    """Write chips and COCO for `labels` (any CRS; reprojected to the raster's) over `raster`.
+    COCO category ids and mask values are the class codes (the `ontology`'s when given)."""
     from shapely import STRtree
 
     if image_format not in FORMATS:
@@ -66,7 +73,8 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
         raise SegError(f"The minimum labelled fraction must lie between 0 and 1, not {min_labeled_fraction}.")
     out_dir = os.path.abspath(out_dir)
     atomic_folder(out_dir, overwrite)  # checks the target before any work
-    categories = categories_of(labels, class_field)
+    categories = categories_of(labels, class_field, ontology, add_missing)
+    parents = {c.name: c.parent or "" for c in ontology} if ontology is not None else {}
     with RasterSource(raster) as source:
         crs = source.crs.to_wkt()
         shapes = []
@@ -87,7 +95,8 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
             os.makedirs(os.path.join(tmp, "masks"))
             coco = {"info": {"description": f"Seg training chips of {os.path.basename(raster)}", "version": "1.0"},
                     "images": [], "annotations": [], "categories": [
-                        {"id": cid, "name": name, "supercategory": ""} for name, cid in categories.items()]}
+                        {"id": cid, "name": name, "supercategory": parents.get(name, "")}
+                        for name, cid in sorted(categories.items(), key=lambda kv: kv[1])]}
             rows, cols = grid.shape
             for number, t in enumerate(grid):
                 check_canceled(progress)
