@@ -46,6 +46,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     CHECKPOINT = "CHECKPOINT"
     DEVICE = "DEVICE"
     GSD = "GSD"
+    ONTOLOGY = "ONTOLOGY"
     INPUT = "INPUT"
     MODEL_TYPE = "MODEL_TYPE"
     OVERLAP = "OVERLAP"
@@ -184,6 +185,20 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def add_raster(self, name: str, description: str) -> None:
         """A raster input that starts on the active raster layer, as a user expects."""
         self.addParameter(QgsProcessingParameterRasterLayer(name, description, _active_raster_id()))
+
+    def add_ontology(self) -> None:
+        self.addParameter(QgsProcessingParameterFile(
+            self.ONTOLOGY, self.tr("Ontology: classes with stable codes (JSON or YAML; empty = codes for this file only)"),
+            QgsProcessingParameterFile.Behavior.File, fileFilter="Ontology (*.json *.yaml *.yml)", optional=True))
+
+    def ontology(self, parameters, context):
+        """The ontology file's classes, or None."""
+        path = self.parameterAsFile(parameters, self.ONTOLOGY, context)
+        if not path:
+            return None
+        from ...core.engine.ontology import load_ontology
+
+        return load_ontology(path)
 
     def add_bool(self, name: str, text: str, default: bool) -> None:
         self.addParameter(QgsProcessingParameterBoolean(name, self.tr(text), default))

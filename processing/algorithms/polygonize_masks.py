@@ -29,14 +29,16 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
     GROUP_ID = "labels"
     HELP = ("Turns a class raster (one value per class, 0 = background) or an instance raster (one value per object) into "
             "polygons with Seg's full attribute schema (status prelabel), like `seg polygonize`.\n\n"
-            "Class: one feature per connected region of a value; the class name comes from the raster's `classes` metadata "
-            "(written by Rasterize labels) when present, else the value. Instance: one feature per value. Polygon edges lie "
+            "Class: one feature per connected region of a value; the class name comes from the ontology when given, else "
+            "from the raster's own class names (written by Rasterize labels), else the value. Instance: one feature per "
+            "value. Polygon edges lie "
             "exactly on pixel edges; the raster is read block by block.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster(self.INPUT, self.tr("Class or instance raster"))
         self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
         self.addParameter(QgsProcessingParameterString(self.CLASS_FIELD, self.tr("Class field name"), "class"))
+        self.add_ontology()
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Polygons")))
 
     def run_seg(self, parameters, context, feedback, progress):
@@ -46,7 +48,8 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
         raster = self.raster_path(parameters, self.INPUT, context)
         class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context).strip() or "class"
         kind = KINDS[self.parameterAsEnum(parameters, self.KIND, context)]
-        labels = polygonize_raster(raster, class_field, kind, os.path.basename(raster), progress)
+        labels = polygonize_raster(raster, class_field, kind, os.path.basename(raster), progress,
+                                   ontology=self.ontology(parameters, context))
         spec = [(name, kind_) for name, kind_, _ in FIELDS] + ([(class_field, "str")] if class_field not in {n for n, _, _ in FIELDS} else [])
         fields = make_fields(spec)
         from ...core.geo.raster import RasterSource

@@ -67,6 +67,7 @@ class PrelabelAlgorithm(SegAlgorithm):
             [QgsProcessing.SourceType.TypeVectorPoint, QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, self.tr("Class field of the prompts"), None, self.PROMPTS, optional=True))
         self.addParameter(QgsProcessingParameterString(self.DEFAULT_CLASS, self.tr("Class (when the prompt has none)"), "object"))
+        self.add_ontology()
         self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every result (key=value; separated by ; as in the dock)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
         self.add_model(checkpoint_optional=True)
@@ -97,6 +98,12 @@ class PrelabelAlgorithm(SegAlgorithm):
         automatic = self.parameterAsEnum(parameters, self.MODE, context) == 1
         tags = parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context)))
         features = None if automatic else self.prompt_features(parameters, context, feedback, tags)
+        default_class = self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object"
+        ontology = self.ontology(parameters, context)
+        if ontology is not None:  # a class the ontology does not know is refused before any work
+            from ...core.engine.ontology import class_codes
+
+            class_codes([f.class_name or default_class for f in features or []] or [default_class], ontology)
         backend = self.backend(parameters, context)
         tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
@@ -118,7 +125,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         try:
             result = prelabel_raster(
                 job, backend, features, self.parameterAsFile(parameters, self.CACHE, context) or None,
-                self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object", tags,
+                default_class, tags,
                 self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context), self.parameterAsDouble(parameters, self.MIN_SCORE, context),
                 self.parameterAsDouble(parameters, self.MIN_STABILITY, context), self.parameterAsDouble(parameters, self.SIMPLIFY, context),
                 self.parameterAsDouble(parameters, self.MIN_AREA, context), progress=progress.slice(0, 90 if class_raster else 100),
@@ -130,7 +137,8 @@ class PrelabelAlgorithm(SegAlgorithm):
         for number, reason in result.skipped:
             feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
         if class_raster:
-            rasterize_labels(kept, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100))
+            rasterize_labels(kept, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100),
+                             ontology=ontology)
         feedback.pushInfo(f"{result.count} objects, {len(result.skipped)} prompts skipped")
         return {self.OUTPUT: dest, self.CLASS_RASTER: class_raster or None, self.COUNT: result.count, self.SKIPPED: len(result.skipped)}
 

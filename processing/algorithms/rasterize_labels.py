@@ -31,8 +31,9 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
     GROUP_ID = "labels"
     HELP = ("Burns polygon labels onto exactly the grid of a reference raster (same size, pixel size, alignment and CRS), "
             "like `seg rasterize`. Labels in another CRS are reprojected.\n\n"
-            "Class: uint8 class index, 0 = background, classes numbered 1.. in sorted order of the class field; the mapping "
-            "is stored in the GeoTIFF's `classes` metadata and returned. Instance: uint32 feature number 1..N. A pixel "
+            "Class: the class code per pixel, 0 = background. With an ontology its codes are used, so every file agrees; "
+            "without one, integer class names keep their value and other names are numbered after them (codes for this "
+            "file only). The raster carries the class names and colours. Instance: uint32 feature number 1..N. A pixel "
             "belongs to a polygon when its centre lies inside; later features win where labels overlap. Written block by "
             "block, so memory does not grow with the raster.")
 
@@ -41,6 +42,7 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterField(self.FIELD, self.tr("Class field"), "class", self.INPUT, optional=True))
         self.add_raster(self.LIKE, self.tr("Reference raster (grid)"))
         self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
+        self.add_ontology()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Label raster")))
         self.addOutput(QgsProcessingOutputString(self.CLASSES, self.tr("Class values (JSON)")))
 
@@ -61,6 +63,7 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
             from qgis.core import QgsProcessingException
 
             raise QgsProcessingException(self.tr("The labels have no field {!r}; choose the field that holds the class.").format(field))
-        classes = rasterize_labels(labels, like, out, field, kind, overwrite=True, progress=progress)
+        classes = rasterize_labels(labels, like, out, field, kind, overwrite=True, progress=progress,
+                                   ontology=self.ontology(parameters, context))
         feedback.pushInfo(f"{len(labels)} labels burned; classes {classes}")
         return {self.OUTPUT: out, self.CLASSES: json.dumps(classes)}

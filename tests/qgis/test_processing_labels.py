@@ -47,6 +47,26 @@ def test_rasterize_then_polygonize_returns_the_labels(run_algorithm, read_vector
     assert all(to_shapely(f.geometry()).area in (600 * 0.25, 2400 * 0.25, 800 * 0.25) for f in features)
 
 
+def test_an_ontology_gives_its_codes_both_ways(run_algorithm, read_vector, labelled, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    raster, labels, shapes = labelled
+    ontology = tmp_path / "classes.json"
+    ontology.write_text(json.dumps({"classes": [{"name": "roof", "code": 7, "color": "#ff0000"},
+                                                {"name": "tree", "code": 3, "color": "#00ff00"}]}))
+    out = str(tmp_path / "classes.tif")
+    result = run_algorithm("seg:rasterizelabels", {"INPUT": labels, "LIKE": raster, "ONTOLOGY": str(ontology), "OUTPUT": out})
+    assert json.loads(result["CLASSES"]) == {"roof": 7, "tree": 3}
+    with rasterio.open(out) as c:
+        assert sorted(np.unique(c.read(1))) == [0, 3, 7]
+    result = run_algorithm("seg:polygonizemasks", {"INPUT": out, "ONTOLOGY": str(ontology), "OUTPUT": str(tmp_path / "p.gpkg")})
+    assert sorted(f["class"] for f in read_vector(result["OUTPUT"])[1]) == ["roof", "tree", "tree"]
+    ontology.write_text(json.dumps({"classes": [{"name": "roof", "code": 7, "color": "#ff0000"}]}))
+    with pytest.raises(QgsProcessingException, match="tree"):
+        run_algorithm("seg:rasterizelabels", {"INPUT": labels, "LIKE": raster, "ONTOLOGY": str(ontology), "OUTPUT": str(tmp_path / "x.tif")})
+    assert not os.path.exists(tmp_path / "x.tif")
+
+
 def test_rasterize_real_buildings_as_instances_and_back(run_algorithm, read_vector, shared, tmp_path):
     image = shared("spacenet_atlanta_buildings", "sample_geotiff.tif")
     buildings = shared("spacenet_atlanta_buildings", "geotiff_labels.geojson")
