@@ -20,6 +20,11 @@ ALGORITHMS = (
     ("polygonize_masks", "PolygonizeMasksAlgorithm"),
     ("rasterize_labels", "RasterizeLabelsAlgorithm"),
     ("export_training_data", "ExportTrainingDataAlgorithm"),
+    ("propagate_labels", "PropagateLabelsAlgorithm"),
+    ("change_report", "ChangeReportAlgorithm"),
+    ("drift_map", "DriftMapAlgorithm"),
+    ("label_qa", "LabelQaAlgorithm"),
+    ("agreement", "AgreementAlgorithm"),
 )
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import List, Optional
 
-from . import batch, models
-from .options import BarProgress, model_options, open_segmenter_from_args, prune_cache
-from ..core.errors import SegError
+from . import batch, models, quality
+from .classes import border_options, check_classes, check_snap, class_options, load_classes
+from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache
+from ..core.errors import SegError, SegWarning
+
+_python_show_warning = warnings.showwarning
 
 
 def cmd_info(args) -> int:
@@ -61,21 +65,32 @@ def cmd_segment(args) -> int:
     box = parse_box(args.box) if args.box else None
     mode = "append" if args.append else "overwrite" if args.overwrite else "create"
     check_output(args.out, mode=mode)
+    ontology, snap = load_classes(args), check_snap(args)
+    check_classes([args.class_name], ontology, args.add_missing)
     for extra in (args.probability, args.class_raster):
         if extra:
             check_raster_output(extra, args.overwrite)
     segmenter, settings = open_segmenter_from_args(args)
     crs = args.prompt_crs or segmenter.source.crs.to_wkt()
     prompt = Prompt(crs=crs, points=tuple(p for p, _ in points), labels=tuple(label for _, label in points), box=box)
-    labels, segmentations = segment_prompts(segmenter, [prompt], args.class_name, tags, args.simplify, args.min_area, args.fill_holes)
+    clean = (args.simplify, args.min_area, args.fill_holes)
+    labels, segmentations = segment_prompts(segmenter, [prompt], args.class_name, tags, *((0.0, 0.0, 0.0) if args.no_overlap else clean))
     prune_cache(segmenter, settings)
+    found = bool(labels)
+    if args.no_overlap and labels:
+        from ..core.geo.shared_borders import share_borders_with_layer
+
+        labels = share_borders_with_layer(labels, segmentations[0].transform, args.out if mode == "append" else None,
+                                          snap=snap, simplify=args.simplify, min_area=args.min_area, fill_holes=args.fill_holes)
     if not labels:
-        raise SegError("The model found no object at this prompt; try another point or a box.")
+        raise SegError("The object found lies entirely under existing labels; nothing was added." if found
+                       else "The model found no object at this prompt; try another point or a box.")
     write_labels(labels, args.out, crs=args.out_crs, mode=mode)
     if args.probability:
         write_probability(segmentations[0], args.probability, overwrite=args.overwrite)
     if args.class_raster:
-        rasterize_labels(labels, args.raster, args.class_raster, overwrite=args.overwrite)
+        rasterize_labels(labels, args.raster, args.class_raster, overwrite=args.overwrite, ontology=ontology,
+                         add_missing=args.add_missing)
     s = segmentations[0]
     print(f"{args.class_name}: {labels[0].geometry.area:.6g} map units^2, score {s.score:.3f}, "
           f"{len(s.tiles)} tile(s){'' if s.complete else ' (object goes on beyond the tile limit)'}, "
@@ -87,9 +102,11 @@ def cmd_polygonize(args) -> int:
     from ..core.outputs.label_rasters import polygonize_raster
     from ..core.outputs.vectors import write_labels
 
+    ontology = load_classes(args)
     bar = BarProgress("polygonizing")
     try:
-        labels = polygonize_raster(args.mask, args.class_field, args.kind, progress=bar)
+        labels = polygonize_raster(args.mask, args.class_field, args.kind, progress=bar, ontology=ontology,
+                                   add_missing=args.add_missing)
     finally:
         bar.close()
     if not labels:
@@ -103,13 +120,15 @@ def cmd_rasterize(args) -> int:
     from ..core.outputs.label_rasters import rasterize_labels
     from ..core.outputs.vectors import read_labels
 
+    ontology = load_classes(args)
     labels = read_labels(args.labels, args.layer)
     bar = BarProgress("rasterizing")
     try:
-        classes = rasterize_labels(labels, args.like, args.out, args.field, args.kind, args.overwrite, bar)
+        classes = rasterize_labels(labels, args.like, args.out, args.field, args.kind, args.overwrite, bar,
+                                   ontology=ontology, add_missing=args.add_missing)
     finally:
         bar.close()
-    legend = ", ".join(f"{v}={k}" for k, v in classes.items())
+    legend = ", ".join(f"{v}={k}" for k, v in sorted(classes.items(), key=lambda kv: kv[1]))
     print(f"{len(labels)} features -> {args.out}" + (f" ({legend})" if legend else ""))
     return 0
 
@@ -148,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true", help="add to an existing layer, keeping its features")
     mode.add_argument("--overwrite", action="store_true")
-    p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
-    p.add_argument("--min-area", type=float, default=0.0, help="drop parts smaller than this (map units^2)")
-    p.add_argument("--fill-holes", type=float, default=0.0, help="fill holes smaller than this (map units^2)")
+    p.add_argument("--simplify", type=non_negative, default=0.0, help="simplification tolerance in map units")
+    p.add_argument("--min-area", type=non_negative, default=0.0, help="drop parts smaller than this (map units^2)")
+    p.add_argument("--fill-holes", type=non_negative, default=0.0, help="fill holes smaller than this (map units^2)")
     p.add_argument("--probability", metavar="OUT.tif", help="also write the mask probability GeoTIFF")
     p.add_argument("--class-raster", metavar="OUT.tif", help="also write a class GeoTIFF on the raster's grid")
+    class_options(p)
+    border_options(p)
     p.set_defaults(run=cmd_segment)
 
     p = sub.add_parser("polygonize", help="a class or instance raster to polygons")
@@ -161,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-field", default="class")
     p.add_argument("--kind", choices=["class", "instance"], default="class")
     p.add_argument("--overwrite", action="store_true")
+    class_options(p)
     p.set_defaults(run=cmd_polygonize)
 
     p = sub.add_parser("rasterize", help="labels to a class raster on exactly a given raster's grid")
@@ -171,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer")
     p.add_argument("--kind", choices=["class", "instance"], default="class")
     p.add_argument("--overwrite", action="store_true")
+    class_options(p)
     p.set_defaults(run=cmd_rasterize)
 
     p = sub.add_parser("demo", help="segment a synthetic orthomosaic end to end, offline")
@@ -179,11 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
     batch.add_parsers(sub)
     models.add_parsers(sub)
+    from . import timeseries  # noqa: E402 (time series: propagate, change, drift)
+    timeseries.add_parsers(sub)
+    quality.add_parsers(sub)
+    from . import assist  # noqa: E402 (seg assist, seg rank-tiles)
+    assist.add_parsers(sub)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """SegWarnings as one line, like errors; other warnings as Python shows them."""
+    if issubclass(category, SegWarning):
+        print(f"seg: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.run(args)
     except SegError as exc:

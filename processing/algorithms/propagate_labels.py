@@ -1,0 +1,112 @@
+"""seg:propagatelabels: carry labels of one date through rasters of other dates."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+
+from .base import SegAlgorithm, discard_output
+from .temporal import date_outputs
+
+BACKENDS = ("classic", "sam")
+
+
+class PropagateLabelsAlgorithm(SegAlgorithm):
+    ALG_ID = "propagatelabels"
+    DISPLAY = "Propagate labels through dates"
+    GROUP = "Time series"
+    GROUP_ID = "timeseries"
+    HELP = ("Carries labels drawn on one date to rasters of other dates of the same area, like `seg propagate`. Each "
+            "object's outline on the latest date it was found becomes the prompt on the next date (its box, grown a little, "
+            "and interior points that still look like it), and the answer becomes its label there.\n\n"
+            "The output holds the whole series in one layer, the starting labels included, with track_id (one per object), "
+            "date (ISO 8601) and status: prelabel for answers, lost (with the previous outline) when the answer no longer "
+            "looks like the object, its area collapses or explodes, or the model is unsure, and outside when the object is off "
+            "a raster. The layer is temporal: the Temporal Controller plays the series.\n\n"
+            "A raster's date comes from the Dates parameter, else its metadata (TIFFTAG_DATETIME, ACQUISITIONDATETIME, DATE), "
+            "else a YYYYMMDD or YYYY-MM-DD in its file name; a label's from its date field, else the start date. Include the "
+            "raster the labels were drawn on so lost objects are told by their look from the first step on.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFeatureSource("INPUT", self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
+        self.addParameter(QgsProcessingParameterString("DATES", self.tr("Dates of the rasters, in their order (YYYY-MM-DD, comma separated; empty = from the rasters)"), optional=True))
+        self.addParameter(QgsProcessingParameterString("START_DATE", self.tr("Date of labels without one (YYYY-MM-DD)"), optional=True))
+        self.addParameter(QgsProcessingParameterString("CLASSES", self.tr("Only these classes (comma separated; empty = all)"), optional=True))
+        self.addParameter(QgsProcessingParameterString("TAGS", self.tr("Tags for every propagated feature (key=value, comma separated)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum("BACKEND", self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.add_model(checkpoint_optional=True)
+        self.add_tiling(1024, 256, gsd=False)
+        self.addParameter(QgsProcessingParameterNumber("MIN_SCORE", self.tr("Answers scored lower are lost"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Labels through time")))
+        for name, text in (("FOUND", "Objects found"), ("LOST", "Objects lost"), ("OUTSIDE", "Objects outside a raster")):
+            self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
+        self._dest = None
+
+    def run_seg(self, parameters, context, feedback, progress):
+        from ...core.engine.labeling import open_backend
+        from ...core.geo.prompts import parse_tags
+        from ...core.timeseries.dates import dated_series, parse_date
+        from ...core.timeseries.propagate import TRACK_FIELDS, propagate
+        from ...qgis_adapters.crs import crs_from_core
+        from ...qgis_adapters.layers import raster_layer_path, source_to_labels
+        from ...qgis_adapters.sinks import add_features, make_fields
+
+        source = self.parameterAsSource(parameters, "INPUT", context)
+        if source is None:
+            from qgis.core import QgsProcessingException
+
+            raise QgsProcessingException(self.invalidSourceError(parameters, "INPUT"))
+        rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, "RASTERS", context)]
+        dates = _split(self.parameterAsString(parameters, "DATES", context))
+        series = dated_series(rasters, dates)
+        start_text = self.parameterAsString(parameters, "START_DATE", context).strip()
+        start = parse_date(start_text) if start_text else None
+        if start_text and start is None:
+            from ...core.errors import SegError
+
+            raise SegError(f"The start date {start_text!r} is not a date; write YYYY-MM-DD.")
+        tags = parse_tags(_split(self.parameterAsString(parameters, "TAGS", context)) or [])
+        if BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)] == "classic":
+            backend = open_backend(backend="classic")
+        else:
+            from ...core.models.checkpoints import require_sam
+
+            require_sam()
+            backend = self.sam_backend(parameters, context)
+        bands, stretch = self.radiometry_choice(parameters, context)
+        tile, overlap, _ = self.tiling(parameters, context)
+        labels = source_to_labels(source, feedback)
+        result = propagate(labels, series, backend, start, _split(self.parameterAsString(parameters, "CLASSES", context)), tags,
+                           bands, stretch, tile, overlap, None, self.parameterAsDouble(parameters, "MIN_SCORE", context),
+                           progress=progress)
+        fields = make_fields([(name, kind) for name, kind, _ in TRACK_FIELDS])
+        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon,
+                                          crs_from_core(labels[0].crs))
+        try:
+            add_features(sink, fields, result.labels)
+        except BaseException:
+            del sink
+            discard_output(dest)
+            raise
+        for note in result.notes:
+            feedback.pushInfo(note)
+        self._dest = dest
+        return {"OUTPUT": dest, "FOUND": result.counts["prelabel"], "LOST": result.counts["lost"], "OUTSIDE": result.counts["outside"]}
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802
+        date_outputs(context, self._dest)
+        return {}
+
+
+def _split(text):
+    return [v.strip() for v in (text or "").split(",") if v.strip()] or None

@@ -1,0 +1,76 @@
+"""Output layers that know their dates: the Temporal Controller animates a layer whose features
+carry an ISO 8601 `date` field, and change layers open styled gained/lost."""
+from __future__ import annotations
+
+from qgis.core import (
+    Qgis,
+    QgsCategorizedSymbolRenderer,
+    QgsFillSymbol,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRendererCategory,
+    QgsVectorLayer,
+    QgsVectorLayerTemporalProperties,
+)
+
+_KEEP = []  # QGIS holds post-processors by pointer: keep the Python objects alive
+# the scoped enum where this QGIS has it (Qgis.VectorTemporalMode, which survives QGIS 4), else the class's
+INSTANT_FROM_FIELD = getattr(getattr(Qgis, "VectorTemporalMode", None), "FeatureDateTimeInstantFromField", None) or \
+    QgsVectorLayerTemporalProperties.ModeFeatureDateTimeInstantFromField
+FROM_EXPRESSIONS = getattr(getattr(Qgis, "VectorTemporalMode", None), "FeatureDateTimeStartAndEndFromExpressions", None) or \
+    QgsVectorLayerTemporalProperties.ModeFeatureDateTimeStartAndEndFromExpressions
+
+
+def apply_temporal(layer: QgsVectorLayer, field: str = "date") -> bool:
+    """Make `layer` temporal: each feature is an instant at its `field` value. A date or datetime
+    field is used as it is; an ISO 8601 text field (what GeoPackages written by the engine hold)
+    through expressions (QGIS would compare text with datetimes as text): the feature shows from
+    to_datetime("field") for one day. Returns whether the layer has that field."""
+    index = layer.fields().indexOf(field) if layer is not None else -1
+    if index < 0:
+        return False
+    props = layer.temporalProperties()
+    if layer.fields().at(index).isDateOrTime():
+        props.setMode(INSTANT_FROM_FIELD)
+        props.setStartField(field)
+    else:
+        props.setMode(FROM_EXPRESSIONS)
+        props.setStartExpression(f'to_datetime("{field}")')
+        props.setEndExpression(f'to_datetime("{field}") + make_interval(days:=1)')  # a date lasts its whole day
+    props.setIsActive(True)
+    return True
+
+
+def apply_change_style(layer: QgsVectorLayer, colours) -> None:
+    """Fill polygons by the `change` field: {"gained": (r, g, b), "lost": (r, g, b)}."""
+    categories = [QgsRendererCategory(value, QgsFillSymbol.createSimple({"color": "{},{},{},180".format(*rgb), "outline_style": "no"}), value)
+                  for value, rgb in colours.items()]
+    layer.setRenderer(QgsCategorizedSymbolRenderer("change", categories))
+
+
+class DatedLayer(QgsProcessingLayerPostProcessorInterface):
+    """Applied when QGIS loads an output layer: temporal properties from `date`, an optional
+    change style and an optional abstract for the layer metadata."""
+
+    def __init__(self, change_colours=None, abstract: str = ""):
+        super().__init__()
+        self.change_colours, self.abstract = change_colours, abstract
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        if not isinstance(layer, QgsVectorLayer):
+            return
+        apply_temporal(layer)
+        if self.change_colours:
+            apply_change_style(layer, self.change_colours)
+        if self.abstract:
+            metadata = layer.metadata()
+            metadata.setAbstract(self.abstract)
+            layer.setMetadata(metadata)
+        layer.triggerRepaint()
+
+
+def date_outputs(context, dest: str, change_colours=None, abstract: str = "") -> None:
+    """Attach a DatedLayer post-processor to the output `dest` if QGIS will load it."""
+    if dest and context.willLoadLayerOnCompletion(dest):
+        processor = DatedLayer(change_colours, abstract)
+        _KEEP.append(processor)
+        context.layerToLoadOnCompletionDetails(dest).setPostProcessor(processor)
