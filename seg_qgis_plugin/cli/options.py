@@ -59,10 +59,12 @@ def model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
                    "without it the weights-free classic backend is used")
     g.add_argument("--model", dest="model_type", choices=MODEL_TYPES, help="model type (default: detected from the checkpoint)")
-    g.add_argument("--backend", choices=["auto", "sam", "classic"], default="auto")
+    g.add_argument("--backend", choices=["auto", "sam", "onnx", "classic"], default="auto",
+                   help="auto: onnx for an exported model folder (seg models export-onnx), sam for a checkpoint, else classic")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")
-    g.add_argument("--bf16", action="store_true", help="encode under bfloat16 autocast (about 2x faster on recent CPUs)")
+    g.add_argument("--bf16", action="store_true", help="encode under bfloat16 autocast (about 2x faster on CPUs with AMX or "
+                   "AVX512-bf16, where it is already the default; much slower on others)")
     r = p.add_argument_group("raster")
     r.add_argument("--bands", type=parse_bands, help="bands for SAM's three channels, e.g. 4,3,2 (one band is repeated)")
     r.add_argument("--stretch", type=parse_pair, help="MIN,MAX value range instead of global 2-98 percentiles")
@@ -84,7 +86,7 @@ def resolve_model(args):
     settings = load_settings()
     checkpoint = checkpoint_path(args.checkpoint, settings.models_folder) if args.checkpoint else None
     model = open_backend(checkpoint, args.model_type, args.backend, args.device or settings.device,
-                         args.threads or settings.threads or None, "bf16" if args.bf16 else "fp32")
+                         args.threads or settings.threads or None, "bf16" if args.bf16 else "auto")
     return model, settings
 
 

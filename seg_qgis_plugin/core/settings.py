@@ -16,14 +16,15 @@ download` is found by the plugin and the other way round. Values are stored as t
 from __future__ import annotations
 
 import configparser
+import io
 import os
 import re
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import Dict, Optional, Protocol
 
-from .errors import OutputError, SettingError
+from .errors import SettingError
+from .outputs.atomic import write_text_atomic
 
 SECTION = "seg"
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -142,18 +143,9 @@ class IniStore:
             parser.add_section(SECTION)
         for key, value in values.items():
             parser[SECTION][key] = value
-        folder = os.path.dirname(os.path.abspath(self.path))
-        tmp = None
-        try:
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".ini", dir=folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                parser.write(f)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            if tmp and os.path.exists(tmp):
-                os.remove(tmp)
-            raise OutputError(f"Cannot write the config file {self.path} ({exc.strerror or exc}).") from exc
+        text = io.StringIO()
+        parser.write(text)
+        write_text_atomic(self.path, text.getvalue(), what="the config file")
 
 
 class DictStore:

@@ -126,32 +126,64 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
     skipped) and merge them across tiles. Thresholds follow SAM's automatic mask generator:
     min_score on the predicted IoU, min_stability on the stability score, nms_iou within a tile,
     merge_iou across tiles (in their shared window). min_area is in map units squared."""
-    if AUTOMATIC not in segmenter.backend.capabilities:
-        raise SegError(f"The {segmenter.backend.model_id} backend cannot pre-label automatically (it needs one prompt per object); "
-                       "give a prompt layer, or a SAM checkpoint for automatic mode.")
+    check_automatic(segmenter.backend)
     tiles = list(segmenter.grid if tiles is None else tiles)
-    source = segmenter.source
-    pixel_area = abs(source.transform.a * source.transform.e)
     pieces: List[Piece] = []
     for done, tile in enumerate(tiles, start=1):
         check_canceled(progress)
-        valid = _valid(source, tile)
-        if valid.any():
-            points = grid_points(tile.height, tile.width, points_per_side, valid)
-            if len(points):
-                masks = decode_points(segmenter.backend, segmenter.embedding(tile), points)
-                min_pixels = max(1, int(min_area / (pixel_area * tile.scale ** 2)))
-                kept = filter_masks(masks, min_score, min_stability, nms_iou, valid, min_pixels)
-                transform = tile.transform(source.transform)
-                for m in kept:
-                    geometry = mask_to_geometry(m.mask, transform)
-                    if geometry is not None:
-                        near_others = _reaches_other_tiles(m.mask, tile, segmenter.grid)
-                        pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, m.score, m.stability, near_others))
+        pieces.extend(tile_pieces(segmenter, tile, points_per_side, min_score, min_stability, nms_iou, min_area))
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
+    result = labels_from_pieces(segmenter, pieces, class_name, tags, merge_iou, simplify, min_area, fill_holes, on_label)
+    if progress is not None:
+        progress.set_progress(100.0)
+    if not result.count and tiles:
+        warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
+    return result
+
+
+def check_automatic(backend) -> None:
+    """Raise SegError when `backend` cannot find objects without prompts."""
+    if AUTOMATIC not in backend.capabilities:
+        raise SegError(f"The {backend.model_id} backend cannot pre-label automatically (it needs one prompt per object); "
+                       "give a prompt layer, or a SAM checkpoint for automatic mode.")
+
+
+def tile_pieces(segmenter: Segmenter, tile: Tile, points_per_side: int = 16, min_score: float = 0.7,
+                min_stability: float = 0.85, nms_iou: float = 0.7, min_area: float = 0.0) -> List[Piece]:
+    """The objects SAM's point grid finds on one tile, as Pieces in the order the serial run makes
+    them (empty for an all-nodata tile). Depends only on the tile, so tiles may be done anywhere
+    (core.scale runs them on a cluster) and merged afterwards with `labels_from_pieces`."""
+    source = segmenter.source
+    valid = _valid(source, tile)
+    pieces: List[Piece] = []
+    if not valid.any():
+        return pieces
+    points = grid_points(tile.height, tile.width, points_per_side, valid)
+    if not len(points):
+        return pieces
+    masks = decode_points(segmenter.backend, segmenter.embedding(tile), points)
+    pixel_area = abs(source.transform.a * source.transform.e)
+    min_pixels = max(1, int(min_area / (pixel_area * tile.scale ** 2)))
+    kept = filter_masks(masks, min_score, min_stability, nms_iou, valid, min_pixels)
+    transform = tile.transform(source.transform)
+    for m in kept:
+        geometry = mask_to_geometry(m.mask, transform)
+        if geometry is not None:
+            near_others = _reaches_other_tiles(m.mask, tile, segmenter.grid)
+            pieces.append(Piece.from_tile_mask(m.mask, tile, geometry, float(m.score), float(m.stability), near_others))
+    return pieces
+
+
+def labels_from_pieces(segmenter: Segmenter, pieces: Sequence[Piece], class_name: str = "object",
+                       tags: Optional[Dict[str, str]] = None, merge_iou: float = 0.5, simplify: float = 0.0,
+                       min_area: float = 0.0, fill_holes: float = 0.0,
+                       on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
+    """Merge the pieces of all tiles (in tile order) into objects and make them Labels, in a fixed
+    order (north to south, then west to east)."""
     objects = merge_pieces(pieces, segmenter.level_transform, merge_iou)
     shared = provenance(segmenter)
+    crs = segmenter.source.crs.to_wkt()
     result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
         geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
@@ -159,11 +191,7 @@ def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = N
             continue
         attrs = attributes(class_name, tags, score=obj.score, stability=obj.stability, prompt_type="auto-grid",
                            prompt_count=len(obj.pieces), window=obj.extent.label(), status="prelabel", **shared)
-        result.add(Label(geometry, source.crs.to_wkt(), attrs))
-    if progress is not None:
-        progress.set_progress(100.0)
-    if not result.count and tiles:
-        warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
+        result.add(Label(geometry, crs, attrs))
     return result
 
 

@@ -86,7 +86,8 @@ def tile_index(raster: str, tile: int = 1024, overlap: int = 256, scale: int = 1
     one image chip per kept tile, named tile_<row>_<col>.<chip_format> and recorded in the `chip`
     attribute (relative to chips_dir). PNG chips use `radiometry` (default: the raster's global
     stretch)."""
-    from ..outputs.chips import FORMATS, atomic_folder, write_image_chip
+    from ..outputs.atomic import atomic_folder
+    from ..outputs.chips import FORMATS, write_image_chip
 
     if not chips_dir:
         with RasterSource(raster) as source:

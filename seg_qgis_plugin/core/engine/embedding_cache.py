@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, Iterator, Optional
@@ -77,7 +76,10 @@ class EmbeddingCache:
         return Embedding(image_size=tuple(info["image_size"]), arrays=arrays, meta=info["meta"])
 
     def put(self, key: CacheKey, embedding: Embedding, raster_name: str) -> str:
+        from safetensors import SafetensorError
         from safetensors.numpy import save_file
+
+        from ..outputs.atomic import atomic_path, reason
 
         dtype = np.float16 if self.float16 else np.float32
         arrays = {k: np.ascontiguousarray(v.astype(dtype)) for k, v in embedding.arrays.items()}
@@ -90,17 +92,14 @@ class EmbeddingCache:
             "embedding": json.dumps({"image_size": list(embedding.image_size), "meta": embedding.meta}),
         }
         path = self.path_for(key)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
-        os.close(fd)
         try:
-            save_file(arrays, tmp, metadata=header)
-            os.replace(tmp, path)
-        except OSError as exc:
-            _remove(tmp)
-            raise OutputError(f"Cannot write to the cache folder {self.folder}: {exc.strerror or exc}.") from exc
-        except BaseException:
-            _remove(tmp)
-            raise
+            with atomic_path(path) as tmp:
+                try:
+                    save_file(arrays, tmp, metadata=header)
+                except SafetensorError as exc:  # safetensors reports a full disk as its own error
+                    raise OSError(reason(exc, tmp)) from exc
+        except OutputError as exc:
+            raise OutputError(f"Cannot write to the cache folder {self.folder}: {reason(exc.__cause__ or exc, self.folder)}.") from exc
         return path
 
     def entries(self) -> Iterator[Dict[str, str]]:

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from affine import Affine
 
-from ..errors import CrsError
+from ..errors import CrsError, SettingError
 
 
 def mask_to_geometry(mask: np.ndarray, transform: Affine, simplify: float = 0.0, min_area: float = 0.0,
@@ -42,6 +42,7 @@ def clean_polygons(polygons, simplify: float = 0.0, min_area: float = 0.0, fill_
     `fill_holes` filled, simplified with `simplify` map units, parts under `min_area` dropped."""
     from shapely.geometry import MultiPolygon, Polygon
 
+    check_cleanup(simplify, min_area, fill_holes)
     if hasattr(polygons, "geom_type"):
         polygons = list(polygons.geoms) if polygons.geom_type == "MultiPolygon" else [polygons]
     kept = []
@@ -56,6 +57,13 @@ def clean_polygons(polygons, simplify: float = 0.0, min_area: float = 0.0, fill_
             continue
         kept.extend(poly.geoms if poly.geom_type == "MultiPolygon" else [poly])
     return MultiPolygon(kept) if kept else None
+
+
+def check_cleanup(simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0) -> None:
+    """Raise SettingError (one sentence) unless every clean-up size is a number of 0 or more."""
+    for name, value in (("simplification tolerance", simplify), ("minimum area", min_area), ("hole size to fill", fill_holes)):
+        if not (value >= 0):  # also catches NaN
+            raise SettingError(f"The {name} must be 0 or more (map units), not {value:g}.")
 
 
 def reproject_geometry(geometry, src_crs, dst_crs, max_segment: Optional[float] = None):

@@ -3,23 +3,24 @@
 The official checkpoints (Meta's segment-anything README) are known by name, file, URL, size and
 sha256. A models folder holds downloads under their official file names, plus `models.json`, which
 records local files a user added (by absolute path: they are the user's files, not a cache) with
-their sha256 and model type.
+their sha256 and model type, and models exported to ONNX (`seg models export-onnx`: a folder with
+a manifest) with the source checkpoint's sha256 and each graph's.
 
     download_model("vit_b", folder, progress)   # -> path; resumable, verified, atomic
     add_local_model("/data/sam_b.pth", folder)  # -> LocalModel; loads it once or matches a sha256
-    checkpoint_path("vit_b", folder)            # name (official or added) or path -> a file path
+    add_exported_model("/data/vit_b-onnx", folder)  # -> ExportedModel; every graph checked by sha256
+    checkpoint_path("vit_b", folder)            # name (official, added, exported) or path -> a path
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 from .download import ChecksumError, download_file, part_path, sha256_file
-from ..errors import CheckpointError, OutputError
+from ..errors import CheckpointError
 from ..progress import Progress
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
@@ -130,16 +131,72 @@ def add_local_model(path: str, folder: str, name: Optional[str] = None, model_ty
     return entry
 
 
-def read_local_models(folder: str) -> Dict[str, LocalModel]:
+def _read_registry(folder: str) -> dict:
     path = os.path.join(folder, REGISTRY_FILE)
     if not os.path.isfile(path):
         return {}
     try:
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        return {name: LocalModel(**fields) for name, fields in raw.get("local", {}).items()}
-    except (ValueError, TypeError, AttributeError) as exc:
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        return raw
+    except ValueError as exc:
         raise CheckpointError(f"{path} is not a readable Seg models list ({exc}); fix or delete it.") from exc
+
+
+def read_local_models(folder: str) -> Dict[str, LocalModel]:
+    try:
+        return {name: LocalModel(**fields) for name, fields in _read_registry(folder).get("local", {}).items()}
+    except (TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{os.path.join(folder, REGISTRY_FILE)} is not a readable Seg models list ({exc}); fix or delete it.") from exc
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A model exported to ONNX (`seg models export-onnx`): a folder with a manifest. sha256 is
+    the source checkpoint's; files maps each graph to its own sha256."""
+
+    name: str
+    path: str
+    model_type: str
+    model_id: str
+    sha256: str
+    files: Dict[str, str]
+    quantization: str
+    size: int
+    added: str
+
+
+def add_exported_model(path: str, folder: str, name: Optional[str] = None) -> ExportedModel:
+    """Record an exported ONNX model folder under `name` (default: the folder's name), after
+    checking every graph against the sha256 in its manifest. Raises CheckpointError."""
+    from .onnx_backend import read_manifest
+
+    path = os.path.abspath(os.fspath(path))
+    manifest = read_manifest(path)
+    files = {}
+    for graph, entry in manifest["files"].items():
+        if sha256_file(os.path.join(path, entry["path"])) != entry["sha256"]:
+            raise CheckpointError(f"{os.path.join(path, entry['path'])} does not match the sha256 in its manifest; export the model again.")
+        files[graph] = entry["sha256"]
+    name = name or os.path.basename(path)
+    if name in OFFICIAL_MODELS or name in read_local_models(folder):
+        raise CheckpointError(f"{name!r} already names a checkpoint; give the exported model another --name.")
+    size = sum(os.path.getsize(os.path.join(path, e["path"])) for e in manifest["files"].values())
+    entry = ExportedModel(name, path, manifest["model_type"], manifest["model_id"], manifest["checkpoint_sha256"], files,
+                          manifest.get("quantization", "none"), size, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    exported = read_exported_models(folder)
+    exported[name] = entry
+    _write_registry(folder, read_local_models(folder), exported)
+    return entry
+
+
+def read_exported_models(folder: str) -> Dict[str, ExportedModel]:
+    try:
+        return {name: ExportedModel(**fields) for name, fields in _read_registry(folder).get("onnx", {}).items()}
+    except (TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{os.path.join(folder, REGISTRY_FILE)} is not a readable Seg models list ({exc}); fix or delete it.") from exc
 
 
 def list_models(folder: str) -> List[ModelStatus]:
@@ -159,11 +216,16 @@ def list_models(folder: str) -> List[ModelStatus]:
     for entry in read_local_models(folder).values():
         state = "added" if os.path.isfile(entry.path) else "gone"
         rows.append(ModelStatus(entry.name, entry.model_type, entry.path, entry.size, state, f"sha256 {entry.sha256[:12]}"))
+    for entry in read_exported_models(folder).values():
+        state = "onnx" if os.path.isdir(entry.path) else "gone"
+        rows.append(ModelStatus(entry.name, entry.model_type, entry.path, entry.size, state,
+                                f"ONNX ({entry.quantization}) of sha256 {entry.sha256[:12]}"))
     return rows
 
 
 def checkpoint_path(name_or_path: str, folder: str) -> str:
-    """A checkpoint file for an official name, an added name, or a path; CheckpointError if absent."""
+    """A checkpoint file for an official name, an added name, or a path; the folder of an exported
+    ONNX model for its name or path; CheckpointError if absent."""
     if name_or_path in OFFICIAL_MODELS:
         dest = os.path.join(folder, OFFICIAL_MODELS[name_or_path].filename)
         if not os.path.isfile(dest):
@@ -174,24 +236,25 @@ def checkpoint_path(name_or_path: str, folder: str) -> str:
         if not os.path.isfile(local.path):
             raise CheckpointError(f"The added model {local.name} was at {local.path}, which no longer exists.")
         return local.path
-    if os.path.isfile(name_or_path):
+    exported = read_exported_models(folder).get(name_or_path)
+    if exported is not None:
+        if not os.path.isdir(exported.path):
+            raise CheckpointError(f"The exported model {exported.name} was at {exported.path}, which no longer exists.")
+        return exported.path
+    if os.path.isfile(name_or_path) or os.path.isfile(os.path.join(name_or_path, "manifest.json")):
         return os.path.abspath(name_or_path)
-    raise CheckpointError(f"{name_or_path!r} is neither a known model name nor a checkpoint file.")
+    raise CheckpointError(f"{name_or_path!r} is neither a known model name, a checkpoint file nor an exported ONNX model folder.")
 
 
-def _write_registry(folder: str, entries: Dict[str, LocalModel]) -> None:
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "local": {n: asdict(e) for n, e in sorted(entries.items())}}, f, indent=2)
-        os.replace(tmp, os.path.join(folder, REGISTRY_FILE))
-    except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
-        raise OutputError(f"Cannot write the models list in {folder} ({exc.strerror or exc}).") from exc
+def _write_registry(folder: str, entries: Dict[str, LocalModel], exported: Optional[Dict[str, ExportedModel]] = None) -> None:
+    from ..outputs.atomic import write_json_atomic
+
+    exported = read_exported_models(folder) if exported is None else exported
+    write_json_atomic(os.path.join(folder, REGISTRY_FILE),
+                      {"version": 1, "local": {n: asdict(e) for n, e in sorted(entries.items())},
+                       "onnx": {n: asdict(e) for n, e in sorted(exported.items())}}, what="the models list")
 
 
 __all__ = ["OFFICIAL_MODELS", "ModelSpec", "LocalModel", "ModelStatus", "ChecksumError", "spec_for", "download_model",
-           "add_local_model", "read_local_models", "list_models", "checkpoint_path"]
+           "add_local_model", "read_local_models", "list_models", "checkpoint_path", "ExportedModel", "add_exported_model",
+           "read_exported_models"]

@@ -18,7 +18,7 @@ from ..geo.radiometry import Radiometry
 from ..geo.raster import RasterSource
 from ..geo.tiling import Tile
 
-FORMATS = ("tif", "png")
+from . import CHIP_FORMATS as FORMATS
 
 
 def read_chip(source: RasterSource, tile: Tile) -> Tuple[np.ndarray, np.ndarray]:
@@ -72,49 +72,3 @@ def write_png(path: str, image: np.ndarray) -> str:
     if not cv2.imwrite(path, np.ascontiguousarray(out)):
         raise OutputError(f"Cannot write the chip {path}.")
     return path
-
-
-class atomic_folder:
-    """Build a folder of outputs in a temporary folder beside `path`, moved into place only when
-    the block ends without an error; a failed or cancelled run leaves nothing. `path` may not
-    exist or be empty; a non-empty folder is an error unless `overwrite`.
-
-        with atomic_folder("out/chips") as tmp:
-            write files into tmp
-    """
-
-    def __init__(self, path: str, overwrite: bool = False):
-        self.path = os.path.abspath(path)
-        self.overwrite = overwrite
-        parent = os.path.dirname(self.path)
-        if not os.path.isdir(parent):
-            raise OutputError(f"The folder {parent} does not exist.")
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise OutputError(f"{self.path} is a file, not a folder.")
-        if os.path.isdir(self.path) and os.listdir(self.path) and not overwrite:
-            raise OutputError(f"The folder {self.path} is not empty; choose an empty or new folder, or overwrite it.")
-
-    def __enter__(self) -> str:
-        import tempfile
-
-        try:
-            self.tmp = tempfile.mkdtemp(dir=os.path.dirname(self.path), prefix=".seg-folder-")
-        except OSError as exc:
-            raise OutputError(f"Cannot write in {os.path.dirname(self.path)}: {exc.strerror}.") from exc
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        import shutil
-
-        try:
-            if exc_type is None:
-                if os.path.isdir(self.path):
-                    if os.listdir(self.path):
-                        shutil.rmtree(self.path)
-                    else:
-                        os.rmdir(self.path)
-                os.replace(self.tmp, self.path)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(f"Cannot write {self.path}: {exc.strerror or exc}; nothing was written.") from exc
