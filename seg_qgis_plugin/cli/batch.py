@@ -41,7 +41,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--overlap", type=int, default=0)
     p.add_argument("--min-labeled", type=float, default=0.0, help="skip chips with a smaller labelled fraction (0-1)")
-    p.add_argument("--format", choices=["tif", "png"], default="tif")
+    p.add_argument("--format", choices=["coco", "voc", "yolo", "tif", "png"], default=None,
+                   help="dataset format: coco (default), voc (Pascal VOC) or yolo (YOLO segmentation); "
+                   "tif and png still mean --image-format for one release")
+    p.add_argument("--image-format", choices=["tif", "png"], default=None,
+                   help="chip images: tif (all bands, georeferenced; COCO default) or png (8-bit RGB; YOLO default); VOC is JPEG")
+    p.add_argument("--split", metavar="TRAIN,VAL,TEST", help="shares of the chips per split, e.g. 0.7,0.15,0.15")
+    p.add_argument("--split-by", default="block", metavar="block|random|FIELD",
+                   help="block (default: contiguous blocks with a buffer, no pixel in two splits), random (leaks), "
+                   "or the field of --aoi that says train, val or test")
+    p.add_argument("--aoi", help="polygon layer of split areas (any CRS), with --split-by FIELD")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")
+    p.add_argument("--block-size", type=int, default=None, metavar="CHIPS", help="chips per block side (default: auto)")
+    p.add_argument("--augment", default="", metavar="flips,rot90", help="augmented copies of training chips only")
     p.add_argument("--overwrite", action="store_true")
     class_options(p)
     p.set_defaults(run=cmd_export_training)
@@ -97,15 +109,34 @@ def cmd_export_training(args: argparse.Namespace) -> int:
     from ..core.outputs.training_data import export_training_data
     from ..core.outputs.vectors import read_labels
 
+    import warnings
+
+    from ..core.errors import SegWarning
+
+    dataset_format, image_format = args.format or "coco", args.image_format
+    if args.format in ("tif", "png"):
+        warnings.warn(f"--format {args.format} is now --image-format {args.format}; --format names the dataset format "
+                      f"(coco, voc, yolo) and the old spelling goes in the next release.", SegWarning, stacklevel=1)
+        dataset_format, image_format = "coco", image_format or args.format
+    if args.aoi and args.split_by in ("block", "random"):
+        raise SegError("--aoi needs --split-by FIELD, the field of the AOI layer that says train, val or test.")
     ontology = load_classes(args)
     labels = read_labels(args.labels)
+    aoi = read_labels(args.aoi) if args.aoi else None
     bar = BarProgress("exporting chips")
     try:
         summary = export_training_data(args.raster, labels, args.out, args.tile, args.overlap, class_field=args.class_field,
-                                       min_labeled_fraction=args.min_labeled, image_format=args.format,
+                                       min_labeled_fraction=args.min_labeled, image_format=image_format,
                                        overwrite=args.overwrite, progress=bar, ontology=ontology,
-                                       add_missing=args.add_missing)
+                                       add_missing=args.add_missing, dataset_format=dataset_format, split=args.split,
+                                       split_by=args.split_by, aoi=aoi, seed=args.seed, augment=args.augment,
+                                       block_size=args.block_size)
     finally:
         bar.close()
-    print(f"{summary.chips} chips, {summary.annotations} annotations, classes {summary.categories} -> {summary.coco_path}")
+    splits = ", ".join(f"{name} {n}" for name, n in summary.splits.items())
+    print(f"{summary.chips} chips ({splits}), {summary.augmented} augmented, {summary.annotations} annotations, "
+          f"classes {summary.categories} -> {summary.coco_path}")
+    for reason, n in summary.skipped.items():
+        print(f"{n} chips skipped: {reason}")
+    print(f"report: {summary.report_path}")
     return 0

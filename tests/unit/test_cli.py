@@ -179,7 +179,7 @@ def test_prelabel_from_a_prompt_layer_then_export_training_chips(capsys, scene, 
     code, out, err = run(capsys, "export-training", path, "--labels", tmp_path / "pre.gpkg", "--out", tmp_path / "chips",
                          "--tile", "256", "--min-labeled", "0.01")
     assert code == 0, err
-    coco = json.loads(next((tmp_path / "chips").rglob("*.json")).read_text())
+    coco = json.loads((tmp_path / "chips" / "annotations.json").read_text())
     assert [c["name"] for c in coco["categories"]] == ["building"]
     assert len(coco["annotations"]) >= len(boxes) and len(coco["images"]) >= 1
     code, _, err = run(capsys, "prelabel", path, "--prompts", prompt_file, "--backend", "classic", "--out", tmp_path / "pre.gpkg")
