@@ -9,12 +9,14 @@ import numpy as np
 
 from ..core.errors import MissingDependency
 from ..core.engine.labeling import open_backend, open_segmenter, segment_prompts
+from ..core.engine.ontology import Ontology, OntologyClass, save_ontology
 from ..core.outputs.label_rasters import rasterize_labels, write_probability
 from ..core.geo.prompts import Prompt
 from .scene import write_scene
 from ..core.outputs.vectors import write_labels
 
-CLASS_COLOURS = {"water": (40, 110, 230), "building": (230, 60, 40)}
+# the demo's classes, with the codes and colours every output uses (seg rasterize --classes classes.json)
+DEMO_CLASSES = Ontology([OntologyClass("water", 1, "#286ee6"), OntologyClass("building", 2, "#e63c28")])
 
 
 def run_demo(out_dir: str, checkpoint: Optional[str] = None, report: Callable[[str], None] = print) -> dict:
@@ -54,11 +56,12 @@ def run_demo(out_dir: str, checkpoint: Optional[str] = None, report: Callable[[s
     outputs = {
         "raster": raster,
         "labels": write_labels(labels, os.path.join(out_dir, "labels.gpkg"), mode="overwrite"),
+        "ontology": save_ontology(DEMO_CLASSES, os.path.join(out_dir, "classes.json")),
         "class_raster": os.path.join(out_dir, "classes.tif"),
         "probability": os.path.join(out_dir, "big_pond_probability.tif"),
         "preview": os.path.join(out_dir, "preview.png"),
     }
-    rasterize_labels(labels, raster, outputs["class_raster"], overwrite=True)
+    rasterize_labels(labels, raster, outputs["class_raster"], overwrite=True, ontology=DEMO_CLASSES)
     write_probability(segmentations[0], outputs["probability"], overwrite=True)
     _preview(segmenter, labels, outputs["preview"])
     report(f"segmented {len(labels)} objects in {elapsed:.1f} s, mean IoU {np.mean(ious):.3f}")
@@ -89,7 +92,7 @@ def _preview(segmenter, labels, path: str, max_side: int = 1024) -> None:
     image = segmenter.radiometry.apply(data, valid)[:, :, ::-1].copy()
     inverse = ~src.transform
     for label in labels:
-        colour = CLASS_COLOURS.get(label.attributes["class"], (255, 255, 0))[::-1]
+        colour = tuple(int(DEMO_CLASSES.color_of(label.attributes["class"])[i:i + 2], 16) for i in (5, 3, 1))  # BGR
         for poly in label.geometry.geoms:
             cols, rows = inverse * np.asarray(poly.exterior.coords).T
             pts = np.stack([cols / factor, rows / factor], axis=1).round().astype(np.int32)
