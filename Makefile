@@ -13,7 +13,7 @@ CERT := $(if $(wildcard /etc/ssl/certs/ca-certificates.crt),--cert /etc/ssl/cert
 demo: $(STAMPS)/venv
 	$(VENV)/bin/seg demo --out demo-output
 
-test: $(STAMPS)/venv
+test: $(STAMPS)/venv $(STAMPS)/wheelhouse
 	$(PY) -m pytest -q
 
 bench: $(STAMPS)/venv
@@ -26,9 +26,9 @@ venv: $(STAMPS)/venv
 
 $(STAMPS)/apt:
 	@mkdir -p $(STAMPS)
-	@if ! dpkg -s python3-qgis qgis-providers python3-venv >/dev/null 2>&1; then \
+	@if ! dpkg -s qgis python3-qgis qgis-providers python3-venv python3-pip xvfb >/dev/null 2>&1; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    qgis python3-qgis qgis-providers python3-venv python3-pip python3-gdal python3-scipy; fi
+	    qgis python3-qgis qgis-providers python3-venv python3-pip python3-gdal python3-scipy python3-matplotlib xvfb; fi
 	@touch $@
 
 # torch and torchvision come as the matching PyPI pair (--isolated skips the local CPU-only torch
@@ -44,5 +44,10 @@ $(STAMPS)/venv: $(STAMPS)/torch requirements.txt pyproject.toml
 	$(PIP) install -q -c constraints.txt --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Wheels for the plugin's installer, for QGIS's own Python: the desktop tests install from them offline.
+$(STAMPS)/wheelhouse: $(STAMPS)/apt seg_qgis_plugin/deps.py tools/build_wheelhouse.py
+	/usr/bin/python3 tools/build_wheelhouse.py .wheelhouse $(CERT)
+	@touch $@
+
 clean:
-	rm -rf $(STAMPS) $(VENV) demo-output dist .pytest_cache
+	rm -rf $(STAMPS) $(VENV) .wheelhouse demo-output dist .pytest_cache

@@ -345,14 +345,18 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
-    """Pin everything QGIS's Python already has (numpy, attrs, ...) to the version it has, so what we
-    install works with the copies that win on sys.path; what we were asked to replace is left free."""
+def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str]] = None) -> List[str]:
+    """'name==version' for everything QGIS's Python already has (numpy, attrs, ...), so what we install
+    works with the copies that win on sys.path; what was asked to be replaced is left free."""
     free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested}
+    host = host_distributions() if host is None else host
+    return [f"{name}=={version}" for name, version in sorted(host.items()) if name not in free and _PEP440.match(version)]
+
+
+def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
     path = os.path.join(folder, f"constraints-{os.getpid()}.txt")
     with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"{name}=={version}\n" for name, version in sorted(host.items())
-                     if name not in free and _PEP440.match(version))
+        f.writelines(line + "\n" for line in host_constraints(requested, host))
     return path
 
 
@@ -456,5 +460,5 @@ def _reason(lines: Sequence[str], rc: int) -> str:
 
 
 __all__ = ["PINS", "Requirement", "Status", "InstallError", "InstallReport", "check", "missing", "to_install", "summary",
-           "host_distributions",
+           "host_distributions", "host_constraints",
            "platform_tag", "private_folder", "activate", "deactivate", "find_python", "install", "version_tuple"]

@@ -83,7 +83,10 @@ class SegController(QObject):
         self._redo: List[Step] = []
         self._accept_when_decoded = False
         self._raster_crs = None
-        self.label_filter: Optional[Callable] = None  # (Label, Segmentation) -> Label or None, before a label is written
+        self.label_filter: Optional[Callable] = None  # (Label, Segmentation) -> Label, just before a label is written
+        # () -> None or a thread-safe (geometry, Segmentation) -> geometry or None, run in the background after each
+        # decode (e.g. shared borders, gui/ontology_panel.py), so the preview shows what accept will write
+        self.border_cutter: Optional[Callable] = None
         self.worker = ModelWorker(self)
         self.worker.errorRaised.connect(self.errorRaised)
         self.preview = MaskPreview(canvas)
@@ -258,12 +261,16 @@ class SegController(QObject):
             self._decode_failed(step, exc)
             return
         what = "segmenting" if encoded else "encoding a tile, then segmenting"
+        cut = self.border_cutter() if self.border_cutter is not None else None
 
         def run(progress):
             from ..core.geo.vectorize import mask_to_geometry
 
             segmentation = segmenter.segment(prompt, previous=previous, progress=progress)
-            return segmentation, mask_to_geometry(segmentation.mask, segmentation.transform)
+            geometry = mask_to_geometry(segmentation.mask, segmentation.transform)
+            if cut is not None and geometry is not None:
+                geometry = cut(geometry, segmentation)
+            return segmentation, geometry
 
         self.statusChanged.emit(what.capitalize() + "...")
         self.worker.submit(Job("segment", what, run, lambda result: self._decoded(step, result),
@@ -335,7 +342,7 @@ class SegController(QObject):
             return None
         self._accept_when_decoded = False
         if step.geometry is None:
-            self.errorRaised.emit("The mask is empty; there is nothing to accept.")
+            self.errorRaised.emit("The mask is empty, or lies entirely under labels already in the layer; nothing to accept.")
             return None
         if self.target_layer is None:
             self.errorRaised.emit("Choose a target layer in the Seg dock (or create a new GeoPackage) before accepting.")
@@ -345,11 +352,8 @@ class SegController(QObject):
 
             label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted",
                              geometry=step.geometry)
-            if self.label_filter is not None:  # e.g. shared borders and class fields (gui/ontology_panel.py)
+            if self.label_filter is not None:  # e.g. class fields (gui/ontology_panel.py)
                 label = self.label_filter(label, step.segmentation)
-                if label is None:
-                    self.errorRaised.emit("The mask lies entirely under labels already in the layer; nothing was added.")
-                    return None
             fid = add_label(self.target_layer, label, self.project)
         except Exception as exc:  # noqa: BLE001 (one sentence for the user; a bug also goes to the log with its traceback)
             self.errorRaised.emit(log_problem(exc, "saving the mask"))

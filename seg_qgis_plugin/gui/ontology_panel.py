@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Dict, List, Optional, Sequence
 
-from qgis.core import QgsCoordinateTransform, QgsFeatureRequest, QgsRectangle, QgsVectorLayer
+from qgis.core import QgsCoordinateTransform, QgsFeatureRequest, QgsRectangle, QgsVectorLayer, QgsVectorLayerFeatureSource
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
                                  QVBoxLayout, QWidget)
 
@@ -62,40 +62,33 @@ def save_style_in_geopackage(layer: QgsVectorLayer, description: str = "Seg clas
     return message or None
 
 
-def existing_geometries(layer: QgsVectorLayer, bounds, crs: str, project=None) -> List:
-    """Shapely geometries (in `crs`) of the features of `layer` whose extent meets `bounds` (in `crs`)."""
+def border_cutter(layer: QgsVectorLayer, snap: float = 0.0, project=None):
+    """A function (geometry, segmentation) -> geometry or None that cuts a new mask's polygon by the
+    labels of `layer` on the segmentation's pixel grid. Made on the main thread from a snapshot of
+    the layer (a QgsVectorLayerFeatureSource, edit buffer included); safe to call in a worker."""
     from qgis.core import QgsProject
 
-    project = project or QgsProject.instance()
-    source = crs_from_core(crs)
-    to_layer = QgsCoordinateTransform(source, layer.crs(), project)
-    to_label = QgsCoordinateTransform(layer.crs(), source, project)
-    rect = to_layer.transformBoundingBox(QgsRectangle(*bounds))
-    request = QgsFeatureRequest().setFilterRect(rect).setNoAttributes()
-    out = []
-    for feature in layer.getFeatures(request):
-        geometry = feature.geometry()
-        if geometry.isEmpty():
-            continue
-        if layer.crs() != source:
-            geometry.transform(to_label)
-        out.append(to_shapely(geometry))
-    return out
+    source = QgsVectorLayerFeatureSource(layer)
+    layer_crs = layer.crs()
+    context = (project or QgsProject.instance()).transformContext()
 
+    def cut(geometry, segmentation):
+        from ..core.geo.shared_borders import share_borders
 
-def cut_by_layer(label, segmentation, layer: QgsVectorLayer, snap: float = 0.0, project=None):
-    """`label` cut by the labels of `layer` on the segmentation's pixel grid; None when nothing is left."""
-    from ..core.geo.shared_borders import share_borders
+        crs = crs_from_core(segmentation.crs)
+        to_layer, to_label = QgsCoordinateTransform(crs, layer_crs, context), QgsCoordinateTransform(layer_crs, crs, context)
+        x0, y0, x1, y1 = geometry.bounds
+        rect = to_layer.transformBoundingBox(QgsRectangle(x0 - snap, y0 - snap, x1 + snap, y1 + snap))
+        near = []
+        for feature in source.getFeatures(QgsFeatureRequest().setFilterRect(rect).setNoAttributes()):
+            other = feature.geometry()
+            if not other.isEmpty():
+                if layer_crs != crs:
+                    other.transform(to_label)
+                near.append(to_shapely(other))
+        return share_borders(geometry, segmentation.transform, near, snap=snap) if near else geometry
 
-    x0, y0, x1, y1 = label.geometry.bounds
-    near = existing_geometries(layer, (x0 - snap, y0 - snap, x1 + snap, y1 + snap), label.crs, project)
-    if not near:
-        return label
-    geometry = share_borders(label.geometry, segmentation.transform, near, snap=snap)
-    if geometry is None:
-        return None
-    label.geometry = geometry
-    return label
+    return cut
 
 
 class OntologyPanel(QWidget):
@@ -124,6 +117,7 @@ class OntologyPanel(QWidget):
         self.shared_borders.setChecked(True)
         layout.addWidget(self.shared_borders)
         self.controller.label_filter = self.filter_label
+        self.controller.border_cutter = self.border_cutter
         dock.class_table.currentCellChanged.connect(lambda *args: self.class_changed())
         dock.target_combo.layerChanged.connect(lambda layer: self.ontology is not None and self.style_target())
         self._restore_from_project()
@@ -211,14 +205,15 @@ class OntologyPanel(QWidget):
     # -- the controller's hook -----------------------------------------------------------------
 
     def filter_label(self, label, segmentation):
-        """Before a label is written: the class fields go into its tags; with shared borders on, it
-        is cut by the target layer's labels. None when nothing of it is left."""
+        """Before a label is written: the class fields go into its tags."""
         values = self.field_values()
         if values:
             tags = json.loads(label.attributes.get("tags") or "{}")
             tags.update(values)
             label.attributes["tags"] = json.dumps(tags, sort_keys=True)
-        layer = self.controller.target_layer
-        if self.shared_borders.isChecked() and layer is not None:
-            return cut_by_layer(label, segmentation, layer, project=self.project)
         return label
+
+    def border_cutter(self):
+        """With shared borders on, the cut the next mask gets in the background (and shows in its preview)."""
+        layer = self.controller.target_layer
+        return border_cutter(layer, project=self.project) if self.shared_borders.isChecked() and layer is not None else None

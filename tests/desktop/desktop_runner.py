@@ -32,7 +32,7 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("driver.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
-RESULT_TIMEOUT = 240.0
+RESULT_TIMEOUT = 360.0  # the driver's own waits add up to less
 ENV_KINDS = ("stock", "venv", "installed")
 
 INSTALL_SCRIPT = """
@@ -93,11 +93,11 @@ def make_profile(work: Path, plugin_zip: Path) -> Path:
     return profiles
 
 
-def install_dependencies(profiles: Path, wheels: Path) -> str:
+def install_dependencies(profiles: Path, wheels: Path, home: Path) -> str:
     """Run the plugin's own installer with the system Python, offline from `wheels`; returns pip's output."""
     python_dir = profiles / "profiles" / "default" / "python"
     done = subprocess.run([SYSTEM_PYTHON, "-c", INSTALL_SCRIPT, str(python_dir / "plugins"), str(python_dir), str(wheels)],
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(profiles.parent / "home")},
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
                           capture_output=True, text=True, timeout=1200)
     if done.returncode != 0:
         raise RuntimeError(f"installing into the private folder failed: {done.stderr.strip()[-2000:]}\n{done.stdout[-2000:]}")
@@ -110,15 +110,14 @@ def run_desktop(work: Path, plugin_zip: Path, env_kind: str, extra_env: Optional
     `timeout` s), then close QGIS (always)."""
     if env_kind not in ENV_KINDS:
         raise ValueError(f"env_kind must be one of {ENV_KINDS}, not {env_kind!r}")
-    work = Path(work)
+    work, home, runtime = Path(work), Path(work) / "home", Path(work) / "runtime"
+    home.mkdir()
+    runtime.mkdir(mode=0o700)
     profiles = make_profile(work, plugin_zip)
     if env_kind == "installed":
-        (work / "install.log").write_text(install_dependencies(profiles, wheelhouse()))
-    runtime = work / "runtime"
-    runtime.mkdir(mode=0o700)
-    (work / "home").mkdir()
+        (work / "install.log").write_text(install_dependencies(profiles, wheelhouse(), home))
     out = work / "result.json"
-    env = {"HOME": str(work / "home"), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime), "LANG": "C.UTF-8",
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime), "LANG": "C.UTF-8",
            "SEG_DRIVER_OUT": str(out), **(extra_env or {})}
     if env_kind == "venv":
         env["PYTHONPATH"] = venv_site_packages() or ""
@@ -157,20 +156,23 @@ def wait_for_result(process: subprocess.Popen, out: Path, timeout: float) -> Dic
 
 @contextmanager
 def xvfb():
-    """An Xvfb server on a display number it picks itself (-displayfd), so runs never clash; yields ":N"."""
+    """An Xvfb server on a display number it picks itself (-displayfd), so runs never clash; yields ":N".
+    Xvfb writes the number and then a newline, and dies if the pipe is closed in between."""
     read, write = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
                               pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.close(write)
     try:
-        ready, _, _ = select.select([read], [], [], 30)
-        number = os.read(read, 64).decode().strip() if ready else ""
-        os.close(read)
-        if not number:
-            raise RuntimeError("Xvfb did not start within 30 s")
-        yield f":{number}"
+        answer, deadline = b"", time.monotonic() + 30
+        while not answer.endswith(b"\n") and time.monotonic() < deadline and server.poll() is None:
+            if select.select([read], [], [], 0.5)[0]:
+                answer += os.read(read, 64)
+        if not answer.endswith(b"\n"):
+            raise RuntimeError(f"Xvfb did not start (exit status {server.poll()})")
+        yield ":" + answer.decode().strip()
     finally:
         stop(server)
+        os.close(read)
 
 
 def stop(process: subprocess.Popen) -> None:

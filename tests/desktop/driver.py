@@ -10,8 +10,11 @@ optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM 
 The stages are generators run by a QTimer, so the QGIS event loop (tasks, canvas, signals) runs
 between steps; a stage yields `Wait`s. Nothing escapes: every exception is recorded in
 `errors` and the result is rewritten (atomically) after each stage, then once more with done=true.
-QGIS is left running; the runner closes it.
+A watchdog timer closes modal dialogs (recording their text) and measures how long the UI thread was
+blocked; past FREEZE_DUMP_S, faulthandler writes where every thread was. QGIS is left running; the
+runner closes it.
 """
+import faulthandler
 import json
 import os
 import time
@@ -22,7 +25,7 @@ from qgis.core import Qgis, QgsApplication, QgsCoordinateTransform, QgsPointXY, 
 from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
 from qgis.PyQt.QtGui import QMouseEvent
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QLabel
+from qgis.PyQt.QtWidgets import QApplication, QDialog, QDockWidget, QLabel, QTextEdit
 from qgis.utils import iface
 
 PLUGIN = "seg_qgis_plugin"
@@ -32,6 +35,8 @@ CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
 SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
 # Bright squares on a dark textured field, in raster pixels (col0, row0, col1, row1), end exclusive.
 OBJECTS = {"point": (96, 96, 160, 160), "box": (300, 280, 380, 360), "sam": (380, 96, 440, 156)}
+WATCH_MS = 300
+FREEZE_DUMP_S = 10  # a UI thread blocked this long gets every thread's Python stack dumped
 
 
 class Wait:
@@ -50,9 +55,10 @@ class Stop(Exception):
 
 class Driver:
     def __init__(self):
-        self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "missing": [], "dock_text": "",
-                       "features": None, "processing_ok": False, "tile_count": None, "sam_empty_mask": None,
-                       "errors": [], "steps": [], "timings": {}, "messages": []}
+        self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
+                       "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
+                       "sam_empty_mask": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
         self.plugin = self.dock = self.controller = self.layer = None
@@ -69,6 +75,11 @@ class Driver:
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.advance)
         self.timer.start(0)
+        self.last_tick = time.monotonic()
+        self.stacks = open(os.path.join(WORK, "freeze-stacks.txt"), "w+", encoding="utf-8")
+        self.watchdog = QTimer()
+        self.watchdog.timeout.connect(self.watch)
+        self.watchdog.start(WATCH_MS)
 
     # -- the scheduler ---------------------------------------------------------------------------
 
@@ -90,7 +101,7 @@ class Driver:
             if not wait.condition():
                 if time.monotonic() > wait.deadline:
                     self.waiting = None
-                    self.stage_failed(TimeoutError(f"timed out waiting for {wait.what}"))
+                    self.stage_failed(TimeoutError(f"timed out waiting for {wait.what}; {self.situation()}"))
                 return True
             self.waiting = None
         if self.stage is None:
@@ -105,6 +116,7 @@ class Driver:
             self.write()
             return True
         except Stop as stop:
+            self.result["steps"].append(self.stage[1])
             self.result["stopped"] = str(stop)
             return False
         except Exception as exc:  # noqa: BLE001
@@ -119,9 +131,40 @@ class Driver:
         return False
 
     def stage_failed(self, exc):
-        self.result["errors"].append(f"{self.stage[1]}: " + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.result["errors"].append(f"{self.stage[1]}: {trace}")
         self.failed, self.stage = True, None
         self.write()
+
+    def situation(self):
+        """What the dock and the controller say now, for a timeout's message."""
+        status = getattr(self.dock, "status", None)
+        controller = self.controller
+        return (f"the dock says {status.text() if status is not None else None!r}; controller ready "
+                f"{getattr(controller, 'ready', None)}, idle {getattr(controller, 'is_idle', None)}, "
+                f"work {getattr(getattr(controller, 'worker', None), 'running_kind', None)!r}")
+
+    def watch(self):
+        """Runs every WATCH_MS while the event loop runs. Records the longest time the UI thread was
+        blocked (a late tick) and in which stage, and closes modal dialogs."""
+        now = time.monotonic()
+        late, self.last_tick = now - self.last_tick - WATCH_MS / 1000, now
+        if late > self.result["longest_freeze"]["seconds"]:
+            stage = self.stage[1] if self.stage is not None else None
+            self.result["longest_freeze"] = {"seconds": round(late, 2), "stage": stage}
+        faulthandler.dump_traceback_later(FREEZE_DUMP_S, file=self.stacks)
+        self.close_dialogs()
+
+    def close_dialogs(self):
+        """A modal dialog (QGIS's Python error viewer, a message box) would stop the scenario inside
+        the step that caused it: record its text as an error and close it."""
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            return
+        texts = [w.toPlainText() for w in dialog.findChildren(QTextEdit)]
+        texts += [w.text() for w in dialog.findChildren(QLabel) if w.text()]
+        self.result["errors"].append(f"modal dialog {dialog.windowTitle()!r}: " + "\n".join(texts))
+        dialog.reject() if isinstance(dialog, QDialog) else dialog.close()
 
     def logged(self, message, tag, level):
         if level >= Qgis.MessageLevel.Warning:
@@ -134,6 +177,10 @@ class Driver:
         os.replace(tmp, OUT)
 
     def finish(self):
+        self.watchdog.stop()
+        faulthandler.cancel_dump_traceback_later()
+        self.stacks.seek(0)
+        self.result["freeze_stacks"] = self.stacks.read()[:20000]
         try:
             bar = iface.messageBar()
             self.result["messages"] += [f"message bar: {item.title()}: {item.text()}" for item in bar.items()]
@@ -169,11 +216,11 @@ class Driver:
         from seg_qgis_plugin import deps
         from seg_qgis_plugin.qgis_adapters.deps_task import private_folder
 
-        statuses = deps.check(private_folder())
-        self.result["missing"] = [s.requirement.module for s in statuses if not s.usable and s.requirement.module in text]
-        core_missing = [s.requirement.module for s in statuses if not s.usable and s.requirement.group == "core"]
-        if core_missing:
-            raise Stop("QGIS's Python lacks " + ", ".join(core_missing))
+        lacking = [s.requirement for s in deps.check(private_folder()) if not s.usable]
+        self.result["missing"] = [r.module for r in lacking if any(name in text for name in (r.module, *r.distributions))]
+        self.result["core_missing"] = [r.module for r in lacking if r.group == "core"]
+        if self.result["core_missing"]:
+            raise Stop("QGIS's Python lacks " + ", ".join(self.result["core_missing"]))
 
     def add_raster(self):
         write_scene(self.raster)
@@ -193,15 +240,14 @@ class Driver:
         if dock.create_target_layer(self.labels) is None:
             raise RuntimeError("the dock could not create the label GeoPackage: " + dock.status.text())
         self.controller.featureAdded.connect(self.feature_added)
-        yield from self.start_session(60)
+        yield from self.start_session(30)
 
     def label_with_point(self):
         self.dock.point_tool_button.click()
         yield pause(0.2)
         expect_tool("PointPromptTool")
-        x, y = self.object_centre("point")
-        QTest.mouseClick(iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, self.pixel(x, y))
-        yield from self.accept_mask(60)
+        self.click_object("point")
+        yield from self.accept_mask(30)
 
     def label_with_box(self):
         self.dock.box_tool_button.click()
@@ -214,19 +260,19 @@ class Driver:
         QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF((start + end) / 2), left, left, none))
         QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF(end), left, left, none))
         QTest.mouseRelease(viewport, left, none, end)
-        yield from self.accept_mask(60)
+        yield from self.accept_mask(30)
 
     def label_with_sam(self):
         dock = self.dock
         choose(dock.backend_combo, "sam")
         dock.checkpoint.setFilePath(CHECKPOINT)
         dock.device.setCurrentText("cpu")
-        yield from self.start_session(180)
+        yield from self.start_session(150)
         self.dock.point_tool_button.click()
         yield pause(0.2)
-        x, y = self.object_centre("sam")
-        QTest.mouseClick(iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, self.pixel(x, y))
-        yield from self.accept_mask(120, empty_ok=True)
+        expect_tool("PointPromptTool")
+        self.click_object("sam")
+        yield from self.accept_mask(60, empty_ok=True)
 
     def run_processing(self):
         import processing
@@ -268,12 +314,14 @@ class Driver:
     def feature_added(self, fid):
         self.accepted += 1
 
-    def object_centre(self, name):
+    def click_object(self, name):
         col0, row0, col1, row1 = OBJECTS[name]
-        return map_point((col0 + col1) / 2, (row0 + row1) / 2)
+        centre = self.pixel(*map_point((col0 + col1) / 2, (row0 + row1) / 2))
+        QTest.mouseClick(iface.mapCanvas().viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
 
     def to_canvas(self):
-        return QgsCoordinateTransform(self.layer.crs(), iface.mapCanvas().mapSettings().destinationCrs(), QgsProject.instance())
+        canvas_crs = iface.mapCanvas().mapSettings().destinationCrs()
+        return QgsCoordinateTransform(self.layer.crs(), canvas_crs, QgsProject.instance())
 
     def to_canvas_rect(self, rect):
         return self.to_canvas().transformBoundingBox(rect)
@@ -323,11 +371,11 @@ def write_scene(path):
     out.SetProjection(srs.ExportToWkt())
     for band in range(3):
         out.GetRasterBand(band + 1).WriteArray(data[band])
-    out = None
+    del out  # closes the file
 
 
 def count_features(path):
-    """Features in the first layer of a vector file, read by OGR (what is on disk, not QGIS's edit buffer)."""
+    """Features in the first layer of a vector file, read by OGR: what is on disk, not QGIS's edit buffer."""
     source = ogr.Open(path.split("|")[0])
     if source is None:
         raise RuntimeError(f"OGR cannot open {path}")
