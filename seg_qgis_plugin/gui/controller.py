@@ -84,8 +84,8 @@ class SegController(QObject):
         self._accept_when_decoded = False
         self._raster_crs = None
         self.label_filter: Optional[Callable] = None  # (Label, Segmentation) -> Label, just before a label is written
-        # () -> None or a thread-safe (geometry, Segmentation) -> geometry or None, run in the background after each
-        # decode (e.g. shared borders, gui/ontology_panel.py), so the preview shows what accept will write
+        # () -> None or a thread-safe Segmentation -> polygon or None, run in the background after each decode
+        # instead of plain vectorizing (e.g. shared borders, gui/ontology_panel.py): the preview shows what accept writes
         self.border_cutter: Optional[Callable] = None
         self.worker = ModelWorker(self)
         self.worker.errorRaised.connect(self.errorRaised)
@@ -267,10 +267,9 @@ class SegController(QObject):
             from ..core.geo.vectorize import mask_to_geometry
 
             segmentation = segmenter.segment(prompt, previous=previous, progress=progress)
-            geometry = mask_to_geometry(segmentation.mask, segmentation.transform)
-            if cut is not None and geometry is not None:
-                geometry = cut(geometry, segmentation)
-            return segmentation, geometry
+            if cut is not None:
+                return segmentation, cut(segmentation)
+            return segmentation, mask_to_geometry(segmentation.mask, segmentation.transform)
 
         self.statusChanged.emit(what.capitalize() + "...")
         self.worker.submit(Job("segment", what, run, lambda result: self._decoded(step, result),

@@ -63,21 +63,23 @@ def save_style_in_geopackage(layer: QgsVectorLayer, description: str = "Seg clas
 
 
 def border_cutter(layer: QgsVectorLayer, snap: float = 0.0, project=None):
-    """A function (geometry, segmentation) -> geometry or None that cuts a new mask's polygon by the
-    labels of `layer` on the segmentation's pixel grid. Made on the main thread from a snapshot of
-    the layer (a QgsVectorLayerFeatureSource, edit buffer included); safe to call in a worker."""
+    """A function segmentation -> polygon or None: the mask cut by the labels of `layer` on the
+    segmentation's pixel grid, then vectorized. Made on the main thread from a snapshot of the
+    layer (a QgsVectorLayerFeatureSource, edit buffer included); safe to call in a worker."""
     from qgis.core import QgsProject
 
     source = QgsVectorLayerFeatureSource(layer)
     layer_crs = layer.crs()
     context = (project or QgsProject.instance()).transformContext()
 
-    def cut(geometry, segmentation):
-        from ..core.geo.shared_borders import share_borders
+    def cut(segmentation):
+        from ..core.geo.shared_borders import share_mask_borders
 
         crs = crs_from_core(segmentation.crs)
         to_layer, to_label = QgsCoordinateTransform(crs, layer_crs, context), QgsCoordinateTransform(layer_crs, crs, context)
-        x0, y0, x1, y1 = geometry.bounds
+        height, width = segmentation.mask.shape
+        corners = [segmentation.transform * xy for xy in ((0, 0), (width, height))]
+        (x0, x1), (y0, y1) = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
         rect = to_layer.transformBoundingBox(QgsRectangle(x0 - snap, y0 - snap, x1 + snap, y1 + snap))
         near = []
         for feature in source.getFeatures(QgsFeatureRequest().setFilterRect(rect).setNoAttributes()):
@@ -86,7 +88,7 @@ def border_cutter(layer: QgsVectorLayer, snap: float = 0.0, project=None):
                 if layer_crs != crs:
                     other.transform(to_label)
                 near.append(to_shapely(other))
-        return share_borders(geometry, segmentation.transform, near, snap=snap) if near else geometry
+        return share_mask_borders(segmentation.mask, segmentation.transform, near, snap=snap)
 
     return cut
 

@@ -57,7 +57,7 @@ def share_borders(geometry, grid: Affine, existing: Sequence, snap: float = 0.0,
     """`geometry` (shapely polygon(s)) minus the `existing` geometries, cut on the pixel grid `grid`
     (an affine transform of the raster or of its working level; everything in the grid's CRS).
     Returns a MultiPolygon or None when nothing is left. See the module docstring."""
-    from shapely import STRtree, snap as snap_to, union_all
+    from shapely import STRtree
 
     if geometry is None or geometry.is_empty:
         return None
@@ -70,10 +70,20 @@ def share_borders(geometry, grid: Affine, existing: Sequence, snap: float = 0.0,
         return clean_polygons(geometry, simplify, min_area, fill_holes)
     c0, r0, width, height = window_on_grid(geometry.bounds, grid)
     transform = grid * Affine.translation(c0, r0)
-    mask = cut_mask(burn([geometry], (height, width), transform), transform, near)
-    result = mask_to_geometry(mask, transform, 0.0, 0.0, fill_holes)
-    if result is None:
-        return None
+    return share_mask_borders(burn([geometry], (height, width), transform), transform, near, snap, simplify,
+                              min_area, fill_holes)
+
+
+def share_mask_borders(mask: np.ndarray, transform: Affine, near: Sequence, snap: float = 0.0, simplify: float = 0.0,
+                       min_area: float = 0.0, fill_holes: float = 0.0):
+    """The same cut for a mask bool (H, W) already on the grid `transform` (a model's answer: no
+    polygon to burn first, which costs seconds for a noisy mask). `near`: the existing geometries
+    that may touch it. Returns a MultiPolygon or None."""
+    from shapely import snap as snap_to, union_all
+
+    result = mask_to_geometry(cut_mask(mask, transform, near), transform, 0.0, 0.0, fill_holes)
+    if result is None or not near:
+        return clean_polygons(result, simplify, min_area) if result is not None else None
     others = union_all(near)
     if snap > 0:
         result = snap_to_edges(snap_to(result, others, snap), others, snap)
