@@ -1,86 +1,128 @@
-"""Click-to-polygon latency with a cached embedding, SAM vit_b (random weights), 2 CPU threads.
+"""Click-to-mask latency with a cached embedding, SAM vit_b (random weights), 2 CPU threads.
 
-Ours: a prompt in map coordinates -> Segmenter.segment -> georeferenced polygon.
-Bare: SamPredictor.predict on the same embedding and prompt (pixel coordinates, no polygon).
-Run: .venv/bin/python bench/bench_interactive.py [--model vit_b] [--repeat 40]
+Ours: a prompt in map coordinates -> Segmenter.segment -> georeferenced mask, on ONNX Runtime (the
+model exported once with core.models.onnx_export) and on torch. Bare: SamPredictor.predict on the
+same embedding and click (multimask, as ours for one click). All three run interleaved in one
+process, one click on each demo scene object inside the tile per round; p50 over all clicks.
+mask_iou_vs_bare: the worst IoU between our mask and bare's best mask reduced by the same rule
+(`_clicked_parts`: the parts under the click).
+Run: .venv/bin/python bench/bench_interactive.py [--model vit_b] [--repeat 20] [--json]
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import percentiles, random_checkpoint, timed  # noqa: E402
+from common import random_checkpoint  # noqa: E402
+from seg_qgis_plugin.core.engine.embedding_cache import EmbeddingCache  # noqa: E402
+from seg_qgis_plugin.core.engine.segmenter import Segmenter, _clicked_parts  # noqa: E402
 from seg_qgis_plugin.core.geo.prompts import Prompt  # noqa: E402
 from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
-from seg_qgis_plugin.core.models.sam import SamBackend  # noqa: E402
-from seg_qgis_plugin.core.engine.segmenter import Segmenter  # noqa: E402
-from seg_qgis_plugin.demo.scene import write_scene  # noqa: E402
 from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry  # noqa: E402
+from seg_qgis_plugin.core.models.backend import TilePrompt  # noqa: E402
+from seg_qgis_plugin.core.models.onnx_backend import OnnxBackend, is_exported_model  # noqa: E402
+from seg_qgis_plugin.core.models.sam import SamBackend  # noqa: E402
+from seg_qgis_plugin.demo.scene import write_scene  # noqa: E402
+
+
+def exported_model(model_type: str) -> str:
+    """The random-weights checkpoint exported to ONNX once, kept beside it for later runs."""
+    from seg_qgis_plugin.core.models.onnx_export import export_onnx
+
+    checkpoint = random_checkpoint(model_type)
+    folder = os.path.join(os.path.dirname(checkpoint), f"onnx-{model_type}")
+    if not is_exported_model(folder):
+        export_onnx(checkpoint, folder)
+    return folder
+
+
+def iou(a, b) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="vit_b")
-    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=20, help="rounds; each clicks every object once per path")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = tempfile.mkdtemp()
     raster = os.path.join(folder, "ortho.tif")
     truth = write_scene(raster, 1024, 1024)
-    model = SamBackend(random_checkpoint(args.model), device="cpu", threads=2)
     source = RasterSource(raster)
-    segmenter = Segmenter(source, model, tile=1024, overlap=256, max_windows=1)
-    tile = segmenter.grid.at(0, 0)
-    embedding = segmenter.embedding(tile)  # encode once: this is the cached state a click finds
+    cache = EmbeddingCache(os.path.join(folder, "cache"))
+    torch_model = SamBackend(random_checkpoint(args.model), device="cpu", threads=2, precision="fp32")
+    onnx_model = OnnxBackend(exported_model(args.model), threads=2)
+    ours_torch = Segmenter(source, torch_model, tile=1024, overlap=256, max_windows=1, cache=cache)
+    ours_onnx = Segmenter(source, onnx_model, tile=1024, overlap=256, max_windows=1, cache=cache)
+    tile = ours_torch.grid.at(0, 0)
+    embedding = ours_torch.embedding(tile)  # encoded once by torch; the ONNX session reads it from the same cache
+    assert ours_onnx.is_encoded(tile)
+    ours_onnx.embedding(tile)
 
     from segment_anything import SamPredictor
 
-    predictor = SamPredictor(model.model)
-    image, _ = segmenter.image(tile)
-    predictor.set_image(image)
+    predictor = SamPredictor(torch_model.model)
+    predictor.set_image(ours_torch.image(tile)[0])
     predictor.features = torch.from_numpy(embedding.arrays["features"])  # the very same embedding
 
-    pond = next(t for t in truth if t.class_name == "water" and t.name == "pond")
-    col, row = pond.point
-    x, y = source.transform * (col, row)
-    prompt = Prompt("EPSG:32633", ((x, y),), (1,))
+    objects = [t for t in truth if 0 <= t.point[0] < 1024 and 0 <= t.point[1] < 1024]
+    clicks = []
+    for obj in objects:
+        col, row = obj.point
+        x, y = source.transform * (col, row)
+        clicks.append((obj.name, Prompt("EPSG:32633", ((x, y),), (1,)), np.array([[col - 0.5, row - 0.5]])))
 
-    def ours():
-        result = segmenter.segment(prompt)
-        return mask_to_geometry(result.mask, result.transform)
+    def bare(pixel):
+        masks, scores, _ = predictor.predict(point_coords=pixel, point_labels=np.array([1]), multimask_output=True)
+        return masks[int(np.argmax(scores))]
 
-    def ours_mask():
-        return segmenter.segment(prompt)
-
-    result = segmenter.segment(prompt)
-    noisy = mask_to_geometry(result.mask, result.transform)
-    pond_mask = pond.mask[:1024, :1024]
-
-    def polygon_of_noise():
-        return mask_to_geometry(result.mask, result.transform)
-
-    def polygon_of_pond():
-        return mask_to_geometry(pond_mask, source.transform)
-
-    def bare():
-        return predictor.predict(point_coords=np.array([[col - 0.5, row - 0.5]]), point_labels=np.array([1]), multimask_output=True)
-
-    for fn in (ours, bare):  # warm up
-        fn()
-    print(f"SAM {args.model}, random weights, {torch.get_num_threads()} threads, tile 1024, one positive click")
-    for name, fn in (("ours: map point -> polygon      ", ours), ("ours: map point -> georef. mask ", ours_mask),
-                     ("bare SamPredictor.predict       ", bare)) * 2:
-        print(f"{name} {percentiles(timed(fn, args.repeat // 2))}")
-    vertices = sum(len(p.exterior.coords) + sum(len(r.coords) for r in p.interiors) for p in noisy.geoms)
-    print(f"the polygon step alone, random-weights mask ({len(noisy.geoms)} parts, {vertices} vertices): "
-          f"{percentiles(timed(polygon_of_noise, args.repeat // 2))}")
-    print(f"the polygon step alone, a real object's mask (the pond, {int(pond_mask.sum())} px):       "
-          f"{percentiles(timed(polygon_of_pond, args.repeat // 2))}")
+    paths = {"onnx": lambda c: ours_onnx.segment(c[1]).mask, "torch": lambda c: ours_torch.segment(c[1]).mask,
+             "bare": lambda c: bare(c[2])}
+    for fn in paths.values():  # warm up
+        fn(clicks[0])
+    times = {name: [] for name in paths}
+    for _ in range(args.repeat):
+        for click in clicks:
+            for name, fn in paths.items():
+                start = time.perf_counter()
+                fn(click)
+                times[name].append(time.perf_counter() - start)
+    worst = {"onnx": 1.0, "torch": 1.0}
+    for click in clicks:
+        pixel = click[2]
+        theirs = _clicked_parts(bare(pixel), TilePrompt(points=(pixel + 0.5).astype(np.float32), labels=np.ones(1, np.int32)))
+        for name in worst:
+            worst[name] = min(worst[name], iou(paths[name](click), theirs))
+    p50 = {name: float(np.percentile(np.asarray(v) * 1000, 50)) for name, v in times.items()}
+    p95 = {name: float(np.percentile(np.asarray(v) * 1000, 95)) for name, v in times.items()}
+    result = {"mask_p50_ms": round(p50["onnx"], 2), "bare_p50_ms": round(p50["bare"], 2),
+              "mask_iou_vs_bare": round(worst["onnx"], 5), "ratio": round(p50["onnx"] / p50["bare"], 3),
+              "torch_mask_p50_ms": round(p50["torch"], 2), "torch_mask_iou_vs_bare": round(worst["torch"], 5),
+              "mask_p95_ms": round(p95["onnx"], 2), "bare_p95_ms": round(p95["bare"], 2), "clicks": len(times["bare"]),
+              "objects": [c[0] for c in clicks], "model": args.model, "threads": torch.get_num_threads()}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"SAM {args.model}, random weights, 2 threads, tile 1024, one positive click on each of {len(clicks)} demo objects, "
+          f"{args.repeat} rounds, interleaved")
+    for name, label in (("onnx", "ours, ONNX Runtime: map point -> georef. mask"), ("torch", "ours, torch:        map point -> georef. mask"),
+                        ("bare", "bare SamPredictor.predict                   ")):
+        print(f"{label}  p50 {p50[name]:7.1f} ms   p95 {p95[name]:7.1f} ms")
+    print(f"ratio ours (ONNX) / bare: {result['ratio']:.2f}; worst mask IoU vs bare: ONNX {worst['onnx']:.4f}, torch {worst['torch']:.4f}")
+    result_mask = ours_onnx.segment(clicks[0][1])
+    start = time.perf_counter()
+    mask_to_geometry(result_mask.mask, result_mask.transform)
+    print(f"the polygon step for {clicks[0][0]}'s mask: {1000 * (time.perf_counter() - start):.1f} ms")
 
 
 if __name__ == "__main__":

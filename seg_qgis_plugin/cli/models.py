@@ -3,6 +3,7 @@
     seg models list [--json]
     seg models download vit_b      # progress bar on stderr; Ctrl+C keeps a .part that the next run resumes
     seg models add PATH [--name NAME] [--model vit_b]
+    seg models export-onnx MODEL [--int8] [--name NAME] [--out FOLDER]   # needs torch once; then no torch
 
 The models folder is `models_folder` from the settings (config file, see core.settings), or --folder.
 """
@@ -45,6 +46,14 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
                    help="expected model type (default: detected from the weights)")
     folder_option(p)
     p.set_defaults(run=cmd_add)
+
+    p = sub.add_parser("export-onnx", help="export a checkpoint to ONNX Runtime (runs SAM without torch; needs torch once)")
+    p.add_argument("model", help="an official or added model name, or a checkpoint file")
+    p.add_argument("--int8", action="store_true", help="quantise the weights to int8 (smaller; the error is measured and recorded)")
+    p.add_argument("--name", help="name to use it by (default: the checkpoint's name + -onnx)")
+    p.add_argument("--out", help="folder to write (default: onnx/NAME in the models folder)")
+    folder_option(p)
+    p.set_defaults(run=cmd_export_onnx)
     return models
 
 
@@ -114,4 +123,26 @@ def cmd_add(args) -> int:
 
     entry = add_local_model(args.path, _folder(args), name=args.name, model_type=args.model_type)
     print(f"{entry.name}: {entry.model_type} at {entry.path}, sha256 {entry.sha256}")
+    return 0
+
+
+def cmd_export_onnx(args) -> int:
+    from ..core.models.onnx_export import export_onnx
+    from ..core.models.registry import add_exported_model, checkpoint_path
+    from .options import BarProgress
+
+    folder = _folder(args)
+    checkpoint = checkpoint_path(args.model, folder)
+    name = args.name or os.path.splitext(os.path.basename(checkpoint))[0] + ("-onnx-int8" if args.int8 else "-onnx")
+    out = os.path.abspath(args.out) if args.out else os.path.join(folder, "onnx", name)
+    bar = BarProgress(f"export {name}")
+    try:
+        manifest = export_onnx(checkpoint, out, int8=args.int8, progress=bar)
+    finally:
+        bar.close()
+    entry = add_exported_model(out, folder, name=name)
+    error = manifest["error_vs_torch_fp32"]
+    print(f"{entry.name}: {entry.model_type} ONNX ({entry.quantization}) at {entry.path}, from sha256 {entry.sha256}")
+    print(f"  measured against torch fp32: embedding error {100 * error['embedding_rel_error']:.3f} %, decoder logits "
+          f"max |diff| {error['decoder_logits_max_abs']:.2e}, worst mask IoU {error['end_to_end_mask_iou_min']:.4f}")
     return 0

@@ -1,0 +1,154 @@
+"""SAM on ONNX Runtime: the model session with onnxruntime and numpy only (no torch).
+
+The folder comes from `seg models export-onnx` (core.models.onnx_export): encoder.onnx,
+decoder_tile.onnx, decoder_prompt.onnx and manifest.json. Embeddings are the torch backend's
+(same model id, same checkpoint sha256, same "features" array and "input_size"), so a cache
+encoded by torch on a GPU server answers clicks here, and the other way round. An int8 export has
+its own model id ("sam-vit_b-int8"), so its embeddings never mix with fp32 ones.
+
+Each graph is opened when first needed: a session that only answers clicks on cached tiles never
+loads the encoder. Each file's sha256 is checked against the manifest when it is opened.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import CheckpointError, MissingDependency, PromptError
+from .backend import AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt
+from .sam_frames import MaskUpsampler, encoder_input
+
+FORMAT = "seg-onnx/1"
+MANIFEST = "manifest.json"
+INSTALL_HINT = "install it with: pip install onnxruntime"
+
+
+def is_exported_model(path: str) -> bool:
+    """True for a folder written by `seg models export-onnx`."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def read_manifest(folder: str) -> dict:
+    """The manifest of an exported model; CheckpointError when it is missing or not ours."""
+    path = os.path.join(os.fspath(folder), MANIFEST)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{folder} is not an exported ONNX model (no {MANIFEST}); export one with: seg models export-onnx MODEL.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except ValueError as exc:
+        raise CheckpointError(f"{path} is not readable JSON ({exc}).") from exc
+    if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"{path} is not a {FORMAT} manifest.")
+    for name in ("encoder", "decoder_tile", "decoder_prompt"):
+        entry = manifest["files"].get(name)
+        if not entry or not os.path.isfile(os.path.join(folder, entry["path"])):
+            raise CheckpointError(f"The exported model in {folder} lacks its {name} graph; export it again.")
+    return manifest
+
+
+class OnnxBackend:
+    """A SAM model session on ONNX Runtime (CPU). threads: intra-op threads (None: all cores)."""
+
+    cacheable = True
+    capabilities = frozenset({POINTS, BOXES, MASKS, AUTOMATIC, BATCHED})
+
+    def __init__(self, folder: str, threads: Optional[int] = None, verify: bool = True):
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependency(f"The ONNX backend needs onnxruntime, which is not installed; {INSTALL_HINT}.") from exc
+        self.folder = os.path.abspath(os.fspath(folder))
+        self.manifest = read_manifest(self.folder)
+        self.model_type = self.manifest["model_type"]
+        self.model_id = self.manifest["model_id"]
+        self.checkpoint_sha256 = self.manifest["checkpoint_sha256"]
+        self.image_size = int(self.manifest["image_size"])
+        self.threads, self.verify = threads, verify
+        self._sessions: dict = {}
+        self._tile_of: tuple = (None, None)
+
+    def session(self, name: str):
+        """The ONNX Runtime session of graph `name`, opened (and its sha256 checked) on first use."""
+        if name not in self._sessions:
+            import onnxruntime as ort
+
+            from .download import sha256_file
+
+            entry = self.manifest["files"][name]
+            path = os.path.join(self.folder, entry["path"])
+            if self.verify and sha256_file(path) != entry["sha256"]:
+                raise CheckpointError(f"{path} does not match the sha256 in its manifest; export the model again.")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.inter_op_num_threads = 1
+            if self.threads:
+                options.intra_op_num_threads = int(self.threads)
+            try:
+                self._sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own unrelated exception types
+                raise CheckpointError(f"ONNX Runtime cannot load {path} ({str(exc).splitlines()[0][:160]}).") from exc
+        return self._sessions[name]
+
+    def encode(self, image: np.ndarray) -> Embedding:
+        """image uint8 (H, W, 3) -> Embedding with "features" float32 (1, 256, 64, 64)."""
+        x, size_in = encoder_input(image, self.image_size)
+        features = self.session("encoder").run(["features"], {"image": x})[0]
+        return Embedding(image_size=tuple(image.shape[:2]), arrays={"features": features.astype(np.float32, copy=False)},
+                         meta={"input_size": list(size_in)})
+
+    def tile_state(self, embedding: Embedding, mask_input: Optional[np.ndarray] = None) -> dict:
+        """The per-tile decoder tensors (kept for the embedding prompted last without a mask)."""
+        if mask_input is None and self._tile_of[0] is embedding:
+            return self._tile_of[1]
+        low = 4 * self.image_size // 16
+        mask = np.zeros((1, 1, low, low), np.float32) if mask_input is None else np.asarray(mask_input, np.float32).reshape(1, 1, low, low)
+        has_mask = np.array([0.0 if mask_input is None else 1.0], np.float32)
+        names = ("keys", "first_k", "first_v", "first_image_q")
+        outputs = self.session("decoder_tile").run(list(names), {
+            "features": np.ascontiguousarray(embedding.arrays["features"], np.float32), "mask_input": mask, "has_mask": has_mask})
+        state = dict(zip(names, outputs))
+        if mask_input is None:
+            self._tile_of = (embedding, state)
+        return state
+
+    def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
+        if prompt.is_empty:
+            raise PromptError("The prompt is empty for this tile; give at least one point or a box.")
+        if multimask is None:
+            multimask = len(prompt.points) == 1 and prompt.box is None and prompt.mask_input is None
+        h, w = embedding.image_size
+        h_in, w_in = embedding.meta["input_size"]
+        scale = np.array([w_in / w, h_in / h], np.float32)
+        coords = [np.asarray(prompt.points, np.float32).reshape(-1, 2) * scale]
+        labels = [np.asarray(prompt.labels, np.float32).reshape(-1)]
+        if prompt.box is None:  # SAM pads point prompts without a box with one "not a point"
+            coords.append(np.zeros((1, 2), np.float32))
+            labels.append(np.array([-1.0], np.float32))
+        else:
+            coords.append(np.asarray(prompt.box, np.float32).reshape(2, 2) * scale)
+            labels.append(np.array([2.0, 3.0], np.float32))
+        feeds = dict(self.tile_state(embedding, prompt.mask_input))
+        feeds["point_coords"] = np.concatenate(coords)[None]
+        feeds["point_labels"] = np.concatenate(labels)[None]
+        feeds["multimask"] = np.array([1.0 if multimask else 0.0], np.float32)
+        low_res, score = self.session("decoder_prompt").run(["low_res_logits", "score"], feeds)
+        return MaskUpsampler((h, w), (h_in, w_in), self.image_size)(low_res[0, 0], float(score[0]))
+
+    def decode_points(self, embedding: Embedding, points: np.ndarray, batch: int = 16) -> List[Tuple[np.ndarray, float, float]]:
+        """(mask bool (h, w), score, stability) for each single-point prompt of `points` float32
+        (N, 2), the best of three candidates each. One prompt-graph run per point (the per-tile
+        part is shared), so `batch` only keeps the signature of the torch backend."""
+        out = []
+        for x, y in np.asarray(points, np.float32).reshape(-1, 2):
+            p = self.decode(embedding, TilePrompt(points=np.array([[x, y]], np.float32), labels=np.ones(1, np.int32)), True)
+            out.append((p.mask, p.score, p.stability))
+        return out
+
+    def close(self) -> None:
+        """Drop the ONNX Runtime sessions and the per-tile state."""
+        self._sessions, self._tile_of = {}, (None, None)
