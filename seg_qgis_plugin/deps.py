@@ -48,7 +48,7 @@ class Requirement:
     distributions: Tuple[str, ...]
     pin: Optional[str]
     minimum: str
-    group: str  # "core": the plugin's engine; "sam": the SAM backend
+    group: str  # "core": the plugin's engine; "onnx": SAM on ONNX Runtime; "sam": SAM on torch
     purpose: str
 
 
@@ -66,6 +66,8 @@ PINS: Tuple[Requirement, ...] = (
                         "opencv-contrib-python"), "opencv-python-headless==4.10.0.84", "4.8", "core",
                 "mask cleanup and the classic backend"),
     Requirement("safetensors", ("safetensors",), "safetensors==0.4.5", "0.4", "core", "the embedding cache"),
+    Requirement("onnxruntime", ("onnxruntime",), "onnxruntime==1.19.2", "1.17", "onnx",
+                "SAM without torch (models exported with `seg models export-onnx`)"),
     Requirement("torch", ("torch",), "torch==2.13.0", "2.0", "sam", "running SAM"),
     Requirement("torchvision", ("torchvision",), "torchvision==0.28.0", "0.15", "sam", "SAM's image transforms"),
     Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything==1.0", "1.0", "sam",

@@ -3,7 +3,7 @@
     /usr/bin/python3 tools/build_wheelhouse.py .wheelhouse
 
 The desktop tests install the plugin's dependencies from this folder with no network, exactly as
-the dock's Install dependencies button does with one: the core pins of `deps.PINS`, and their
+the dock's Install dependencies button does with one: the core and ONNX Runtime pins of `deps.PINS`, and their
 dependencies at the versions QGIS's Python already has (`deps.host_constraints`).
 """
 import os
@@ -16,7 +16,7 @@ from seg_qgis_plugin import deps  # noqa: E402  (stdlib-only: safe in QGIS's Pyt
 
 
 def main(folder: str) -> int:
-    pins = [r.pin for r in deps.PINS if r.pin and r.group == "core"]
+    pins = [r.pin for r in deps.PINS if r.pin and r.group in ("core", "onnx")]  # what the dock's button installs without torch
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(deps.host_constraints(pins)) + "\n")
     try:

@@ -40,7 +40,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from seg_qgis_plugin import deps
 target = deps.private_folder(sys.argv[2])
-wanted = deps.to_install(deps.check(target), groups=("core",))
+wanted = deps.to_install(deps.check(target), groups=("core", "onnx"))
 report = deps.install(wanted, target, pip_options=["--no-index", "--find-links", sys.argv[3]], on_line=print, timeout=900)
 print("installed:", " ".join(report.installed))
 """
