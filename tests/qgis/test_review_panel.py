@@ -141,7 +141,7 @@ def test_keys_decide_in_order_of_doubt_and_write_to_disk(panel_on, tmp_path):
     press(target, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert panel.current_fid == 3 and panel.progress_label.text() == "2 of 4 reviewed"
     disk = by_window(gpkg)
-    assert (disk["w3"][1]["status"], disk["w3"][1]["class"], disk["w3"][1]["reviewer"]) == ("prelabel", "building", None)
+    assert (disk["w3"][1]["status"], disk["w3"][1]["class"], disk["w3"][1]["reviewer"]) == ("prelabel", "building", "")
     assert disk["w2"][1]["status"] == "rejected"
 
 

@@ -32,6 +32,8 @@ FIELDS = (
     ("radiometry", "str", "radiometry"),
     ("created", "str", "created"),
     ("status", "str", "status"),
+    ("reviewer", "str", "reviewer"),
+    ("reviewed", "str", "reviewed"),
 )
 FIELD_NAMES = tuple(name for name, _, _ in FIELDS)
 
@@ -48,8 +50,10 @@ class Label:
 def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, score: Optional[float] = None,
                stability: Optional[float] = None, prompt_type: str = "", prompt_count: int = 0, model: str = "",
                checkpoint_sha256: str = "", source: str = "", window: str = "", radiometry: str = "",
-               status: str = "prelabel", created: Optional[str] = None) -> Dict[str, object]:
-    """A complete attribute row; `created` defaults to now (UTC, ISO 8601)."""
+               status: str = "prelabel", created: Optional[str] = None, reviewer: str = "",
+               reviewed: str = "") -> Dict[str, object]:
+    """A complete attribute row; `created` defaults to now (UTC, ISO 8601); `reviewer` and
+    `reviewed` (UTC) are written by review."""
     if status not in STATUSES:
         raise ValueError(f"Status must be one of {', '.join(STATUSES)}, not {status!r}.")
     tags = dict(tags or {})
@@ -59,6 +63,7 @@ def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, score:
         "score": score, "stability": stability, "prompt_type": prompt_type, "prompt_count": prompt_count,
         "model": model, "checkpoint_sha256": checkpoint_sha256 or "", "source": source, "window": window,
         "radiometry": radiometry, "created": created or now_utc(), "status": status,
+        "reviewer": reviewer, "reviewed": reviewed,
     }
     return row
 
