@@ -25,6 +25,8 @@ ALGORITHMS = (
     ("drift_map", "DriftMapAlgorithm"),
     ("label_qa", "LabelQaAlgorithm"),
     ("agreement", "AgreementAlgorithm"),
+    ("assist", "AssistAlgorithm"),
+    ("rank_tiles", "RankTilesAlgorithm"),
 )
 
 

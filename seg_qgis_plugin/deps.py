@@ -48,7 +48,7 @@ class Requirement:
     distributions: Tuple[str, ...]
     pin: Optional[str]
     minimum: str
-    group: str  # "core": the plugin's engine; "onnx": SAM on ONNX Runtime; "sam": SAM on torch
+    group: str  # "core": the plugin's engine; "assist": the assistant; "onnx": SAM on ONNX Runtime; "sam": SAM on torch
     purpose: str
 
 
@@ -66,6 +66,8 @@ PINS: Tuple[Requirement, ...] = (
                         "opencv-contrib-python"), "opencv-python-headless==4.10.0.84", "4.8", "core",
                 "mask cleanup and the classic backend"),
     Requirement("safetensors", ("safetensors",), "safetensors==0.4.5", "0.4", "core", "the embedding cache"),
+    Requirement("lightgbm", ("lightgbm",), "lightgbm==4.3.0", "4.0", "assist", "the assistant's forest"),
+    Requirement("scipy", ("scipy",), "scipy==1.10.1", "1.8", "assist", "the assistant's image features"),
     Requirement("onnxruntime", ("onnxruntime",), "onnxruntime==1.19.2", "1.17", "onnx",
                 "SAM without torch (models exported with `seg models export-onnx`)"),
     Requirement("torch", ("torch",), "torch==2.13.0", "2.0", "sam", "running SAM"),

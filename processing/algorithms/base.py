@@ -38,7 +38,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     `run_seg(parameters, context, feedback, progress)` returns the outputs dict; a SegError (a user
     mistake or a cancellation) becomes a QgsProcessingException with its one sentence.
-    NEEDS_SAM: canExecute() says what to install when torch or segment-anything is missing.
+    REQUIRES: the deps groups it needs (deps.PINS); canExecute() names what of them is missing.
     """
 
     AOI = "AOI"
@@ -58,7 +58,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     GROUP = "Large rasters"
     GROUP_ID = "largerasters"
     HELP = ""
-    NEEDS_SAM = False
+    REQUIRES = ("core",)
 
     def name(self):
         return self.ALG_ID
@@ -89,7 +89,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def canExecute(self):  # noqa: N802
         from ... import deps
 
-        missing = deps.missing(("core", "sam") if self.NEEDS_SAM else ("core",))
+        missing = deps.missing(self.REQUIRES)
         if not missing:
             return True, ""
         return False, self.tr("Seg needs {} here, which {} not installed; install them from the Seg dock "

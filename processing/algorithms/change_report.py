@@ -18,6 +18,12 @@ BY = ("class", "track")
 
 
 class ChangeReportAlgorithm(SegAlgorithm):
+    BY = "BY"
+    CHANGES = "CHANGES"
+    CSV = "CSV"
+    REPORT = "REPORT"
+    ROWS = "ROWS"
+
     ALG_ID = "changereport"
     DISPLAY = "Change report"
     GROUP = "Time series"
@@ -30,13 +36,13 @@ class ChangeReportAlgorithm(SegAlgorithm):
             "the rows, and a layer of the gained and lost geometries, styled and temporal.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("INPUT", self.tr("Labels through time"), [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterEnum("BY", self.tr("One row per"), list(BY), defaultValue=0))
-        self.addParameter(QgsProcessingParameterFileDestination("REPORT", self.tr("Report (JSON)"), "JSON files (*.json)"))
-        self.addParameter(QgsProcessingParameterFileDestination("CSV", self.tr("Rows (CSV)"), "CSV files (*.csv)", optional=True,
+        self.addParameter(QgsProcessingParameterFeatureSource(self.INPUT, self.tr("Labels through time"), [QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterEnum(self.BY, self.tr("One row per"), list(BY), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFileDestination(self.REPORT, self.tr("Report (JSON)"), "JSON files (*.json)"))
+        self.addParameter(QgsProcessingParameterFileDestination(self.CSV, self.tr("Rows (CSV)"), "CSV files (*.csv)", optional=True,
                                                                 createByDefault=False))
-        self.addParameter(QgsProcessingParameterFeatureSink("CHANGES", self.tr("Gained and lost areas")))
-        self.addOutput(QgsProcessingOutputNumber("ROWS", self.tr("Rows")))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.CHANGES, self.tr("Gained and lost areas")))
+        self.addOutput(QgsProcessingOutputNumber(self.ROWS, self.tr("Rows")))
         self._dest = None
 
     def run_seg(self, parameters, context, feedback, progress):
@@ -46,17 +52,17 @@ class ChangeReportAlgorithm(SegAlgorithm):
         from ...qgis_adapters.layers import source_to_labels
         from ...qgis_adapters.sinks import add_features, make_fields
 
-        source = self.parameterAsSource(parameters, "INPUT", context)
+        source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             from qgis.core import QgsProcessingException
 
-            raise QgsProcessingException(self.invalidSourceError(parameters, "INPUT"))
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
         labels = source_to_labels(source, feedback)
-        report = change_report(labels, by=BY[self.parameterAsEnum(parameters, "BY", context)])
-        report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
-        csv_path = self.parameterAsFileOutput(parameters, "CSV", context) if parameters.get("CSV") else ""
+        report = change_report(labels, by=BY[self.parameterAsEnum(parameters, self.BY, context)])
+        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
+        csv_path = self.parameterAsFileOutput(parameters, self.CSV, context) if parameters.get(self.CSV) else ""
         fields = make_fields([(name, kind) for name, kind, _ in CHANGE_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, "CHANGES", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(labels[0].crs))
+        sink, dest = self.parameterAsSink(parameters, self.CHANGES, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(labels[0].crs))
         add_features(sink, fields, report.changes)
         write_json_atomic(report_path, report.to_json())
         if csv_path:
@@ -66,7 +72,7 @@ class ChangeReportAlgorithm(SegAlgorithm):
                               f"{row['date_to']}: +{row['gained']:.1f} / -{row['lost']:.1f} m2, IoU "
                               f"{'-' if row['iou'] is None else format(row['iou'], '.3f')}")
         self._dest = dest
-        return {"CHANGES": dest, "REPORT": report_path, "CSV": csv_path or None, "ROWS": len(report.rows)}
+        return {self.CHANGES: dest, self.REPORT: report_path, self.CSV: csv_path or None, self.ROWS: len(report.rows)}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         from ...core.timeseries.change import COLOURS

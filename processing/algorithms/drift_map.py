@@ -19,6 +19,15 @@ from .temporal import date_outputs
 
 
 class DriftMapAlgorithm(SegAlgorithm):
+    DATES = "DATES"
+    FLAGGED = "FLAGGED"
+    OUTPUT = "OUTPUT"
+    PER_RASTER = "PER_RASTER"
+    PNG = "PNG"
+    RASTERS = "RASTERS"
+    SUMMARY = "SUMMARY"
+    THRESHOLD = "THRESHOLD"
+
     ALG_ID = "driftmap"
     DISPLAY = "Drift map between dates"
     GROUP = "Time series"
@@ -31,16 +40,16 @@ class DriftMapAlgorithm(SegAlgorithm):
             "the layer's metadata. Optionally draws a PNG map.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
-        self.addParameter(QgsProcessingParameterString("DATES", self.tr("Dates of the rasters, in their order (empty = from the rasters)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber("TILE", self.tr("Tile size (pixels of the earliest raster)"), QgsProcessingParameterNumber.Type.Integer, 256, minValue=16))
-        self.addParameter(QgsProcessingParameterNumber("THRESHOLD", self.tr("Flag tiles above this drift"), QgsProcessingParameterNumber.Type.Double, 0.1, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterBoolean("PER_RASTER", self.tr("See each date under its own stretch"), False))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Drift per tile")))
-        self.addParameter(QgsProcessingParameterFileDestination("PNG", self.tr("Drift picture (PNG)"), "PNG files (*.png)", optional=True,
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.RASTERS, self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
+        self.addParameter(QgsProcessingParameterString(self.DATES, self.tr("Dates of the rasters, in their order (empty = from the rasters)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (pixels of the earliest raster)"), QgsProcessingParameterNumber.Type.Integer, 256, minValue=16))
+        self.addParameter(QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Flag tiles above this drift"), QgsProcessingParameterNumber.Type.Double, 0.1, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterBoolean(self.PER_RASTER, self.tr("See each date under its own stretch"), False))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Drift per tile")))
+        self.addParameter(QgsProcessingParameterFileDestination(self.PNG, self.tr("Drift picture (PNG)"), "PNG files (*.png)", optional=True,
                                                                 createByDefault=False))
-        self.addOutput(QgsProcessingOutputString("SUMMARY", self.tr("Summary (JSON)")))
-        self.addOutput(QgsProcessingOutputNumber("FLAGGED", self.tr("Flagged tiles")))
+        self.addOutput(QgsProcessingOutputString(self.SUMMARY, self.tr("Summary (JSON)")))
+        self.addOutput(QgsProcessingOutputNumber(self.FLAGGED, self.tr("Flagged tiles")))
         self._dest, self._summary = None, ""
 
     def run_seg(self, parameters, context, feedback, progress):
@@ -52,15 +61,15 @@ class DriftMapAlgorithm(SegAlgorithm):
         from ...qgis_adapters.layers import raster_layer_path
         from ...qgis_adapters.sinks import add_features, make_fields
 
-        rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, "RASTERS", context)]
-        dates = [v.strip() for v in self.parameterAsString(parameters, "DATES", context).split(",") if v.strip()] or None
+        rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
+        dates = [v.strip() for v in self.parameterAsString(parameters, self.DATES, context).split(",") if v.strip()] or None
         series = dated_series(rasters, dates)
-        result = drift_map(series, self.parameterAsInt(parameters, "TILE", context), self.parameterAsDouble(parameters, "THRESHOLD", context),
-                           per_raster=self.parameterAsBoolean(parameters, "PER_RASTER", context), progress=progress)
+        result = drift_map(series, self.parameterAsInt(parameters, self.TILE, context), self.parameterAsDouble(parameters, self.THRESHOLD, context),
+                           per_raster=self.parameterAsBoolean(parameters, self.PER_RASTER, context), progress=progress)
         fields = make_fields([(name, kind) for name, kind, _ in DRIFT_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(result.crs))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(result.crs))
         add_features(sink, fields, result.tiles)
-        png = self.parameterAsFileOutput(parameters, "PNG", context) if parameters.get("PNG") else ""
+        png = self.parameterAsFileOutput(parameters, self.PNG, context) if parameters.get(self.PNG) else ""
         if png:
             from ...core.timeseries.pictures import drift_png
 
@@ -69,8 +78,8 @@ class DriftMapAlgorithm(SegAlgorithm):
         for line in lines:
             feedback.pushInfo(line)
         self._dest, self._summary = dest, "\n".join(lines)
-        return {"OUTPUT": dest, "PNG": png or None, "SUMMARY": json.dumps(result.summary),
-                "FLAGGED": sum(t.attributes["flagged"] for t in result.tiles)}
+        return {self.OUTPUT: dest, self.PNG: png or None, self.SUMMARY: json.dumps(result.summary),
+                self.FLAGGED: sum(t.attributes["flagged"] for t in result.tiles)}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest, abstract=self._summary)

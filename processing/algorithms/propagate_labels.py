@@ -20,6 +20,18 @@ BACKENDS = ("classic", "sam")
 
 
 class PropagateLabelsAlgorithm(SegAlgorithm):
+    BACKEND = "BACKEND"
+    CLASSES = "CLASSES"
+    DATES = "DATES"
+    FOUND = "FOUND"
+    LOST = "LOST"
+    MIN_SCORE = "MIN_SCORE"
+    OUTPUT = "OUTPUT"
+    OUTSIDE = "OUTSIDE"
+    RASTERS = "RASTERS"
+    START_DATE = "START_DATE"
+    TAGS = "TAGS"
+
     ALG_ID = "propagatelabels"
     DISPLAY = "Propagate labels through dates"
     GROUP = "Time series"
@@ -36,19 +48,19 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
             "raster the labels were drawn on so lost objects are told by their look from the first step on.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource("INPUT", self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterMultipleLayers("RASTERS", self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
-        self.addParameter(QgsProcessingParameterString("DATES", self.tr("Dates of the rasters, in their order (YYYY-MM-DD, comma separated; empty = from the rasters)"), optional=True))
-        self.addParameter(QgsProcessingParameterString("START_DATE", self.tr("Date of labels without one (YYYY-MM-DD)"), optional=True))
-        self.addParameter(QgsProcessingParameterString("CLASSES", self.tr("Only these classes (comma separated; empty = all)"), optional=True))
-        self.addParameter(QgsProcessingParameterString("TAGS", self.tr("Tags for every propagated feature (key=value, comma separated)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum("BACKEND", self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSource(self.INPUT, self.tr("Labels"), [QgsProcessing.SourceType.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.RASTERS, self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
+        self.addParameter(QgsProcessingParameterString(self.DATES, self.tr("Dates of the rasters, in their order (YYYY-MM-DD, comma separated; empty = from the rasters)"), optional=True))
+        self.addParameter(QgsProcessingParameterString(self.START_DATE, self.tr("Date of labels without one (YYYY-MM-DD)"), optional=True))
+        self.addParameter(QgsProcessingParameterString(self.CLASSES, self.tr("Only these classes (comma separated; empty = all)"), optional=True))
+        self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every propagated feature (key=value, comma separated)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
         self.add_model(checkpoint_optional=True)
         self.add_tiling(1024, 256, gsd=False)
-        self.addParameter(QgsProcessingParameterNumber("MIN_SCORE", self.tr("Answers scored lower are lost"),
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Answers scored lower are lost"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterFeatureSink("OUTPUT", self.tr("Labels through time")))
-        for name, text in (("FOUND", "Objects found"), ("LOST", "Objects lost"), ("OUTSIDE", "Objects outside a raster")):
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Labels through time")))
+        for name, text in ((self.FOUND, "Objects found"), (self.LOST, "Objects lost"), (self.OUTSIDE, "Objects outside a raster")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
         self._dest = None
 
@@ -61,22 +73,22 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         from ...qgis_adapters.layers import raster_layer_path, source_to_labels
         from ...qgis_adapters.sinks import add_features, make_fields
 
-        source = self.parameterAsSource(parameters, "INPUT", context)
+        source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             from qgis.core import QgsProcessingException
 
-            raise QgsProcessingException(self.invalidSourceError(parameters, "INPUT"))
-        rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, "RASTERS", context)]
-        dates = _split(self.parameterAsString(parameters, "DATES", context))
+            raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
+        rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
+        dates = _split(self.parameterAsString(parameters, self.DATES, context))
         series = dated_series(rasters, dates)
-        start_text = self.parameterAsString(parameters, "START_DATE", context).strip()
+        start_text = self.parameterAsString(parameters, self.START_DATE, context).strip()
         start = parse_date(start_text) if start_text else None
         if start_text and start is None:
             from ...core.errors import SegError
 
             raise SegError(f"The start date {start_text!r} is not a date; write YYYY-MM-DD.")
-        tags = parse_tags(_split(self.parameterAsString(parameters, "TAGS", context)) or [])
-        if BACKENDS[self.parameterAsEnum(parameters, "BACKEND", context)] == "classic":
+        tags = parse_tags(_split(self.parameterAsString(parameters, self.TAGS, context)) or [])
+        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
             backend = open_backend(backend="classic")
         else:
             from ...core.models.checkpoints import require_sam
@@ -86,11 +98,11 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         bands, stretch = self.radiometry_choice(parameters, context)
         tile, overlap, _ = self.tiling(parameters, context)
         labels = source_to_labels(source, feedback)
-        result = propagate(labels, series, backend, start, _split(self.parameterAsString(parameters, "CLASSES", context)), tags,
-                           bands, stretch, tile, overlap, None, self.parameterAsDouble(parameters, "MIN_SCORE", context),
+        result = propagate(labels, series, backend, start, _split(self.parameterAsString(parameters, self.CLASSES, context)), tags,
+                           bands, stretch, tile, overlap, None, self.parameterAsDouble(parameters, self.MIN_SCORE, context),
                            progress=progress)
         fields = make_fields([(name, kind) for name, kind, _ in TRACK_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.Type.MultiPolygon,
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
                                           crs_from_core(labels[0].crs))
         try:
             add_features(sink, fields, result.labels)
@@ -101,7 +113,7 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         for note in result.notes:
             feedback.pushInfo(note)
         self._dest = dest
-        return {"OUTPUT": dest, "FOUND": result.counts["prelabel"], "LOST": result.counts["lost"], "OUTSIDE": result.counts["outside"]}
+        return {self.OUTPUT: dest, self.FOUND: result.counts["prelabel"], self.LOST: result.counts["lost"], self.OUTSIDE: result.counts["outside"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest)

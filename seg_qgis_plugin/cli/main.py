@@ -7,7 +7,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from . import batch, models, quality
+from . import assist, batch, models, quality, timeseries
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
 from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache
 from ..core.errors import SegError, SegWarning
@@ -200,13 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output")
     p.add_argument("--checkpoint", help="use SAM with this checkpoint instead of the classic backend")
     p.set_defaults(run=cmd_demo)
-    batch.add_parsers(sub)
-    models.add_parsers(sub)
-    from . import timeseries  # noqa: E402 (time series: propagate, change, drift)
-    timeseries.add_parsers(sub)
-    quality.add_parsers(sub)
-    from . import assist  # noqa: E402 (seg assist, seg rank-tiles)
-    assist.add_parsers(sub)
+    for commands in (batch, models, quality, timeseries, assist):
+        commands.add_parsers(sub)
     return parser
 
 

@@ -73,7 +73,7 @@ def missing_report(folder: Optional[str] = None) -> MissingReport:
 def requirements_to_install(folder: str, with_sam: bool) -> List[str]:
     """The pins for what is missing in `folder`'s view of the world (core, and SAM if asked)."""
     statuses = deps.check(folder)
-    return deps.to_install(statuses, ("core", "onnx", "sam") if with_sam else ("core", "onnx"))
+    return deps.to_install(statuses, ("core", "onnx", "assist", "sam") if with_sam else ("core", "onnx", "assist"))
 
 
 class InstallDependenciesDialog(QDialog):

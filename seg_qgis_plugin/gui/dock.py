@@ -256,6 +256,10 @@ class SegDock(QgsDockWidget):
         self.ontology_panel = self._ontology_panel()  # load/save the ontology, class fields, shared borders
         if self.ontology_panel is not None:
             form.addRow(self.ontology_panel)
+        from .assist_panel import optional_assist_panel  # the assistant: learn from accepted labels (gui/assist_panel.py)
+        self.assist_panel = optional_assist_panel(self)
+        if self.assist_panel is not None:
+            form.addRow(self.assist_panel)
         group.setLayout(form)
         return group
 

@@ -18,7 +18,8 @@ import pytest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 QGIS_PROCESS = shutil.which("qgis_process.bin")
 EXPECTED = {"seg:tileraster", "seg:encoderaster", "seg:prelabel", "seg:polygonizemasks", "seg:rasterizelabels",
-            "seg:exporttrainingdata"}
+            "seg:exporttrainingdata", "seg:labelqa", "seg:agreement", "seg:propagatelabels", "seg:changereport",
+            "seg:driftmap", "seg:assist", "seg:ranktiles"}
 
 pytest.importorskip("qgis.core", reason="QGIS Python bindings are not installed")
 

@@ -1,0 +1,103 @@
+"""`seg assist` and `seg rank-tiles`: the assistant that learns from accepted labels, and the tiles
+to label next."""
+from __future__ import annotations
+
+import argparse
+
+from ..core.errors import SegError
+from .options import BarProgress, parse_bands
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("assist", help="learn from labels (or a saved model) and pre-label the whole raster")
+    p.add_argument("raster")
+    p.add_argument("--labels", help="labels to learn from, any CRS: small squares or scribbles of every class, not whole objects")
+    p.add_argument("--labels-layer", help="layer of --labels in a multi-layer file")
+    p.add_argument("--out", required=True, help="pre-label polygons: .gpkg, .geojson, .fgb or .shp")
+    p.add_argument("--probability", metavar="PROB.tif", help="probability GeoTIFF, one band per written class")
+    p.add_argument("--uncertainty", metavar="UNC.tif", help="uncertainty GeoTIFF (0 sure .. 1 unsure)")
+    p.add_argument("--uncertainty-measure", choices=["entropy", "margin"], default="entropy",
+                   help="normalized entropy of the class probabilities (default) or 1 - (best - second best)")
+    p.add_argument("--class-field", default="class", help="field of --labels holding the class (default class)")
+    p.add_argument("--background", default="background", help="class learned but not written out (default background)")
+    p.add_argument("--status", action="append", help="learn only from labels with this status (repeat; default: all but rejected)")
+    p.add_argument("--save-model", metavar="FILE", help="save the learned model (JSON: no pickle) to apply it to other rasters")
+    p.add_argument("--model", metavar="FILE", help="apply a saved model instead of learning")
+    p.add_argument("--cache", metavar="EMB", help="embedding cache of this raster (seg encode): adds SAM features")
+    p.add_argument("--checkpoint", help="SAM checkpoint or model name, for --refine sam (and to pick the cache's model)")
+    p.add_argument("--bands", type=parse_bands, help="bands to learn from, e.g. 1,2,3,4 (default: all)")
+    p.add_argument("--refine", choices=["sam"], help="sam: each blob's box becomes a SAM prompt for crisp outlines")
+    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian smoothing of the probabilities, in pixels (default 0: none; 1-2 gives smoother outlines but loses thin parts)")
+    p.add_argument("--min-area", type=float, default=0.0, help="drop polygons smaller than this (map units^2)")
+    p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
+    p.add_argument("--threads", type=int, default=0, help="threads for prediction (default: all cores)")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag on every result; repeat")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true")
+    mode.add_argument("--overwrite", action="store_true", help="replace existing outputs (layer, rasters, model)")
+    p.set_defaults(run=cmd_assist)
+
+    p = sub.add_parser("rank-tiles", help="tiles ranked by how much labeling them would help, the next N as a layer")
+    p.add_argument("raster")
+    p.add_argument("--out", required=True, help="layer of the chosen tiles (rank 1 first)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--uncertainty", metavar="UNC.tif", help="uncertainty GeoTIFF from seg assist --uncertainty")
+    what.add_argument("--model", metavar="FILE", help="a saved assistant model, run on every tile")
+    p.add_argument("--labels", metavar="L", help="labels already made (their tiles count as labelled)")
+    p.add_argument("--top", type=int, default=20, help="how many tiles to write (default 20)")
+    p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=cmd_rank_tiles)
+
+
+def cmd_assist(args: argparse.Namespace) -> int:
+    from ..core.assist.classifier import top_importances
+    from ..core.assist.pipeline import assist
+    from ..core.geo.prompts import parse_tags
+    from ..core.outputs.vectors import check_output, read_labels
+
+    if not args.labels and not args.model:
+        raise SegError("Give --labels to learn from or --model to apply a saved model.")
+    if args.labels and args.model:
+        raise SegError("Give --labels or --model, not both: a saved model is applied as it is.")
+    labels = read_labels(args.labels, args.labels_layer) if args.labels else None
+    if args.labels and args.class_field not in {k for lab in labels for k in lab.attributes}:
+        raise SegError(f"{args.labels} has no field {args.class_field!r}; name the class field with --class-field.")
+    mode = "append" if args.append else "overwrite" if args.overwrite else "create"
+    check_output(args.out, mode=mode)  # before the bar, so a mistake prints one line
+    bar = BarProgress("learning and pre-labeling" if labels is not None else "pre-labeling")
+    try:
+        summary = assist(args.raster, args.out, labels, args.model, args.save_model, args.probability, args.uncertainty,
+                         args.class_field, args.background, args.bands, args.cache, args.checkpoint, args.refine,
+                         args.uncertainty_measure, args.smooth, args.min_area, args.simplify, mode, args.overwrite,
+                         statuses=args.status, tags=parse_tags(args.tag or []), threads=args.threads or 0, progress=bar)
+    finally:
+        bar.close()
+    model, result = summary.model, summary.result
+    if labels is not None:
+        pixels = ", ".join(f"{k} {v}" for k, v in model.trained.get("pixels", {}).items())
+        print(f"learned {len(model.classes)} classes from {pixels} labelled pixels")
+        print("most important features: " + ", ".join(f"{n} {s:.1%}" for n, s in top_importances(model, 5)))
+    found = ", ".join(f"{k} {v}" for k, v in result.per_class.items()) or "nothing"
+    print(f"{result.count} polygons ({found}){f', {summary.refined} refined by SAM' if args.refine else ''}")
+    for key, path in summary.outputs.items():
+        print(f"{key:>12}: {path}")
+    return 0
+
+
+def cmd_rank_tiles(args: argparse.Namespace) -> int:
+    from ..core.assist.classifier import load_model
+    from ..core.assist.rank import describe, rank_tiles
+    from ..core.outputs.vectors import read_labels
+
+    labels = read_labels(args.labels) if args.labels else None
+    model = load_model(args.model) if args.model else None
+    bar = BarProgress("ranking tiles")
+    try:
+        chosen = rank_tiles(args.raster, args.out, args.uncertainty, model, labels, args.top, args.tile,
+                            mode="overwrite" if args.overwrite else "create", progress=bar)
+    finally:
+        bar.close()
+    print(describe(chosen))
+    print(f"{len(chosen)} tiles -> {args.out}")
+    return 0
