@@ -354,7 +354,8 @@ def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str
     works with the copies that win on sys.path; what was asked to be replaced is left free."""
     free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested}
     host = host_distributions() if host is None else host
-    return [f"{name}=={version}" for name, version in sorted(host.items()) if name not in free and _PEP440.match(version)]
+    return [f"{name}=={version}" for name, version in sorted(host.items())
+            if name not in free and _PEP440.match(version) and any(version_tuple(version))]  # Debian's mpmath says 0.0.0
 
 
 def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:

@@ -127,3 +127,21 @@ def test_random_walker_is_selectable(scene):
     assert backend.model_id == "classic-randomwalker"
     pred = backend.decode(backend.encode(image), _point(70, 80))
     assert pred.mask[80, 70] and pred.mask.shape == disk.shape
+
+
+def test_the_same_prompt_gives_the_same_mask_whatever_ran_before(tmp_path):
+    import cv2
+
+    from seg_qgis_plugin.core.geo.radiometry import compute_radiometry
+    from seg_qgis_plugin.core.geo.raster import RasterSource
+    from seg_qgis_plugin.demo.scene import write_scene
+
+    truth = write_scene(str(tmp_path / "scene.tif"), 512, 512)
+    with RasterSource(str(tmp_path / "scene.tif")) as src:
+        radiometry = compute_radiometry(src)
+        image = radiometry.apply(*src.read(radiometry.bands, (0, 0, 512, 512)))
+    backend = ClassicBackend()
+    prompt = TilePrompt(points=np.array([truth[0].point], np.float32), labels=np.ones(1, np.int32))  # the big pond
+    first = backend.decode(backend.encode(image), prompt).mask
+    cv2.randu(np.zeros((50, 50), np.float32), 0, 1)  # moves OpenCV's global RNG, as any other OpenCV user may
+    assert np.array_equal(backend.decode(backend.encode(image), prompt).mask, first)

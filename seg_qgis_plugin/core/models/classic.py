@@ -195,6 +195,7 @@ def _grabcut_logits(lab: np.ndarray, seeds: np.ndarray, inside: Optional[np.ndar
     cut = initial
     if initial.any() and (~initial).any():
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut's k-means starts from OpenCV's global RNG: the same prompt, the same mask
         cv2.grabCut(np.ascontiguousarray(lab), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
         cut = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
         if np.count_nonzero(cut & (seeds != 1)) < 0.05 * np.count_nonzero(initial):
