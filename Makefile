@@ -14,6 +14,7 @@ demo: $(STAMPS)/venv
 	$(VENV)/bin/seg demo --out demo-output
 
 test: $(STAMPS)/venv $(STAMPS)/wheelhouse
+	sh tools/start_postgis.sh   # a real PostgreSQL with PostGIS for the label-store tests
 	$(PY) -m pytest -q
 
 bench: $(STAMPS)/venv

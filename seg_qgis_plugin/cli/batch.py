@@ -6,7 +6,7 @@ import argparse
 
 from ..core.errors import SegError
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
-from .options import BarProgress, model_options, non_negative, resolve_model
+from .options import BarProgress, model_options, non_negative, resolve_model, scale_options
 
 
 def add_parsers(sub) -> None:
@@ -25,7 +25,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-area", type=non_negative, default=0.0, help="drop parts smaller than this (map units^2)")
     p.add_argument("--simplify", type=non_negative, default=0.0, help="simplification tolerance in map units")
     model_options(p)
-    p.add_argument("--out", required=True, help="output layer: .gpkg, .geojson, .fgb or .shp")
+    scale_options(p)
+    p.add_argument("--out", required=True, help="output layer: .gpkg, .geojson, .fgb, .shp, "
+                   "or a PostGIS table: postgresql://USER@HOST:PORT/DB?table=labels or PG:\"dbname=DB table=labels\"")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true")
     mode.add_argument("--overwrite", action="store_true")
@@ -78,17 +80,20 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
     model, settings = resolve_model(args)
     job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, args.gsd, scale=args.scale)
     cache = args.cache or (settings.cache_folder if model.cacheable else None)
-    bar = BarProgress("pre-labeling")
+    bar = BarProgress("pre-labeling" + (f" on {args.cluster}" if args.cluster else ""))
+    run = prelabel_raster
+    if args.cluster or args.resume:
+        run = _scaled_prelabel(args, features, mode)
     try:
         with LabelWriter(args.out, mode=mode) as writer:  # objects go to disk as found; the file appears when whole
             if not args.no_overlap:
-                result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
-                                         args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
+                result = run(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                             args.min_stability, args.simplify, args.min_area, progress=bar, on_label=writer.add)
             else:  # shared borders need every object first (the higher score wins), then the layer's labels
                 from ..core.geo.shared_borders import share_borders_with_layer
 
-                result = prelabel_raster(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
-                                         args.min_stability, progress=bar)
+                result = run(job, model, features, cache, args.class_name, tags, args.points_per_side, args.min_score,
+                             args.min_stability, progress=bar)
                 result.labels = share_borders_with_layer(result.labels, result.grid,
                                                          args.out if mode == "append" else None, snap=snap,
                                                          simplify=args.simplify, min_area=args.min_area)
@@ -99,10 +104,37 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
                 raise SegError("Pre-labeling found no object; nothing was written.")
     finally:
         bar.close()
+    if getattr(run, "manifest", None) is not None:
+        run.manifest.finish()  # the output is whole: the resume manifest goes
     for number, reason in result.skipped:
         print(f"prompt {number} skipped: {reason}")
     print(f"{result.count} objects ({model.model_id}) -> {args.out}")
     return 0
+
+
+def _scaled_prelabel(args: argparse.Namespace, features, mode: str):
+    """prelabel_raster's signature over core.scale (blocks on a cluster, a resume manifest beside
+    --out); the returned callable keeps the manifest in `.manifest` for removal once --out is whole."""
+    from ..core.errors import SettingError
+    from ..core.scale.runs import prelabel_blocks
+    from .options import model_spec_from_args
+
+    if features is not None:
+        raise SettingError("--cluster and --resume work with --auto; a prompt layer is pre-labeled in one process.")
+    if args.resume and mode == "append":
+        raise SettingError("--resume cannot be combined with --append (a killed append added nothing; just run it again).")
+    spec = model_spec_from_args(args) if args.cluster else None
+
+    def run(job, model, _features, cache, class_name, tags, points_per_side, min_score, min_stability,
+            simplify=0.0, min_area=0.0, progress=None, on_label=None):
+        result, run.manifest = prelabel_blocks(job, model, spec, cache, class_name, tags, points_per_side, min_score,
+                                               min_stability, simplify, min_area, cluster=args.cluster, output=args.out,
+                                               resume=args.resume, block_tiles=args.block_tiles, progress=progress,
+                                               on_label=on_label)
+        return result
+
+    run.manifest = None
+    return run
 
 
 def cmd_export_training(args: argparse.Namespace) -> int:

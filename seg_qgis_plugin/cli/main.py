@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from . import assist, batch, models, quality, timeseries
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
-from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache
+from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache, scale_options
 from ..core.errors import SegError, SegWarning
 
 _python_show_warning = warnings.showwarning
@@ -41,6 +41,8 @@ def cmd_encode(args) -> int:
     if not args.checkpoint:
         raise SegError("Encoding needs a SAM checkpoint; give --checkpoint (the classic backend has nothing to cache).")
     args.backend = "sam"
+    if args.cluster:
+        return _encode_on_cluster(args)
     segmenter, settings = open_segmenter_from_args(args)
     bar = BarProgress(f"encoding {len(segmenter.grid)} tiles")
     try:
@@ -49,6 +51,25 @@ def cmd_encode(args) -> int:
         bar.close()
     prune_cache(segmenter, settings)
     print(f"{counts['encoded']} tiles encoded, {counts['cached']} already cached, {counts['nodata']} skipped (all nodata) in {segmenter.cache.folder}")
+    return 0
+
+
+def _encode_on_cluster(args) -> int:
+    from ..core.batch.raster_job import RasterJob
+    from ..core.scale.runs import encode_blocks
+    from .options import model_spec_from_args, resolve_model
+
+    model, settings = resolve_model(args)
+    cache = args.cache or settings.cache_folder
+    job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, args.gsd, scale=args.scale)
+    bar = BarProgress(f"encoding on {args.cluster}")
+    try:
+        counts = encode_blocks(job, model, model_spec_from_args(args), cache, args.cluster, args.float16,
+                               block_tiles=args.block_tiles, progress=bar)
+    finally:
+        bar.close()
+    print(f"{counts.get('encoded', 0)} tiles encoded, {counts.get('cached', 0)} already cached, "
+          f"{counts.get('nodata', 0)} skipped (all nodata) in {cache}")
     return 0
 
 
@@ -152,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="pre-compute SAM embeddings into a cache folder (resumable)")
     p.add_argument("raster")
     model_options(p)
+    scale_options(p)  # --resume is accepted: encoding always skips what the cache holds
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser("segment", help="segment one object from points and/or a box")

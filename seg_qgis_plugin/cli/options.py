@@ -111,3 +111,29 @@ def prune_cache(segmenter, settings) -> None:
     """Keep the cache folder within the `cache_size_limit_mb` setting (0: no limit)."""
     if segmenter.cache is not None and settings.cache_size_limit_mb:
         segmenter.cache.prune(settings.cache_size_limit_mb * 2 ** 20)
+
+
+def scale_options(p: argparse.ArgumentParser, resume: bool = True) -> None:
+    """--cluster (and --resume) for commands that work tile by tile (core.scale)."""
+    g = p.add_argument_group("scale-out")
+    g.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
+                   help="run blocks of tiles on a Dask cluster: N local worker processes, or a running scheduler "
+                        "(workers need Seg, the model file and the raster at the same paths)")
+    g.add_argument("--block-tiles", type=int, default=4, help="tiles per cluster task and per resume step (default 4)")
+    if resume:
+        g.add_argument("--resume", action="store_true", help="skip the work a killed run finished (its manifest lies "
+                       "beside --out) and end with exactly the uninterrupted output")
+
+
+def model_spec_from_args(args):
+    """How cluster workers open the model these options describe (core.scale.cluster.ModelSpec)."""
+    import os
+
+    from ..core.models.registry import checkpoint_path
+    from ..core.scale.cluster import ModelSpec
+    from ..core.settings import load_settings
+
+    settings = load_settings()
+    checkpoint = checkpoint_path(args.checkpoint, settings.models_folder) if args.checkpoint else None
+    return ModelSpec(os.path.abspath(checkpoint) if checkpoint else None, args.model_type, args.backend,
+                     args.device or settings.device, args.threads or settings.threads or None, "bf16" if args.bf16 else "auto")

@@ -1,0 +1,134 @@
+"""The resume manifest: which blocks of tiles a run has finished, and their per-tile pieces.
+
+Beside the output `out` lives a folder `out.seg-resume/` holding `manifest.json` (the run's
+fingerprint and the finished blocks) and one `block-NNNNN.npz` per finished block (its pieces:
+WKB geometry, tile, score, stability, mask crop; no pickle). Each block file is written whole
+(fsync, os.replace) before the manifest names it, and the manifest itself is replaced atomically,
+so a run killed at any moment (SIGKILL included) leaves a manifest that lists only complete blocks.
+`--resume` reloads those blocks instead of recomputing them; the final merge then sees exactly the
+pieces an uninterrupted run would, so the output is the same. The folder is removed once the output
+is written. A manifest whose fingerprint (raster fingerprint, model id and checkpoint sha256, tile
+grid, radiometry and thresholds) differs from this run's is refused, never mixed in.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..batch.mask_merge import Piece
+from ..errors import SegError
+from ..geo.tiling import Tile
+from ..outputs.atomic import write_json_atomic
+
+VERSION = 1
+
+
+def run_fingerprint(segmenter, tiles, options: Dict[str, object]) -> Dict[str, object]:
+    """What makes two runs the same run: raster, model, working grid, radiometry, the tiles and
+    the options (thresholds, block size). JSON-able."""
+    backend = segmenter.backend
+    tile_list = hashlib.sha256(repr([(t.col, t.row, t.width, t.height, t.scale) for t in tiles]).encode()).hexdigest()[:16]
+    return {"version": VERSION, "raster": segmenter.source.fingerprint(), "model": backend.model_id,
+            "checkpoint_sha256": backend.checkpoint_sha256 or "", "radiometry": segmenter.radiometry.to_json(),
+            "tiles": tile_list, "options": {k: options[k] for k in sorted(options)}}
+
+
+def resume_folder(output: str) -> str:
+    """Where the manifest of a run writing `output` lives (a database target: the working folder)."""
+    if output.startswith(("postgresql://", "postgres://", "PG:")):
+        return os.path.abspath(".seg-resume-" + hashlib.sha256(output.encode()).hexdigest()[:12])
+    return os.path.abspath(output) + ".seg-resume"
+
+
+class ResumeManifest:
+    """Finished blocks of one run. resume=False starts over (an old folder is cleared);
+    resume=True keeps the finished blocks of the same run and refuses another run's manifest."""
+
+    def __init__(self, output: str, fingerprint: Dict[str, object], resume: bool = False):
+        self.folder = resume_folder(output)
+        self.path = os.path.join(self.folder, "manifest.json")
+        self.fingerprint = json.loads(json.dumps(fingerprint))
+        self.blocks: Dict[str, str] = {}
+        if resume and os.path.exists(self.path):
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    stored = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise SegError(f"The resume manifest {self.path} is unreadable; run without --resume to start over.") from exc
+            if stored.get("fingerprint") != self.fingerprint:
+                raise SegError(f"The resume manifest {self.path} belongs to a different run (another raster, model or "
+                               "options); run without --resume to start over, or repeat the original command.")
+            self.blocks = dict(stored.get("blocks", {}))
+        elif os.path.isdir(self.folder):
+            shutil.rmtree(self.folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self._write()
+
+    def done(self, block: int) -> bool:
+        return str(block) in self.blocks
+
+    def load(self, block: int) -> List[Piece]:
+        path = os.path.join(self.folder, self.blocks[str(block)])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return pieces_from_arrays(data)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SegError(f"The resume block {path} is unreadable; run without --resume to start over.") from exc
+
+    def save(self, block: int, pieces: List[Piece]) -> None:
+        """Store a finished block durably, then name it in the manifest."""
+        name = f"block-{block:05d}.npz"
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **pieces_to_arrays(pieces))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(self.folder, name))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        self.blocks[str(block)] = name
+        self._write()
+
+    def finish(self) -> None:
+        """The output is whole: the manifest is no longer needed."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _write(self) -> None:
+        write_json_atomic(self.path, {"fingerprint": self.fingerprint, "blocks": self.blocks}, "resume manifest")
+
+
+def pieces_to_arrays(pieces: List[Piece]) -> Dict[str, np.ndarray]:
+    """Pieces as plain arrays: meta float64 (n, 10) = tile col,row,width,height,scale, score,
+    stability, origin col,row, has mask; geom_i uint8 WKB; mask_i bool (h, w)."""
+    from shapely import to_wkb
+
+    arrays: Dict[str, np.ndarray] = {"meta": np.zeros((len(pieces), 10), np.float64)}
+    for i, p in enumerate(pieces):
+        t = p.tile
+        arrays["meta"][i] = (t.col, t.row, t.width, t.height, t.scale, p.score, p.stability, p.origin[0], p.origin[1],
+                             p.mask is not None)
+        arrays[f"geom_{i}"] = np.frombuffer(to_wkb(p.geometry), np.uint8)
+        if p.mask is not None:
+            arrays[f"mask_{i}"] = p.mask
+    return arrays
+
+
+def pieces_from_arrays(data) -> List[Piece]:
+    from shapely import from_wkb
+
+    pieces = []
+    for i, m in enumerate(data["meta"]):
+        tile = Tile(int(m[0]), int(m[1]), int(m[2]), int(m[3]), int(m[4]))
+        mask: Optional[np.ndarray] = data[f"mask_{i}"] if m[9] else None
+        pieces.append(Piece(from_wkb(data[f"geom_{i}"].tobytes()), tile, float(m[5]), float(m[6]), mask,
+                            (int(m[7]), int(m[8]))))
+    return pieces

@@ -1,0 +1,104 @@
+"""Pre-labeling and encoding in blocks of tiles: serially or on a cluster, resumable or not.
+
+The tile list is cut into blocks of `block_tiles` consecutive tiles (grid order). Each block gives
+the pieces of its tiles (prelabel.tile_pieces), wherever it runs; blocks are stored in the resume
+manifest as they finish (any order), and the merge takes all pieces in block order, which is the
+serial run's order, through the same labels_from_pieces. So serial, `--cluster` and `--resume`
+runs give the same features (only the `created` time differs).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Dict, List, Optional
+
+from ..batch.prelabel import PrelabelResult, check_automatic, labels_from_pieces, tile_pieces
+from ..errors import SegWarning
+from ..geo.vectorize import check_cleanup
+from ..progress import Progress, check_canceled
+from .cluster import ModelSpec, block_encode, block_pieces, open_client, run_blocks
+from .manifest import ResumeManifest, run_fingerprint
+
+
+def split_blocks(tiles: List, block_tiles: int) -> Dict[int, List]:
+    """{block number: tiles} of `block_tiles` consecutive tiles each (the last may be shorter)."""
+    size = max(1, int(block_tiles))
+    return {i // size: tiles[i:i + size] for i in range(0, len(tiles), size)}
+
+
+def prelabel_blocks(job, backend, model: Optional[ModelSpec] = None, cache_dir: Optional[str] = None,
+                    class_name: str = "object", tags: Optional[Dict[str, str]] = None, points_per_side: int = 16,
+                    min_score: float = 0.7, min_stability: float = 0.85, simplify: float = 0.0, min_area: float = 0.0,
+                    fill_holes: float = 0.0, nms_iou: float = 0.7, merge_iou: float = 0.5, cluster: Optional[str] = None,
+                    output: Optional[str] = None, resume: bool = False, block_tiles: int = 4,
+                    progress: Optional[Progress] = None, on_label: Optional[Callable] = None):
+    """Automatic pre-labeling of `job` (RasterJob) as prelabel_automatic does, in blocks.
+    backend: the model here (for provenance and serial work); model: how workers open it (needed
+    with `cluster`). output: where the result goes; with it a resume manifest is kept beside it
+    (resume=True reuses the finished blocks of the same run). Returns (PrelabelResult, manifest or
+    None); call manifest.finish() once the output is written."""
+    check_cleanup(simplify, min_area, fill_holes)
+    check_automatic(backend)
+    options = dict(points_per_side=points_per_side, min_score=min_score, min_stability=min_stability,
+                   nms_iou=nms_iou, min_area=min_area)
+    with job.open(backend, cache_dir) as segmenter:
+        tiles = list(job.tiles(segmenter) or segmenter.grid)
+        blocks = split_blocks(tiles, block_tiles)
+        manifest = None
+        if output is not None:
+            fp_options = dict(options, block_tiles=block_tiles, merge_iou=merge_iou)
+            manifest = ResumeManifest(output, run_fingerprint(segmenter, tiles, fp_options), resume)
+        done: Dict[int, List] = {b: manifest.load(b) for b in blocks if manifest and manifest.done(b)}
+
+        def finished(block: int, pieces: List) -> None:
+            if manifest is not None:
+                manifest.save(block, pieces)
+            done[block] = pieces
+            if progress is not None:
+                progress.set_progress(95.0 * len(done) / max(len(blocks), 1))
+
+        todo = {b: t for b, t in blocks.items() if b not in done}
+        if cluster and todo:
+            if model is None:
+                raise ValueError("prelabel_blocks needs a ModelSpec to run on a cluster")
+            with open_client(cluster) as client:
+                run_blocks(client, block_pieces, todo, (job, model, cache_dir, options), finished, progress)
+        else:
+            for block, block_list in todo.items():
+                pieces = []
+                for tile in block_list:
+                    check_canceled(progress)
+                    pieces.extend(tile_pieces(segmenter, tile, **options))
+                finished(block, pieces)
+        pieces = [p for b in sorted(done) for p in done[b]]
+        result = labels_from_pieces(segmenter, pieces, class_name, tags, merge_iou, simplify, min_area, fill_holes, on_label)
+    if progress is not None:
+        progress.set_progress(100.0)
+    if not result.count and tiles:
+        warnings.warn(SegWarning("Automatic pre-labeling found no object; lower the score or stability thresholds."))
+    return result, manifest
+
+
+def encode_blocks(job, backend, model: ModelSpec, cache_dir: str, cluster: str, float16: bool = False,
+                  skip_nodata: bool = True, block_tiles: int = 4, progress: Optional[Progress] = None) -> Dict[str, int]:
+    """Encode `job`'s tiles into `cache_dir` on a cluster (resumable by nature: cached tiles are
+    skipped). Returns the summed counts (encoded, cached, nodata)."""
+    from ..errors import SegError
+
+    if not backend.cacheable:
+        raise SegError(f"The {backend.model_id} backend has no embeddings to cache; choose a SAM checkpoint.")
+    with job.open(backend, cache_dir, float16) as segmenter:
+        tiles = list(job.tiles(segmenter) or segmenter.grid)
+    blocks = split_blocks(tiles, block_tiles)
+    counts: Dict[str, int] = {}
+    finished = set()
+
+    def add(block: int, block_counts: Dict[str, int]) -> None:
+        finished.add(block)
+        for k, v in block_counts.items():
+            counts[k] = counts.get(k, 0) + v
+        if progress is not None:
+            progress.set_progress(100.0 * len(finished) / max(len(blocks), 1))
+
+    with open_client(cluster) as client:
+        run_blocks(client, block_encode, blocks, (job, model, cache_dir, skip_nodata, float16), add, progress)
+    return counts
