@@ -3,6 +3,7 @@
 # Installs Debian's postgresql-15 and postgresql-15-postgis-3 when missing, starts cluster 15/main,
 # and makes the role and database the tests use (SEG_TEST_PG, default below) with the postgis extension.
 set -eu
+cd /  # su postgres cannot enter a private working folder
 ROLE="${SEG_PG_ROLE:-seg}"
 PASSWORD="${SEG_PG_PASSWORD:-seg}"
 DB="${SEG_PG_DB:-seg_test}"

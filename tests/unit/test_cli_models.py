@@ -94,7 +94,9 @@ def test_download_with_a_wrong_checksum_exits_2_and_leaves_nothing(server, monke
 def test_ctrl_c_keeps_a_part_that_the_next_download_resumes(server, test_vit_b, tmp_path, capsys):
     command = [sys.executable, "-m", "seg_qgis_plugin.cli", "models", "download", "vit_b", "--folder", str(tmp_path),
                "--url", server.base + "/stall.pth"]
-    proc = subprocess.Popen(command, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: Ctrl+C reaches the process even if this test process ignores SIGINT (children inherit that)
+    proc = subprocess.Popen(command, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     part = tmp_path / "sam_vit_b_01ec64.pth.part"
     deadline = time.monotonic() + 30
     while not (part.exists() and part.stat().st_size == HEAD) and time.monotonic() < deadline and proc.poll() is None:
