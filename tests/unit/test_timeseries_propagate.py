@@ -152,3 +152,22 @@ def test_real_naip_tracks_water_through_dates_of_different_radiometry(shared, tm
         assert (got & ref).sum() / (got | ref).sum() >= 0.5, lab.attributes
         checked += 1
     assert checked >= 4  # most tracks are found on both later dates
+
+
+def test_sam_propagates_through_the_real_model_path_with_the_outline_as_mask_prompt(tmp_path, tiny_checkpoint, monkeypatch):
+    """Random weights say nothing about quality; this checks the SAM path end to end: every track gets a
+    status on every date, and each SAM decode on a start tile carried the previous outline."""
+    from seg_qgis_plugin.core.models.sam import SamBackend
+
+    masks = []
+    decode = SamBackend.decode
+    monkeypatch.setattr(SamBackend, "decode", lambda self, e, p, m=None: masks.append(p.mask_input) or decode(self, e, p, m))
+    series = write_series(str(tmp_path))
+    out = str(tmp_path / "sam.gpkg")
+    assert main(["propagate", series.labels, *series.rasters, "--out", out, "--checkpoint", tiny_checkpoint,
+                 "--tile", "256", "--overlap", "64"]) == 0
+    labels = read_labels(out)
+    tracks = {lab.attributes["track_id"] for lab in labels}
+    assert {lab.attributes["status"] for lab in labels} <= {"accepted", "prelabel", "lost", "outside"}
+    assert len(labels) >= len(tracks) * 2 and masks and all(m is None or m.shape == (1, 256, 256) for m in masks)
+    assert any(m is not None for m in masks)

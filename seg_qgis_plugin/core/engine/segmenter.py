@@ -19,13 +19,14 @@ from affine import Affine
 
 from .embedding_cache import CacheKey, EmbeddingCache
 from ..errors import SegWarning
-from ..models.backend import Backend, Embedding, TilePrompt
+from ..models.backend import MASKS, Backend, Embedding, TilePrompt
 from ..progress import Progress, check_canceled, track
 from ..geo.prompts import PixelPrompt, Prompt, to_pixels
 from ..geo.radiometry import Radiometry, compute_radiometry
 from ..geo.raster import RasterSource
 from ..geo.tiling import Tile, TileGrid
 
+LOW_RES, MASK_LOGIT = 256, 8.0  # SAM's mask prompt: 256 x 256 logits over its padded 1024 input
 BOX_FILL = 0.85  # a box may fill at most this share of a tile before we move to a coarser level
 
 
@@ -173,11 +174,13 @@ class Segmenter:
         self.close()
 
     def segment(self, prompt: Prompt, multimask: Optional[bool] = None, previous: Optional[Segmentation] = None,
-                progress: Optional[Progress] = None) -> Segmentation:
+                progress: Optional[Progress] = None, mask_prompt=None) -> Segmentation:
         """Segment the object `prompt` points at, following it across tiles.
 
         previous: the last result on the same object; its low-resolution logits refine this
         prediction when both start on the same tile (SAM's iterative refinement).
+        mask_prompt: an outline (shapely, raster CRS) the object is expected to have, e.g. on an
+        earlier date; backends that take masks get it as a mask prompt on the start tile.
         """
         pixels = self.to_pixels(prompt)
         grid = self.grid_for(pixels)
@@ -191,9 +194,12 @@ class Segmenter:
             tile = queue.popleft()
             tile_prompt = pixels.in_tile(tile)
             if tile == start:
+                embedding = self.embedding(tile)
                 if previous is not None and previous.tiles and previous.tiles[0] == start:
                     tile_prompt = _with(tile_prompt, mask_input=previous.low_res_logits)
-                prediction = self.backend.decode(self.embedding(tile), tile_prompt, multimask)
+                elif mask_prompt is not None and MASKS in self.backend.capabilities:
+                    tile_prompt = _with(tile_prompt, mask_input=self._mask_logits(mask_prompt, tile, embedding))
+                prediction = self.backend.decode(embedding, tile_prompt, multimask)
                 low_res = prediction.low_res_logits
                 kept = _clicked_parts(prediction.mask, tile_prompt) if self.clicked_parts_only else prediction.mask
             else:
@@ -221,6 +227,17 @@ class Segmenter:
 
             warnings.warn(SegWarning(f"The object goes on beyond {self.max_windows} tiles; raise max_windows or use a coarser working resolution."))
         return self._merge(pieces, prompt, low_res, complete)
+
+    def _mask_logits(self, geometry, tile: Tile, embedding: Embedding) -> np.ndarray:
+        """float32 (1, 256, 256): `geometry` (raster CRS) burned on the tile's low-resolution mask frame
+        (a quarter of the model's padded input), as logits: +MASK_LOGIT inside, -MASK_LOGIT outside."""
+        from ..geo.shared_borders import burn
+
+        h_in, w_in = embedding.meta["input_size"]
+        side = LOW_RES
+        frame = tile.transform(self.source.transform) * Affine.scale(tile.width / w_in * 4, tile.height / h_in * 4)
+        inside = burn([geometry], (side, side), frame)
+        return np.where(inside, MASK_LOGIT, -MASK_LOGIT).astype(np.float32)[None]
 
     def _merge(self, pieces: List[_Piece], prompt: Prompt, low_res, complete: bool) -> Segmentation:
         scale = pieces[0].tile.scale

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..engine.labeling import to_label
+from ..engine.labeling import provenance, to_label
 from ..engine.labels import FIELDS, Label, attributes
 from ..engine.segmenter import Segmenter
 from ..errors import SegError
@@ -158,7 +158,7 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, user_tags, min_scor
         attrs = attributes(t.class_name, tags, source=name, radiometry=segmenter.radiometry.to_json(), status="outside")
         return _tracked(t.geometry, t, attrs), "outside", "outside the raster or over its nodata"
     prompt = _prompt(t, here_geometry, source, segmenter.radiometry, here, raster_crs)
-    segmentation = segmenter.segment(prompt)
+    segmentation = segmenter.segment(prompt, mask_prompt=here_geometry)
     found = to_label(segmentation, segmenter, t.class_name, tags, "prelabel", simplify)
     why = ""
     if found is None:
@@ -179,9 +179,9 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, user_tags, min_scor
                 t.geometry, t.date, t.look = geometry, item.date, after
                 return label, "prelabel", ""
     attrs = dict(found.attributes) if found is not None else attributes(
-        t.class_name, tags, segmentation.score, segmentation.stability, segmentation.prompt_type, segmentation.prompt_count,
-        segmenter.backend.model_id, segmenter.backend.checkpoint_sha256 or "", name, segmentation.window_label,
-        segmenter.radiometry.to_json())
+        t.class_name, tags, score=segmentation.score, stability=segmentation.stability,
+        prompt_type=segmentation.prompt_type, prompt_count=segmentation.prompt_count,
+        window=segmentation.window_label, **provenance(segmenter))
     attrs["status"] = "lost"
     return _tracked(t.geometry, t, attrs), "lost", why
 
