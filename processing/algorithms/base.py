@@ -50,6 +50,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     INPUT = "INPUT"
     MODEL_TYPE = "MODEL_TYPE"
     OVERLAP = "OVERLAP"
+    SCHEDULER = "SCHEDULER"
     STRETCH = "STRETCH"
     TILE = "TILE"
 
@@ -168,12 +169,23 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def sam_backend(self, parameters, context):
         from ...core.engine.labeling import open_backend
 
+        spec = self.model_spec(parameters, context)
+        return open_backend(spec.checkpoint, spec.model_type, spec.backend, spec.device)
+
+    def model_spec(self, parameters, context):
+        """The SAM model these parameters name, as cluster workers open it (core.scale.cluster.ModelSpec)."""
+        from ...core.scale.cluster import ModelSpec
+
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context)
         if not checkpoint:
             raise QgsProcessingException(self.tr("This needs a SAM checkpoint file (.pth)."))
         model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
-        return open_backend(checkpoint, None if model_type == "auto" else model_type, "sam", device)
+        return ModelSpec(os.path.abspath(checkpoint), None if model_type == "auto" else model_type, "sam", device)
+
+    def add_scheduler(self) -> None:
+        self.addParameter(QgsProcessingParameterString(
+            self.SCHEDULER, self.tr("Dask scheduler: local:N worker processes or tcp://HOST:PORT (empty = here)"), optional=True))
 
     def radiometry_choice(self, parameters, context):
         """(bands or None, stretch or None) from the BANDS and STRETCH strings."""

@@ -31,7 +31,8 @@ class EncodeRasterAlgorithm(SegAlgorithm):
             "Resumable: tiles already in the cache (same raster, bands, stretch, tile and model) are skipped, so a second "
             "run encodes only what is missing. Tiles that are all nodata are skipped.\n\n"
             "Outputs the cache folder and a coverage layer with one polygon per cached tile of this raster and model, so "
-            "you can see what is ready.\n\nNeeds torch and segment-anything, and a SAM checkpoint file (vit_b, vit_l or vit_h).")
+            "you can see what is ready. With a Dask scheduler (local:N, or tcp://HOST:PORT of a running cluster) the tiles "
+            "are encoded by its workers, one model per worker.\n\nNeeds torch and segment-anything, and a SAM checkpoint file (vit_b, vit_l or vit_h).")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster(self.INPUT, self.tr("Raster"))
@@ -40,6 +41,7 @@ class EncodeRasterAlgorithm(SegAlgorithm):
         self.add_aoi()
         self.add_bool(self.SKIP_NODATA, "Skip tiles that are all nodata", True)
         self.add_bool(self.FLOAT16, "Store embeddings as float16 (half the disk)", False)
+        self.add_scheduler()
         self.addParameter(QgsProcessingParameterFolderDestination(self.CACHE, self.tr("Embedding cache folder")))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Encoded tiles (coverage)")))
         for name, text in (("ENCODED", "Tiles encoded now"), ("CACHED", "Tiles already cached"), ("NODATA", "Tiles skipped (all nodata)")):
@@ -56,7 +58,18 @@ class EncodeRasterAlgorithm(SegAlgorithm):
                         self.parameterAsBool(parameters, self.SKIP_NODATA, context))
         backend = self.sam_backend(parameters, context)
         feedback.pushInfo(f"Model {backend.model_id} on {getattr(backend, 'device', 'cpu')}")
-        result = encode_raster(job, backend, cache, self.parameterAsBool(parameters, self.FLOAT16, context), progress)
+        float16 = self.parameterAsBool(parameters, self.FLOAT16, context)
+        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
+        encoded = 0
+        if scheduler:  # the workers fill the cache; the run below then only reports it
+            from ...core.scale.runs import encode_blocks
+
+            feedback.pushInfo(f"Encoding on the Dask cluster {scheduler}")
+            encoded = encode_blocks(job, backend, self.model_spec(parameters, context), cache, scheduler, float16,
+                                    job.skip_nodata, progress=progress)["encoded"]
+        result = encode_raster(job, backend, cache, float16, progress)
+        result.counts["encoded"] += encoded
+        result.counts["cached"] -= encoded
         fields = make_fields(COVERAGE_FIELDS)
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
         add_features(sink, fields, result.coverage, multi=False)

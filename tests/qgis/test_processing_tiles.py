@@ -83,6 +83,20 @@ def small_scene(tmp_path):
     return path
 
 
+def test_encode_on_a_dask_cluster_fills_the_same_cache(run_algorithm, small_scene, tiny_checkpoint, tmp_path):
+    pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    cache = str(tmp_path / "cache")
+    params = {"INPUT": small_scene, "CHECKPOINT": tiny_checkpoint, "MODEL_TYPE": 4, "DEVICE": 1, "BANDS": [1, 2, 3],
+              "TILE": 128, "OVERLAP": 32, "CACHE": cache, "SCHEDULER": "local:1", "OUTPUT": str(tmp_path / "cov.gpkg")}
+    result = run_algorithm("seg:encoderaster", params)
+    grid = TileGrid(256, 192, 128, 32)
+    assert (result["ENCODED"], result["CACHED"], result["NODATA"]) == (len(grid), 0, 0)
+    assert len([n for n in os.listdir(cache) if n.endswith(".safetensors")]) == len(grid)
+    with pytest.raises(Exception, match="scheduler"):
+        run_algorithm("seg:encoderaster", dict(params, SCHEDULER="tcp://127.0.0.1:1", CACHE=str(tmp_path / "c2"),
+                                               OUTPUT=str(tmp_path / "c2.gpkg")))
+
+
 def test_encode_is_resumable_and_reports_coverage(run_algorithm, read_vector, small_scene, tiny_checkpoint, tmp_path):
     cache = str(tmp_path / "cache")
     params = {"INPUT": small_scene, "CHECKPOINT": tiny_checkpoint, "MODEL_TYPE": 4, "DEVICE": 1, "BANDS": [1, 2, 3],
