@@ -3,7 +3,6 @@ the dates' images differ."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from ..core.errors import OutputError, SegError

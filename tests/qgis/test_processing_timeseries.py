@@ -45,7 +45,7 @@ def loaded(context, dest):
 
 def features_at(layer, iso):
     """Features the Temporal Controller shows on day `iso`."""
-    from qgis.core import QgsDateTimeRange, QgsExpressionContext, QgsFeatureRequest
+    from qgis.core import QgsDateTimeRange, QgsFeatureRequest
     from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
     day = QDate.fromString(iso, "yyyy-MM-dd")

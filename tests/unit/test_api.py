@@ -11,7 +11,7 @@ import pyogrio
 import pytest
 import rasterio
 from pyproj import CRS
-from shapely.geometry import MultiPolygon, Point, box
+from shapely.geometry import Point, box
 
 import seg_qgis_plugin.api as seg
 from seg_qgis_plugin.core.engine.labels import FIELD_NAMES

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed; SAM tests need it")
 pytest.importorskip("segment_anything", reason="segment-anything is not installed")
 
-from seg_qgis_plugin.core.models.checkpoints import build_sam, detect_model_type, load_sam  # noqa: E402
+from seg_qgis_plugin.core.models.checkpoints import detect_model_type, load_sam  # noqa: E402
 from seg_qgis_plugin.core.errors import CheckpointError, PromptError  # noqa: E402
 from seg_qgis_plugin.core.models.backend import TilePrompt  # noqa: E402
 from seg_qgis_plugin.core.models.sam import SamBackend  # noqa: E402

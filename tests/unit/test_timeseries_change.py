@@ -2,9 +2,7 @@
 projected and a geographic layer; tracks; the styled changes layer; bad input."""
 import csv
 import json
-import os
 
-import numpy as np
 import pytest
 
 from seg_qgis_plugin.cli.main import main

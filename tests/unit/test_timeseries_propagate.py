@@ -118,7 +118,6 @@ def test_real_naip_tracks_water_through_dates_of_different_radiometry(shared, tm
     import rasterio
     from seg_qgis_plugin.core.engine.labels import Label, attributes
     from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
-    from seg_qgis_plugin.core.outputs.vectors import write_labels
     from seg_qgis_plugin.core.timeseries.dates import dated_series
     from seg_qgis_plugin.core.timeseries.propagate import propagate
     import cv2

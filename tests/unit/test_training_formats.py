@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from PIL import Image
 from rasterio.features import rasterize
-from shapely.geometry import Polygon, box
+from shapely.geometry import Polygon
 
 from seg_qgis_plugin.cli.main import main
 from seg_qgis_plugin.core.engine.labels import Label, attributes

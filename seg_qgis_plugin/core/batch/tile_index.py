@@ -87,7 +87,8 @@ def tile_index(raster: str, tile: int = 1024, overlap: int = 256, scale: int = 1
     attribute (relative to chips_dir). PNG chips use `radiometry` (default: the raster's global
     stretch)."""
     from ..outputs.atomic import atomic_folder
-    from ..outputs.chips import FORMATS, write_image_chip
+    from ..outputs import CHIP_FORMATS as FORMATS
+    from ..outputs.chips import write_image_chip
 
     if not chips_dir:
         with RasterSource(raster) as source:

@@ -81,7 +81,6 @@ class SamBackend:
 
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
         import torch
-        import torch.nn.functional as F
 
         if prompt.is_empty:
             raise PromptError("The prompt is empty for this tile; give at least one point or a box.")

@@ -18,7 +18,6 @@ from ..geo.radiometry import Radiometry
 from ..geo.raster import RasterSource
 from ..geo.tiling import Tile
 
-from . import CHIP_FORMATS as FORMATS
 
 
 def read_chip(source: RasterSource, tile: Tile) -> Tuple[np.ndarray, np.ndarray]:

@@ -91,7 +91,6 @@ def polygonize_raster(path: str, class_field: str = "class", kind: str = "class"
     names when present, else the value itself (so rasterizing back gives the same codes).
     kind "instance": one feature per value. Regions crossing block edges are merged.
     """
-    import rasterio
     from rasterio.features import shapes
     from rasterio.windows import Window, transform as window_transform
     from shapely import union_all

@@ -65,7 +65,7 @@ def read_table(path: str, layer: Optional[str] = None) -> LabelTable:
 def to_crs(geometries: np.ndarray, src_crs: str, dst_crs: str) -> np.ndarray:
     """Geometries (object ndarray, None allowed) from `src_crs` to `dst_crs`."""
     import shapely
-    from pyproj import CRS, Transformer
+    from pyproj import Transformer
 
     src, dst = _crs(src_crs), _crs(dst_crs)
     if src == dst:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Dict, List, Optional
 
-from ..batch.prelabel import PrelabelResult, check_automatic, labels_from_pieces, tile_pieces
+from ..batch.prelabel import check_automatic, labels_from_pieces, tile_pieces
 from ..errors import SegWarning
 from ..geo.vectorize import check_cleanup
 from ..progress import Progress, check_canceled

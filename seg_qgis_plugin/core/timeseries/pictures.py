@@ -58,7 +58,6 @@ def drift_png(result: DriftResult, reference: str, path: str) -> str:
 def change_png(report: ChangeReport, path: str) -> str:
     """One panel per consecutive pair: gained areas green, lost areas red, on the extent of all
     changes, with the areas per class in the title. Returns `path`."""
-    import cv2
     from rasterio.features import rasterize
     from rasterio.transform import from_bounds
     from shapely import union_all
