@@ -6,12 +6,24 @@ The QGIS profile lives in a temporary folder, so no settings debris lands in the
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import: no display here
+
+
+def _register_gui_support() -> None:
+    """Make gui_support.py importable as `seg_test_gui_support` (test folders are not packages)."""
+    spec = importlib.util.spec_from_file_location("seg_test_gui_support", os.path.join(os.path.dirname(__file__), "gui_support.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_register_gui_support()
 
 QGIS_PLUGINS = "/usr/share/qgis/python/plugins"
 

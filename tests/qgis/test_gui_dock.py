@@ -5,7 +5,6 @@ process; masks come from the oracle backend (tests/conftest.py), whose answers a
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import sys
@@ -14,15 +13,7 @@ import zipfile
 import pytest
 
 
-def load_support():
-    path = pathlib.Path(__file__).with_name("gui_support.py")
-    spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+import seg_test_gui_support as support  # registered by tests/qgis/conftest.py
 
 
 @pytest.fixture(autouse=True)

@@ -7,23 +7,13 @@ in map units. One test runs the real SAM path with a tiny checkpoint.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import pathlib
 
 import pytest
 
 
-def load_support():
-    path = pathlib.Path(__file__).with_name("gui_support.py")
-    spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+import seg_test_gui_support as support  # registered by tests/qgis/conftest.py
 
 
 @pytest.fixture(autouse=True)

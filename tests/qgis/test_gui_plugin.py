@@ -4,7 +4,6 @@ in a fresh process where `import torch` fails.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -14,15 +13,7 @@ import textwrap
 import pytest
 
 
-def load_support():
-    path = pathlib.Path(__file__).with_name("gui_support.py")
-    spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+import seg_test_gui_support as support  # registered by tests/qgis/conftest.py
 
 
 @pytest.fixture(autouse=True)

@@ -3,23 +3,13 @@ into the GeoPackage's layer_styles table, read back by a fresh layer), shows the
 and with shared borders on cuts a new object by the labels already there."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import pathlib
 import sqlite3
 
 import pytest
 
 
-def load_support():
-    path = pathlib.Path(__file__).with_name("gui_support.py")
-    spec = importlib.util.spec_from_file_location("seg_test_gui_support_ontology", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+import seg_test_gui_support as support  # registered by tests/qgis/conftest.py
 ONTOLOGY = {"classes": [
     {"name": "water", "code": 7, "color": "#1f78b4"},
     {"name": "building", "code": 3, "color": "#e31a1c", "attributes": {"roof": {"type": "str", "values": ["flat", "pitched"]}}}]}

@@ -2,22 +2,13 @@
 shortcut handling), decisions read back from the GeoPackage on disk by GDAL in another process."""
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 from datetime import datetime
 
 import pytest
 
 
-def load_support():
-    path = pathlib.Path(__file__).with_name("gui_support.py")
-    spec = importlib.util.spec_from_file_location("seg_test_gui_support", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-support = load_support()
+import seg_test_gui_support as support  # registered by tests/qgis/conftest.py
 X, Y = 500000.0, 4650000.0
 
 

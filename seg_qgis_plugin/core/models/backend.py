@@ -89,6 +89,20 @@ class Backend(Protocol):
         ...
 
 
+def model_frame(embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool]) -> Tuple[bool, float, float]:
+    """What every SAM-style decode starts with: refuse an empty prompt, choose `multimask` when the
+    caller did not (three candidates for one lone click), and the scale (sx, sy) from tile pixels to
+    the model's resized input frame."""
+    from ..errors import PromptError
+
+    if prompt.is_empty:
+        raise PromptError("The prompt is empty for this tile; give at least one point or a box.")
+    if multimask is None:
+        multimask = len(prompt.points) == 1 and prompt.box is None and prompt.mask_input is None
+    (h, w), (h_in, w_in) = embedding.image_size, embedding.meta["input_size"]
+    return multimask, w_in / w, h_in / h
+
+
 def stability_score(logits: np.ndarray, threshold: float = 0.0, offset: float = 1.0) -> float:
     """IoU of (logits > threshold + offset) and (logits > threshold - offset), as in SAM."""
     high = np.count_nonzero(logits > threshold + offset)

@@ -17,8 +17,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import CheckpointError, MissingDependency, PromptError
-from .backend import AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt
+from ..errors import CheckpointError, MissingDependency
+from .backend import AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt, model_frame
 from .sam_frames import MaskUpsampler, encoder_input
 
 FORMAT = "seg-onnx/1"
@@ -117,13 +117,10 @@ class OnnxBackend:
         return state
 
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
-        if prompt.is_empty:
-            raise PromptError("The prompt is empty for this tile; give at least one point or a box.")
-        if multimask is None:
-            multimask = len(prompt.points) == 1 and prompt.box is None and prompt.mask_input is None
+        multimask, sx, sy = model_frame(embedding, prompt, multimask)
         h, w = embedding.image_size
         h_in, w_in = embedding.meta["input_size"]
-        scale = np.array([w_in / w, h_in / h], np.float32)
+        scale = np.array([sx, sy], np.float32)
         coords = [np.asarray(prompt.points, np.float32).reshape(-1, 2) * scale]
         labels = [np.asarray(prompt.labels, np.float32).reshape(-1)]
         if prompt.box is None:  # SAM pads point prompts without a box with one "not a point"

@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .checkpoints import load_sam, pick_device
-from ..errors import PromptError
-from .backend import AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt, stability_score
+from .backend import (AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt, model_frame,
+                      stability_score)
 from .sam_decoder import TileDecoder
 from .sam_encoder import EncoderOptions, EncoderRunner, default_precision
 from .sam_frames import MaskUpsampler
@@ -82,13 +82,9 @@ class SamBackend:
     def decode(self, embedding: Embedding, prompt: TilePrompt, multimask: Optional[bool] = None) -> MaskPrediction:
         import torch
 
-        if prompt.is_empty:
-            raise PromptError("The prompt is empty for this tile; give at least one point or a box.")
-        if multimask is None:
-            multimask = len(prompt.points) == 1 and prompt.box is None and prompt.mask_input is None
+        multimask, sx, sy = model_frame(embedding, prompt, multimask)
         h, w = embedding.image_size
         h_in, w_in = embedding.meta["input_size"]
-        sx, sy = w_in / w, h_in / h
         dev = self.device
         with torch.inference_mode():
             points = None
