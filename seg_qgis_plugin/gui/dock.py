@@ -22,8 +22,8 @@ from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProviderReg
 from qgis.gui import QgsColorButton, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
-                                 QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QTableWidget,
+from qgis.PyQt.QtWidgets import (QAction, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                                 QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMenu, QPushButton, QScrollArea, QSpinBox, QTableWidget,
                                  QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.errors import SegError, SettingError
@@ -220,6 +220,13 @@ class SegDock(QgsDockWidget):
         new_layer.setText("New GeoPackage...")
         new_layer.setObjectName("SegNewLayerButton")
         new_layer.clicked.connect(self._ask_new_layer)
+        new_layer.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.postgis_action = QAction("PostGIS table...", new_layer)
+        self.postgis_action.setObjectName("SegPostgisTargetAction")
+        self.postgis_action.setToolTip("Open or create a label table shared by a team: postgresql://USER@HOST:PORT/DB?table=NAME")
+        self.postgis_action.triggered.connect(lambda checked=False: self._ask_postgis_table())
+        new_layer.setMenu(QMenu(new_layer))
+        new_layer.menu().addAction(self.postgis_action)
         target = QHBoxLayout()
         target.addWidget(self.target_combo, 1)
         target.addWidget(new_layer)
@@ -445,10 +452,16 @@ class SegDock(QgsDockWidget):
         if path:
             self.create_target_layer(path)
 
+    def _ask_postgis_table(self) -> None:
+        url, ok = QInputDialog.getText(self, "PostGIS label table", "postgresql://USER@HOST:PORT/DB?table=NAME (made if missing)",
+                                       QLineEdit.EchoMode.Normal, "postgresql://USER@localhost:5432/DB?table=labels")
+        if ok and url.strip():
+            self.create_target_layer(url.strip())
+
     def create_target_layer(self, path: str):
-        """A new (or existing Seg) GeoPackage layer named after the file, in the raster's CRS,
-        added to the project and chosen as the target. Returns the layer, or None after telling
-        the user why not."""
+        """A new (or existing Seg) GeoPackage layer named after the file, or the PostGIS table of a
+        postgresql:// URL or PG: string, in the raster's CRS, added to the project and chosen as the
+        target. Returns the layer, or None after telling the user why not."""
         raster = self.raster_combo.currentLayer()
         crs = raster.crs() if raster is not None else self.project.crs()
         try:

@@ -2,7 +2,8 @@
 by class.
 
 Each accepted feature goes straight to the data provider, so it is on disk (committed to the
-GeoPackage) the moment it is accepted: a crash of QGIS loses no accepted work. The write is also
+GeoPackage, or inserted and committed in a PostGIS label table: gui/postgis_layer.py) the moment
+it is accepted: a crash of QGIS loses no accepted work. The write is also
 pushed on the layer's own undo stack as an `AddLabelCommand`, so the layer's undo (the Undo panel,
 or `layer.undoStack().undo()`) deletes the feature from the file again, and redo restores it.
 (Adding through the layer's edit buffer and committing would clear that undo stack.)
@@ -19,6 +20,7 @@ from qgis.PyQt.QtWidgets import QUndoCommand
 
 from ..core.errors import OutputError
 from ..core.engine.labels import FIELD_NAMES, Label
+from ..core.outputs.postgis import is_postgis
 from ..qgis_adapters.crs import crs_from_core
 from ..qgis_adapters.geometry import from_shapely
 from ..qgis_adapters.sinks import label_fields
@@ -44,7 +46,14 @@ def create_label_layer(path: str, crs, layer_name: Optional[str] = None) -> QgsV
     """A GeoPackage polygon layer with the Seg attribute schema at `path` (a QgsCoordinateReferenceSystem
     for `crs`), named after the file unless `layer_name` is given (in the file and in the Layers
     panel). An existing Seg layer in that file (of that name, or an earlier version's "seg_labels")
-    is opened, not replaced: appending keeps every feature already there."""
+    is opened, not replaced: appending keeps every feature already there.
+
+    A `postgresql://...?table=NAME` URL or `PG:` string for `path` opens that PostGIS table (made
+    empty, in `crs`, when it does not exist): gui/postgis_layer.py."""
+    if is_postgis(path):
+        from .postgis_layer import postgis_label_layer
+
+        return postgis_label_layer(path, crs, layer_name)
     path = os.path.abspath(path)
     if not path.lower().endswith(".gpkg"):
         path += ".gpkg"
@@ -91,7 +100,7 @@ def check_label_layer(layer: QgsVectorLayer) -> None:
 def label_feature(layer: QgsVectorLayer, label: Label, project=None) -> QgsFeature:
     """`label` as a feature of `layer`: geometry reprojected from the label's CRS to the layer's,
     multi-part where the layer is; attributes set for every Seg field the layer has (others stay
-    NULL)."""
+    NULL), and `version` 1 where the layer has that column (a new row of a PostGIS label table)."""
     project = project or QgsProject.instance()
     geometry = from_shapely(label.geometry)
     source_crs = crs_from_core(label.crs)
@@ -108,6 +117,9 @@ def label_feature(layer: QgsVectorLayer, label: Label, project=None) -> QgsFeatu
         value = label.attributes.get(name)
         if index >= 0 and value is not None:
             feature.setAttribute(index, value.item() if hasattr(value, "item") else value)
+    version = layer.fields().lookupField("version")
+    if version >= 0 and label.attributes.get("version") is None:
+        feature.setAttribute(version, 1)
     return feature
 
 
@@ -122,7 +134,8 @@ class AddLabelCommand(QUndoCommand):
     def redo(self):
         ok, added = self.layer.dataProvider().addFeatures([QgsFeature(self.feature)])
         if not ok or not added:
-            self.error = "; ".join(self.layer.dataProvider().errors()[-1:]) or "the provider refused the feature"
+            errors = self.layer.dataProvider().errors()
+            self.error = (errors[-1].strip().splitlines() or [""])[0] if errors else "the provider refused the feature"
             self.setObsolete(True)
             return
         self.fid = added[0].id()

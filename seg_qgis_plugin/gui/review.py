@@ -16,6 +16,13 @@ empties a layer's undo stack on commit, so the panel keeps its own history: Ctrl
 previous values (and geometry) back through the edit buffer and commits again. Fields the layer
 lacks (status, reviewer, reviewed) are added to it when a review starts. Rejected features stay
 in the layer, filterable by status.
+
+On a PostGIS label table (gui/postgis_layer.py: a `postgres` layer with `fid` and `version`), several
+reviewers work at once, so a decision is one UPDATE through core update_label instead of the edit
+buffer: it applies only if the row's `version` is still the one read when the feature was shown,
+and bumps it. If someone changed the row meanwhile, the panel refuses in one sentence, writes
+nothing, and shows the row's current values so that the reviewer can decide again. Ctrl+Z goes
+through the same check.
 """
 from __future__ import annotations
 
@@ -32,8 +39,10 @@ from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                  QShortcut, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core.errors import OutputError
+from ..core.errors import OutputError, SegError
+from ..qgis_adapters.geometry import to_shapely
 from .classes import load_classes
+from .postgis_layer import is_versioned_postgis, target_of_layer
 
 STATUS_CHOICES = ("prelabel", "accepted", "reviewed", "rejected", "any")
 DOUBT = "doubt: lowest score, then stability"
@@ -111,6 +120,8 @@ class ReviewPanel(QgsDockWidget):
         self.added_fields: List[str] = []
         self._started_editing = False
         self._editing = None  # (scratch layer, previous target layer) while E waits for a mask
+        self.postgis_target: Optional[str] = None  # the table's target when edits use optimistic locking
+        self.shown_versions: Dict[int, int] = {}  # feature id -> `version` when it was last shown
         self._build()
         self._bind_keys()
 
@@ -180,6 +191,8 @@ class ReviewPanel(QgsDockWidget):
         self._stop_editing()
         self.layer = layer if isinstance(layer, QgsVectorLayer) and layer.isValid() else None
         self.queue, self.position, self.decided, self.history = [], -1, set(), []
+        self.postgis_target = target_of_layer(self.layer) if is_versioned_postgis(self.layer) else None
+        self.shown_versions = {}
         self.order_combo.clear()
         self.order_combo.addItem(DOUBT)
         if self.layer is not None:
@@ -236,6 +249,8 @@ class ReviewPanel(QgsDockWidget):
             self.window_label.setText("")
             return
         feature = self.layer.getFeature(fid)
+        if self.postgis_target is not None:
+            self.shown_versions[fid] = _plain(feature["version"])
         self.feature_label.setText(f"Feature {fid} ({self.position + 1} of {len(self.queue)} in the queue)")
         names = self.layer.fields().names()
         self.attributes.setRowCount(len(names))
@@ -296,6 +311,8 @@ class ReviewPanel(QgsDockWidget):
         return True
 
     def _write(self, fid: int, values: Dict[str, object], geometry: Optional[QgsGeometry], text: str, remember: bool = True) -> bool:
+        if self.postgis_target is not None:
+            return self._write_versioned(fid, values, geometry, remember)
         layer = self.layer
         if not layer.isEditable():
             if not layer.startEditing():
@@ -316,6 +333,35 @@ class ReviewPanel(QgsDockWidget):
             layer.rollBack(False)
             self._say(f"Could not save the decision: {errors}")
             return False
+        if remember:
+            self.history.append((fid, old, old_geometry))
+        return True
+
+    def _write_versioned(self, fid: int, values: Dict[str, object], geometry: Optional[QgsGeometry], remember: bool) -> bool:
+        """One UPDATE of the row behind `fid`, only if its version is still the one shown (core update_label)."""
+        from ..core.outputs.postgis import StaleLabelError, update_label
+
+        layer = self.layer
+        feature = layer.getFeature(fid)
+        old = {name: _plain(feature[name]) for name in values}
+        old_geometry = QgsGeometry(feature.geometry()) if geometry is not None else None
+        expected = self.shown_versions.get(fid, _plain(feature["version"]))
+        changes = {name: _plain(value) for name, value in values.items()}
+        if geometry is not None:
+            changes["geometry"] = to_shapely(geometry)
+        try:
+            self.shown_versions[fid] = update_label(self.postgis_target, int(_plain(feature["fid"])), changes, int(expected))
+        except StaleLabelError:
+            layer.reload()
+            self._show(fid)
+            self._say(f"Not saved: someone else changed feature {fid} since it was shown; its current values are shown now, "
+                      "decide again.")
+            return False
+        except SegError as exc:
+            self._say(f"Could not save the decision: {exc}")
+            return False
+        layer.reload()
+        layer.triggerRepaint()
         if remember:
             self.history.append((fid, old, old_geometry))
         return True
