@@ -1,6 +1,8 @@
 """seg:assist: learn from accepted labels (or apply a saved model) and pre-label a raster."""
 from __future__ import annotations
 
+import json
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -56,7 +58,9 @@ class AssistAlgorithm(SegAlgorithm):
             "Outputs: polygons of every class but the background, status prelabel, score = the blob's mean probability; "
             "optionally a probability raster (one band per written class) and an uncertainty raster (0 sure .. 1 unsure) "
             "on the raster's grid, and the model as a JSON file (no pickle) to apply to other rasters of the same sensor. "
-            "Rejected labels are not learned from. With 'Refine with SAM' each blob's box becomes a SAM prompt.")
+            "Rejected labels are not learned from. With 'Refine with SAM' each blob's box becomes a SAM prompt. With a Dask "
+            "scheduler (local:N, or tcp://HOST:PORT of a running cluster) the windows are predicted on its workers; the "
+            "output is the same.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Raster")))
@@ -85,6 +89,7 @@ class AssistAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.UNCERTAINTY, self.tr("Uncertainty raster"), optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(self.SAVE_MODEL, self.tr("Save the model as"), "JSON files (*.json)",
                                                                 optional=True, createByDefault=False))
+        self.add_scheduler()
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, self.tr("Polygons written")))
 
     def run_seg(self, parameters, context, feedback, progress):
@@ -140,10 +145,20 @@ class AssistAlgorithm(SegAlgorithm):
 
                 target = sam_refiner(raster, checkpoint, cache, on_label, simplify, min_area)
             try:
-                result = predict_raster(src, model, target, probability, uncertainty,
-                                        MEASURES[self.parameterAsEnum(parameters, self.MEASURE, context)],
-                                        self.parameterAsDouble(parameters, self.SMOOTH, context), min_area, simplify,
-                                        embedding=embedding, overwrite=True, progress=progress.slice(0 if model_path else 15, 100))
+                measure = MEASURES[self.parameterAsEnum(parameters, self.MEASURE, context)]
+                smooth = self.parameterAsDouble(parameters, self.SMOOTH, context)
+                runner = None
+                scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
+                if scheduler:
+                    from ...core.scale.assist_runs import BlockRunner, PredictorSpec
+
+                    feedback.pushInfo(f"Predicting on the Dask cluster {scheduler}")
+                    runner = BlockRunner(PredictorSpec(src.path, json.dumps(model.to_dict()), smooth, measure, bool(probability),
+                                                       bool(uncertainty), cache, checkpoint, 1 if scheduler.startswith("local:") else 0),
+                                         cluster=scheduler)
+                result = predict_raster(src, model, target, probability, uncertainty, measure, smooth, min_area, simplify,
+                                        embedding=embedding, overwrite=True, progress=progress.slice(0 if model_path else 15, 100),
+                                        runner=runner)
             except BaseException:
                 del sink
                 discard_output(dest)

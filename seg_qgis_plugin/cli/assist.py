@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import SegError
-from .options import BarProgress, parse_bands
+from .options import BarProgress, parse_bands, scale_options
 
 
 def add_parsers(sub) -> None:
@@ -35,6 +35,7 @@ def add_parsers(sub) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true")
     mode.add_argument("--overwrite", action="store_true", help="replace existing outputs (layer, rasters, model)")
+    scale_options(p, unit="windows (up to 1024 x 1024 pixels)")
     p.set_defaults(run=cmd_assist)
 
     p = sub.add_parser("rank-tiles", help="tiles ranked by how much labeling them would help, the next N as a layer")
@@ -65,12 +66,14 @@ def cmd_assist(args: argparse.Namespace) -> int:
         raise SegError(f"{args.labels} has no field {args.class_field!r}; name the class field with --class-field.")
     mode = "append" if args.append else "overwrite" if args.overwrite else "create"
     check_output(args.out, mode=mode)  # before the bar, so a mistake prints one line
-    bar = BarProgress("learning and pre-labeling" if labels is not None else "pre-labeling")
+    bar = BarProgress(("learning and pre-labeling" if labels is not None else "pre-labeling")
+                      + (f" on {args.cluster}" if args.cluster else ""))
     try:
         summary = assist(args.raster, args.out, labels, args.model, args.save_model, args.probability, args.uncertainty,
                          args.class_field, args.background, args.bands, args.cache, args.checkpoint, args.refine,
                          args.uncertainty_measure, args.smooth, args.min_area, args.simplify, mode, args.overwrite,
-                         statuses=args.status, tags=parse_tags(args.tag or []), threads=args.threads or 0, progress=bar)
+                         statuses=args.status, tags=parse_tags(args.tag or []), threads=args.threads or 0,
+                         cluster=args.cluster, resume=args.resume, block_windows=args.block_tiles, progress=bar)
     finally:
         bar.close()
     model, result = summary.model, summary.result

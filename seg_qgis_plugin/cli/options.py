@@ -113,13 +113,14 @@ def prune_cache(segmenter, settings) -> None:
         segmenter.cache.prune(settings.cache_size_limit_mb * 2 ** 20)
 
 
-def scale_options(p: argparse.ArgumentParser, resume: bool = True) -> None:
-    """--cluster (and --resume) for commands that work tile by tile (core.scale)."""
+def scale_options(p: argparse.ArgumentParser, resume: bool = True, unit: str = "tiles") -> None:
+    """--cluster (and --resume) for commands that work tile by tile (core.scale); `unit` names
+    what a block holds in the help."""
     g = p.add_argument_group("scale-out")
     g.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
-                   help="run blocks of tiles on a Dask cluster: N local worker processes, or a running scheduler "
+                   help=f"run blocks of {unit} on a Dask cluster: N local worker processes, or a running scheduler "
                         "(workers need Seg, the model file and the raster at the same paths)")
-    g.add_argument("--block-tiles", type=int, default=4, help="tiles per cluster task and per resume step (default 4)")
+    g.add_argument("--block-tiles", type=int, default=4, help=f"{unit} per cluster task and per resume step (default 4)")
     if resume:
         g.add_argument("--resume", action="store_true", help="skip the work a killed run finished (its manifest lies "
                        "beside --out) and end with exactly the uninterrupted output")

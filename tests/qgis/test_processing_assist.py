@@ -1,5 +1,6 @@
 """seg:assist and seg:ranktiles through processing.run: learn from a label layer, write polygons,
 probability and uncertainty rasters and a model; apply the model; rank tiles; refuse bad input."""
+import importlib.util
 import json
 
 import numpy as np
@@ -67,6 +68,13 @@ def test_assist_learns_writes_and_applies_its_model(run_algorithm, read_vector, 
     assert again["COUNT"] == result["COUNT"]
     with rasterio.open(again["PROBABILITY"]) as p2:
         assert np.array_equal(p2.read(1), proba)
+    if importlib.util.find_spec("distributed"):  # the same model on a Dask cluster: the same polygons and raster
+        on_cluster = run_algorithm("seg:assist", {"INPUT": path, "MODEL": model, "OUTPUT": str(tmp_path / "cluster.gpkg"),
+                                                  "MIN_AREA": 5.0, "PROBABILITY": str(tmp_path / "p3.tif"), "SCHEDULER": "local:1"})
+        with rasterio.open(on_cluster["PROBABILITY"]) as p3:
+            assert np.array_equal(p3.read(1), proba)
+        geometries = [sorted(f.geometry().asWkt(3) for f in read_vector(r["OUTPUT"])[1]) for r in (again, on_cluster)]
+        assert geometries[0] == geometries[1] and on_cluster["COUNT"] == again["COUNT"]
     ranked = run_algorithm("seg:ranktiles", {"INPUT": path, "UNCERTAINTY": result["UNCERTAINTY"], "LABELS": squares, "TOP": 4,
                                              "TILE": 128, "OUTPUT": str(tmp_path / "next.gpkg")})
     _, tiles = read_vector(ranked["OUTPUT"])

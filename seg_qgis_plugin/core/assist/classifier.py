@@ -108,15 +108,21 @@ def load_model(path: str) -> AssistModel:
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise SegError(f"{path} is not a Seg assistant model ({FORMAT}); save one with --save-model.")
     try:
-        model = AssistModel(list(d["classes"]), d.get("background"), FeatureRecipe.from_dict(d["recipe"]), str(d["lightgbm"]),
-                            dict(d.get("importances", {})), dict(d.get("trained", {})))
-        model.booster()
+        model = model_from_dict(d)
     except (KeyError, TypeError, ValueError) as exc:
         raise SegError(f"{path} is a damaged Seg assistant model ({exc}); save it again.") from exc
     except Exception as exc:  # LightGBM's own error for a broken model text
         if isinstance(exc, SegError):
             raise
         raise SegError(f"{path} holds a model LightGBM cannot read ({str(exc).splitlines()[0]}).") from exc
+    return model
+
+
+def model_from_dict(d: dict) -> AssistModel:
+    """The model AssistModel.to_dict describes, its forest loaded (LightGBM raises on a broken one)."""
+    model = AssistModel(list(d["classes"]), d.get("background"), FeatureRecipe.from_dict(d["recipe"]), str(d["lightgbm"]),
+                        dict(d.get("importances", {})), dict(d.get("trained", {})))
+    model.booster()
     return model
 
 

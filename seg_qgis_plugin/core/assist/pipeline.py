@@ -6,6 +6,7 @@ and raster agreeing), and every output appears whole or not at all.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -100,12 +101,18 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
            cache: Optional[str] = None, checkpoint: Optional[str] = None, refine: Optional[str] = None,
            measure: str = "entropy", smooth: float = 0.0, min_area: float = 0.0, simplify: float = 0.0,
            mode: str = "create", overwrite: bool = False, region=None, statuses: Optional[Sequence[str]] = None,
-           tags: Optional[Dict[str, str]] = None, threads: int = 0, progress: Optional[Progress] = None) -> AssistSummary:
+           tags: Optional[Dict[str, str]] = None, threads: int = 0, cluster: Optional[str] = None, resume: bool = False,
+           block_windows: int = 4, progress: Optional[Progress] = None) -> AssistSummary:
     """Learn from `labels` (or load `model_path`), pre-label `raster` into `out` (a label layer;
     mode create/append/overwrite), and write the optional rasters. `cache` + `checkpoint` add SAM
-    embedding features; refine="sam" (needs `checkpoint`) sends each blob's box to SAM."""
+    embedding features; refine="sam" (needs `checkpoint`) sends each blob's box to SAM.
+    The windows run in blocks of `block_windows`, on `cluster` (local:N or tcp://HOST:PORT) when
+    given; finished blocks are kept beside `out` until it is whole, so resume=True after a killed
+    run skips them (and reuses the model it learned)."""
     from ..outputs.label_rasters import check_output as check_raster
     from ..outputs.vectors import LabelWriter, check_output
+    from ..scale.assist_runs import BlockRunner, PredictorSpec, assist_fingerprint, store_model, stored_model_path
+    from ..scale.manifest import ResumeManifest
 
     progress = progress or NullProgress()
     if labels is None and not model_path:
@@ -120,28 +127,47 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
             check_raster(path, overwrite)
     if save_model and os.path.exists(save_model) and not overwrite:
         raise SettingError(f"{save_model} already exists; choose another name or overwrite it.")
+    if resume and mode == "append":
+        raise SettingError("--resume cannot be combined with --append (a killed append added nothing; just run it again).")
     source = RasterSource(raster)
+    refiner = None
     try:
+        if refine:  # opened first, so a wrong checkpoint stops the run before learning
+            from .refine import sam_refiner
+
+            refiner = sam_refiner(raster, checkpoint, cache, simplify=simplify, min_area=min_area, progress=progress)
         embedding = _embedding(cache, checkpoint, source) if cache else None
-        model = obtain_model(source, labels, model_path, class_field, background, bands, embedding, statuses, progress)
+        settings = dict(class_field=class_field, background=background, bands=bands, statuses=statuses, cache=cache,
+                        checkpoint=checkpoint, measure=measure, smooth=smooth, min_area=min_area, simplify=simplify,
+                        region=region, tags=tags, probability=bool(probability), uncertainty=bool(uncertainty),
+                        block_windows=block_windows)
+        manifest = ResumeManifest(out, assist_fingerprint(source, labels, model_path, settings), resume)
+        learned = stored_model_path(manifest)
+        model = obtain_model(source, labels, learned or model_path, class_field, background, bands, embedding, statuses, progress)
+        if learned is None and not model_path:
+            store_model(manifest, model)
         model.threads = threads
+        spec = PredictorSpec(os.path.abspath(raster), json.dumps(model.to_dict()), smooth, measure, bool(probability),
+                             bool(uncertainty), cache, checkpoint, 1 if (cluster or "").startswith("local:") else threads)
+        runner = BlockRunner(spec, manifest, cluster, block_windows)
         outputs = {"labels": os.path.abspath(out)}
-        refiner = None
         with LabelWriter(out, crs=source.crs.to_wkt(), mode=mode) as writer:
             sink = writer.add
-            if refine:
-                from .refine import sam_refiner
-
-                refiner = sink = sam_refiner(raster, checkpoint, cache, writer.add, simplify, min_area)
+            if refiner is not None:
+                refiner.sink, sink = writer.add, refiner
             result = predict_raster(source, model, sink, probability, uncertainty, measure, smooth, min_area, simplify, region,
-                                    embedding, tags, overwrite, progress=_Slice(progress, 0 if model_path else 15, 100))
+                                    embedding, tags, overwrite, progress=_Slice(progress, 0 if model_path else 15, 100),
+                                    runner=runner)
         if save_model:  # after the pre-labels, so a cancelled run leaves nothing behind
             outputs["model"] = model.save(save_model)
         for path, key in ((probability, "probability"), (uncertainty, "uncertainty")):
             if path:
                 outputs[key] = os.path.abspath(path)
+        manifest.finish()  # every output is whole
         return AssistSummary(model, result, outputs, refiner.refined if refiner else 0)
     finally:
+        if refiner is not None:
+            refiner.close()
         source.close()
 
 

@@ -94,65 +94,117 @@ def predict_window(source, model: AssistModel, window: Tuple[int, int, int, int]
     return proba[:, y:y + height, x:x + width], valid[y:y + height, x:x + width]
 
 
-class _Pieces:
-    """Blobs of one class found window by window: finished ones go out at once; those touching a
-    window edge inside the raster wait, with their probability sums, to be merged at the end."""
+@dataclass
+class Blob:
+    """A connected blob of one class in one window: cls indexes model.classes; polygon in the
+    raster CRS; total: its summed probability of cls over `count` pixels; at_edge: it touches a
+    window edge inside the raster, so it is merged with its neighbours at the end."""
 
-    def __init__(self):
-        self.open: Dict[int, List[tuple]] = defaultdict(list)  # class index -> [(polygon, sum, count)]
+    cls: int
+    polygon: object
+    total: float
+    count: int
+    at_edge: bool
 
-    def add_window(self, cls: int, mask: np.ndarray, prob: np.ndarray, transform, window, raster_size, emit) -> None:
+
+@dataclass
+class WindowResult:
+    """One window's share of the outputs: probability float32 (written classes, h, w) and
+    uncertainty float32 (h, w), NODATA where invalid (None when not asked for); pixels int64
+    (written classes,); blobs in the order a serial run emits them."""
+
+    window: Tuple[int, int, int, int]
+    probability: Optional[np.ndarray]
+    uncertainty: Optional[np.ndarray]
+    pixels: np.ndarray
+    blobs: List[Blob]
+
+
+class WindowPredictor:
+    """Predicts one window at a time (`predictor(window) -> WindowResult`), on whichever process
+    holds it: the raster is read there, so only the results travel."""
+
+    def __init__(self, source, model: AssistModel, smooth: float = 0.0, measure: str = "entropy", probability: bool = True,
+                 uncertainty: bool = True, embedding=None):
+        self.source, self.model, self.smooth, self.measure = source, model, smooth, measure
+        self.probability, self.uncertainty, self.embedding = probability, uncertainty, embedding
+        self.written = [i for i, c in enumerate(model.classes) if c != model.background]
+
+    def __call__(self, window: Tuple[int, int, int, int]) -> WindowResult:
+        proba, valid = predict_window(self.source, self.model, window, self.smooth, self.embedding)
+        probability = np.where(valid[None], proba[self.written], NODATA).astype(np.float32) if self.probability else None
+        uncertainty = np.where(valid, uncertainty_of(proba, self.measure), NODATA).astype(np.float32) if self.uncertainty else None
+        best = np.argmax(proba, axis=0)
+        pixels, blobs = np.zeros(len(self.written), np.int64), []
+        for k, i in enumerate(self.written):
+            mask = (best == i) & valid
+            pixels[k] = int(mask.sum())
+            blobs.extend(self._blobs(i, mask, proba[i], window))
+        return WindowResult(window, probability, uncertainty, pixels, blobs)
+
+    def _blobs(self, cls: int, mask: np.ndarray, prob: np.ndarray, window) -> List[Blob]:
         import cv2
         from rasterio.features import shapes
         from shapely.geometry import shape
 
         n, ids = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-        n -= 1  # label 0 is the rest
-        if not n:
-            return
-        sums = np.bincount(ids.ravel(), weights=prob.ravel(), minlength=n + 1)[1:]
-        counts = np.bincount(ids.ravel(), minlength=n + 1)[1:]
+        if n <= 1:  # label 0 is the rest
+            return []
+        sums = np.bincount(ids.ravel(), weights=prob.ravel(), minlength=n)
+        counts = np.bincount(ids.ravel(), minlength=n)
         col, row, width, height = window
         edges = [ids[:, 0] if col > 0 else None, ids[0] if row > 0 else None,
-                 ids[:, -1] if col + width < raster_size[0] else None, ids[-1] if row + height < raster_size[1] else None]
-        touching = set(np.unique(np.concatenate([e for e in edges if e is not None]))) if any(e is not None for e in edges) else set()
-        for geom, value in shapes(ids, mask=ids > 0, connectivity=4, transform=transform):
-            k = int(value)
-            piece = (shape(geom), float(sums[k - 1]), int(counts[k - 1]))
-            if k in touching:
-                self.open[cls].append(piece)
-            else:
-                emit(cls, *piece)
+                 ids[:, -1] if col + width < self.source.width else None, ids[-1] if row + height < self.source.height else None]
+        edges = [e for e in edges if e is not None]
+        touching = set(np.unique(np.concatenate(edges)).tolist()) if edges else set()
+        transform = self.source.transform * _translation(col, row)
+        return [Blob(cls, shape(geom), float(sums[int(k)]), int(counts[int(k)]), int(k) in touching)
+                for geom, k in shapes(ids, mask=ids > 0, connectivity=4, transform=transform)]
 
-    def merge(self, emit) -> None:
-        from shapely import STRtree, union_all
 
-        for cls, pieces in self.open.items():
-            merged = union_all([p for p, _, _ in pieces])
-            polygons = list(merged.geoms) if merged.geom_type == "MultiPolygon" else [merged]
-            tree = STRtree(polygons)
-            stats = np.zeros((len(polygons), 2))
-            for polygon, total, count in pieces:
-                hit = tree.query(polygon.representative_point(), predicate="intersects")
-                if len(hit):
-                    stats[hit[0]] += (total, count)
-            for polygon, (total, count) in zip(polygons, stats):
-                emit(cls, polygon, total, int(count))
-        self.open.clear()
+def run_here(predictor: WindowPredictor, windows: List[Tuple[int, int, int, int]], deliver: Callable,
+             progress: Optional[Progress] = None) -> None:
+    """The serial runner: deliver(index, WindowResult) for each window in turn, in this process."""
+    for index, window in enumerate(track(windows, len(windows), progress)):
+        deliver(index, predictor(window))
+
+
+def _merge_at_edges(blobs: List[Blob], emit) -> None:
+    """Union the blobs that touch window edges, class by class; each union gets the probability
+    sums of the blobs inside it."""
+    from shapely import STRtree, union_all
+
+    by_class: Dict[int, List[Blob]] = defaultdict(list)
+    for blob in blobs:
+        by_class[blob.cls].append(blob)
+    for cls, pieces in by_class.items():
+        merged = union_all([b.polygon for b in pieces])
+        polygons = list(merged.geoms) if merged.geom_type == "MultiPolygon" else [merged]
+        tree = STRtree(polygons)
+        stats = np.zeros((len(polygons), 2))
+        for blob in pieces:
+            hit = tree.query(blob.polygon.representative_point(), predicate="intersects")
+            if len(hit):
+                stats[hit[0]] += (blob.total, blob.count)
+        for polygon, (total, count) in zip(polygons, stats):
+            emit(cls, polygon, total, int(count))
 
 
 def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Label], None]] = None,
                    probability: Optional[str] = None, uncertainty: Optional[str] = None, measure: str = "entropy",
                    smooth: float = 0.0, min_area: float = 0.0, simplify: float = 0.0, region=None, embedding=None,
                    tags: Optional[Dict[str, str]] = None, overwrite: bool = False,
-                   progress: Optional[Progress] = None) -> PredictResult:
+                   progress: Optional[Progress] = None, runner: Optional[Callable] = None) -> PredictResult:
     """Pre-label `source` (a RasterSource) with `model`.
 
     on_label receives each polygon (class = a written class, status prelabel, score = the blob's mean
     probability of that class, prompt_type assist). probability/uncertainty: GeoTIFF paths on the
     raster's grid (float32, nodata -1; probability has one band per written class, named after it).
     min_area in map units squared, simplify in map units; region: (col, row, width, height) to
-    predict only part of the raster (the rasters still cover the whole grid, -1 outside)."""
+    predict only part of the raster (the rasters still cover the whole grid, -1 outside).
+    runner(predictor, windows, deliver, progress) computes the windows and calls deliver(index,
+    WindowResult) in any order (core.scale.assist_runs: on a cluster, resumable); default run_here.
+    Polygons come out in window order whatever the runner, so every runner gives the same layer."""
     from ..outputs.label_rasters import check_output
 
     if measure not in MEASURES:
@@ -162,8 +214,9 @@ def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Labe
     for path in (probability, uncertainty):
         if path:
             check_output(path, overwrite)
-    written = [i for i, c in enumerate(model.classes) if c != model.background]
-    result = PredictResult(per_class={model.classes[i]: 0 for i in written}, pixels={model.classes[i]: 0 for i in written})
+    predictor = WindowPredictor(source, model, smooth, measure, bool(probability), bool(uncertainty), embedding)
+    names = [model.classes[i] for i in predictor.written]
+    result = PredictResult(per_class=dict.fromkeys(names, 0), pixels=dict.fromkeys(names, 0))
     crs = source.crs.to_wkt()
     recipe = model.recipe
     radiometry = json.dumps({"bands": list(recipe.bands), "low": list(recipe.low), "high": list(recipe.high)})
@@ -185,20 +238,30 @@ def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Labe
         if on_label is not None:
             on_label(Label(geometry, crs, attrs))
 
-    side = window_size(len(recipe.names()))
-    windows = windows_of(source.width, source.height, side, region)
-    pieces = _Pieces()
-    with _RasterOutputs(source, probability, uncertainty, [model.classes[i] for i in written]) as outputs:
-        for window in track(windows, len(windows), progress):
-            proba, valid = predict_window(source, model, window, smooth, embedding)
-            outputs.write(window, proba[written], uncertainty_of(proba, measure) if uncertainty else None, valid)
-            best = np.argmax(proba, axis=0)
-            transform = source.transform * _translation(window[0], window[1])
-            for i in written:
-                mask = (best == i) & valid
-                result.pixels[model.classes[i]] += int(mask.sum())
-                pieces.add_window(i, mask, proba[i], transform, window, (source.width, source.height), emit)
-        pieces.merge(emit)
+    windows = windows_of(source.width, source.height, window_size(len(recipe.names())), region)
+    waiting: Dict[int, WindowResult] = {}
+    at_edges: List[Blob] = []
+
+    next_index = 0
+
+    def deliver(index: int, window_result: WindowResult) -> None:
+        nonlocal next_index
+        outputs.write(window_result)
+        waiting[index] = window_result
+        while next_index in waiting:  # polygons in window order, whatever order windows finish in
+            done = waiting.pop(next_index)
+            next_index += 1
+            for k, n in zip(names, done.pixels):
+                result.pixels[k] += int(n)
+            for blob in done.blobs:
+                if blob.at_edge:
+                    at_edges.append(blob)
+                else:
+                    emit(blob.cls, blob.polygon, blob.total, blob.count)
+
+    with _RasterOutputs(source, probability, uncertainty, names) as outputs:
+        (runner or run_here)(predictor, windows, deliver, progress)
+        _merge_at_edges(at_edges, emit)
     return result
 
 
@@ -239,14 +302,14 @@ class _RasterOutputs:
             raise
         return self
 
-    def write(self, window, proba: np.ndarray, unc: Optional[np.ndarray], valid: np.ndarray) -> None:
+    def write(self, result: WindowResult) -> None:
         from rasterio.windows import Window
 
-        w = Window(*window)
+        w = Window(*result.window)
         if "probability" in self.datasets:
-            self.datasets["probability"].write(np.where(valid[None], proba, NODATA).astype(np.float32), window=w)
-        if "uncertainty" in self.datasets and unc is not None:
-            self.datasets["uncertainty"].write(np.where(valid, unc, NODATA).astype(np.float32)[None], window=w)
+            self.datasets["probability"].write(result.probability, window=w)
+        if "uncertainty" in self.datasets:
+            self.datasets["uncertainty"].write(result.uncertainty[None], window=w)
 
     def __exit__(self, exc_type, exc, tb, commit: bool = True) -> None:
         for ds in self.datasets.values():

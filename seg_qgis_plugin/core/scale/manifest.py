@@ -1,14 +1,16 @@
 """The resume manifest: which blocks of tiles a run has finished, and their per-tile pieces.
 
 Beside the output `out` lives a folder `out.seg-resume/` holding `manifest.json` (the run's
-fingerprint and the finished blocks) and one `block-NNNNN.npz` per finished block (its pieces:
-WKB geometry, tile, score, stability, mask crop; no pickle). Each block file is written whole
+fingerprint and the finished blocks) and one `block-NNNNN.npz` per finished block of automatic pre-labeling (its pieces:
+WKB geometry, tile, score, stability, mask crop; no pickle), or one `block-NNNNN.json` per block of
+prompts (each prompt's label as WKB hex + attributes, or why it was skipped). Each block file is written whole
 (fsync, os.replace) before the manifest names it, and the manifest itself is replaced atomically,
 so a run killed at any moment (SIGKILL included) leaves a manifest that lists only complete blocks.
 `--resume` reloads those blocks instead of recomputing them; the final merge then sees exactly the
 pieces an uninterrupted run would, so the output is the same. The folder is removed once the output
 is written. A manifest whose fingerprint (raster fingerprint, model id and checkpoint sha256, tile
-grid, radiometry and thresholds) differs from this run's is refused, never mixed in.
+grid, radiometry, thresholds, and for prompts a hash of the prompt layer) differs from this run's
+is refused in one sentence that says what differs, never mixed in.
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from ..batch.mask_merge import Piece
+from ..engine.labels import Label
 from ..errors import SegError
 from ..geo.tiling import Tile
 from ..outputs.atomic import write_json_atomic
@@ -62,8 +65,9 @@ class ResumeManifest:
             except (OSError, ValueError) as exc:
                 raise SegError(f"The resume manifest {self.path} is unreadable; run without --resume to start over.") from exc
             if stored.get("fingerprint") != self.fingerprint:
-                raise SegError(f"The resume manifest {self.path} belongs to a different run (another raster, model or "
-                               "options); run without --resume to start over, or repeat the original command.")
+                raise SegError(f"The resume manifest {self.path} belongs to a different run "
+                               f"({_differences(stored.get('fingerprint'), self.fingerprint)}); run without --resume "
+                               "to start over, or repeat the original command.")
             self.blocks = dict(stored.get("blocks", {}))
         elif os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
@@ -74,20 +78,27 @@ class ResumeManifest:
         return str(block) in self.blocks
 
     def load(self, block: int) -> List[Piece]:
+        return self.load_arrays(block, pieces_from_arrays)
+
+    def save(self, block: int, pieces: List[Piece]) -> None:
+        self.save_arrays(block, pieces_to_arrays(pieces))
+
+    def load_arrays(self, block: int, decode: Callable):
+        """decode(the block's npz arrays), for a block `done` says is finished."""
         path = os.path.join(self.folder, self.blocks[str(block)])
         try:
             with np.load(path, allow_pickle=False) as data:
-                return pieces_from_arrays(data)
+                return decode(data)
         except (OSError, ValueError, KeyError) as exc:
             raise SegError(f"The resume block {path} is unreadable; run without --resume to start over.") from exc
 
-    def save(self, block: int, pieces: List[Piece]) -> None:
-        """Store a finished block durably, then name it in the manifest."""
+    def save_arrays(self, block: int, arrays: Dict[str, np.ndarray]) -> None:
+        """Store a finished block (plain arrays, no pickle) durably, then name it in the manifest."""
         name = f"block-{block:05d}.npz"
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **pieces_to_arrays(pieces))
+                np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, os.path.join(self.folder, name))
@@ -98,12 +109,65 @@ class ResumeManifest:
         self.blocks[str(block)] = name
         self._write()
 
+    def save_outcomes(self, block: int, outcomes: List[Tuple[int, Optional[Label], str]]) -> None:
+        """Store a finished block of prompt outcomes ((number, Label or None, skip reason), see
+        prelabel.prompt_outcome) durably as JSON (geometry as WKB hex, attributes as they are),
+        then name it in the manifest."""
+        from shapely import to_wkb
+
+        crs_list: List[str] = []
+        rows = []
+        for number, label, reason in outcomes:
+            if label is None:
+                rows.append({"number": number, "skipped": reason})
+                continue
+            if label.crs not in crs_list:
+                crs_list.append(label.crs)
+            rows.append({"number": number, "wkb": to_wkb(label.geometry, hex=True), "crs": crs_list.index(label.crs),
+                         "attributes": {k: _plain(v) for k, v in label.attributes.items()}})
+        name = f"block-{block:05d}.json"
+        write_json_atomic(os.path.join(self.folder, name), {"crs": crs_list, "outcomes": rows}, "resume block", indent=None)
+        self.blocks[str(block)] = name
+        self._write()
+
+    def load_outcomes(self, block: int) -> List[Tuple[int, Optional[Label], str]]:
+        from shapely import from_wkb
+
+        path = os.path.join(self.folder, self.blocks[str(block)])
+        try:
+            with open(path, encoding="utf-8") as f:
+                stored = json.load(f)
+            crs_list = stored["crs"]
+            return [(row["number"], None, row["skipped"]) if "skipped" in row else
+                    (row["number"], Label(from_wkb(row["wkb"]), crs_list[row["crs"]], row["attributes"]), "")
+                    for row in stored["outcomes"]]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise SegError(f"The resume block {path} is unreadable; run without --resume to start over.") from exc
+
     def finish(self) -> None:
         """The output is whole: the manifest is no longer needed."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write(self) -> None:
         write_json_atomic(self.path, {"fingerprint": self.fingerprint, "blocks": self.blocks}, "resume manifest")
+
+
+def _plain(value):
+    """numpy scalars as Python numbers (JSON); other values as they are."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+_WHAT = {"raster": "another raster", "model": "another model", "checkpoint_sha256": "another checkpoint",
+         "radiometry": "other bands or stretch", "tiles": "another tile grid or area", "prompts": "another prompt layer"}
+
+
+def _differences(stored, current: Dict[str, object]) -> str:
+    """What differs between two fingerprints, in words ("another prompt layer, other options")."""
+    if not isinstance(stored, dict):
+        return "an older or unknown run"
+    words = [_WHAT.get(key, "other options") for key in sorted(set(stored) | set(current), key=str)
+             if stored.get(key) != current.get(key)]
+    return ", ".join(dict.fromkeys(words)) or "other options"
 
 
 def pieces_to_arrays(pieces: List[Piece]) -> Dict[str, np.ndarray]:
