@@ -5,7 +5,8 @@ from its action, a raster written and added as a layer, the dock's own buttons, 
 events on the map canvas, one Processing algorithm, and the label GeoPackage read back with OGR.
 
 Environment: SEG_DRIVER_OUT (the result.json to write; its folder holds everything made here) and,
-optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session).
+optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session) and
+SEG_DRIVER_PG (a postgresql://...?table=NAME target: one more label, accepted into that table).
 
 The stages are generators run by a QTimer, so the QGIS event loop (tasks, canvas, signals) runs
 between steps; a stage yields `Wait`s. Nothing escapes: every exception is recorded in
@@ -32,6 +33,7 @@ PLUGIN = "seg_qgis_plugin"
 OUT = os.environ["SEG_DRIVER_OUT"]
 WORK = os.path.dirname(os.path.abspath(OUT))
 CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
+POSTGIS = os.environ.get("SEG_DRIVER_PG") or None
 SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
 # Bright squares on a dark textured field, in raster pixels (col0, row0, col1, row1), end exclusive.
 OBJECTS = {"point": (96, 96, 160, 160), "box": (300, 280, 380, 360), "sam": (380, 96, 440, 156)}
@@ -57,7 +59,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "postgis_rows": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -65,6 +67,8 @@ class Driver:
         self.accepted = 0
         stages = [(self.find_plugin, False), (self.open_dock, False), (self.add_raster, False),
                   (self.start_classic, False), (self.label_with_point, False), (self.label_with_box, False)]
+        if POSTGIS is not None:
+            stages.append((self.label_into_postgis, False))
         if CHECKPOINT is not None:
             stages.append((self.label_with_sam, False))
         self.stages = iter(stages + [(self.run_processing, True), (self.read_back, True)])
@@ -261,6 +265,25 @@ class Driver:
         QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF(end), left, left, none))
         QTest.mouseRelease(viewport, left, none, end)
         yield from self.accept_mask(30)
+
+    def label_into_postgis(self):
+        """The team's shared table as the target: one click, Enter, and the row is in the database."""
+        import psycopg2
+
+        dock = self.dock
+        geopackage = dock.target_combo.currentLayer()
+        if dock.create_target_layer(POSTGIS) is None:
+            raise RuntimeError("the dock could not open the PostGIS table: " + dock.status.text())
+        dock.point_tool_button.click()
+        yield pause(0.2)
+        self.click_object("box")
+        yield from self.accept_mask(30)
+        dsn, table = POSTGIS.split("?table=")
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT count(*), min(version), min(class) FROM {table}")
+            self.result["postgis_rows"] = list(cur.fetchone())
+        conn.close()
+        dock.target_combo.setLayer(geopackage)
 
     def label_with_sam(self):
         dock = self.dock

@@ -74,7 +74,46 @@ def test_plugin_installed_dependencies_label_and_process(tmp_path, plugin_zip):
 
 
 @pytest.mark.skipif(runner.venv_site_packages() is None, reason="the project's .venv does not exist (make venv)")
-def test_venv_labels_with_classic_and_sam_and_processes(tmp_path, plugin_zip, tiny_checkpoint):
-    run = runner.run_desktop(tmp_path, plugin_zip, "venv", {"SEG_DRIVER_CHECKPOINT": tiny_checkpoint})
+def test_venv_labels_with_classic_sam_and_postgis_and_processes(tmp_path, plugin_zip, tiny_checkpoint):
+    """With a PostgreSQL server (tools/start_postgis.sh) one label goes into a PostGIS table through
+    QGIS's own postgres provider, beside the GeoPackage labels."""
+    env = {"SEG_DRIVER_CHECKPOINT": tiny_checkpoint}
+    table = postgis_table()
+    if table:
+        env["SEG_DRIVER_PG"] = table
+    try:
+        run = runner.run_desktop(tmp_path, plugin_zip, "venv", env)
+    finally:
+        if table:
+            drop(table)
     expected = 2 if run.result.get("sam_empty_mask") else 3
     assert_labeled(run, expected)
+    if table:
+        count, version, label_class = run.result["postgis_rows"] or (None, None, None)
+        assert (count, version) == (1, 1) and label_class, explain(run)
+
+
+def postgis_table():
+    """A fresh table name on the test server, or None when none answers (the PostGIS stage is then left out)."""
+    import os
+    import uuid
+
+    try:
+        import psycopg2
+    except ImportError:
+        return None
+    url = os.environ.get("SEG_TEST_PG", "postgresql://seg:seg@localhost:5432/seg_test")
+    try:
+        psycopg2.connect(url, connect_timeout=3).close()
+    except psycopg2.Error:
+        return None
+    return f"{url}?table=desktop_{uuid.uuid4().hex[:10]}"
+
+
+def drop(target):
+    import psycopg2
+
+    dsn, table = target.split("?table=")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.close()
