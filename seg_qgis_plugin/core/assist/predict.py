@@ -239,21 +239,21 @@ def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Labe
             on_label(Label(geometry, crs, attrs))
 
     windows = windows_of(source.width, source.height, window_size(len(recipe.names())), region)
-    waiting: Dict[int, WindowResult] = {}
+    waiting: Dict[int, Tuple[np.ndarray, List[Blob]]] = {}
     at_edges: List[Blob] = []
 
     next_index = 0
 
     def deliver(index: int, window_result: WindowResult) -> None:
         nonlocal next_index
-        outputs.write(window_result)
-        waiting[index] = window_result
+        outputs.write(window_result)  # then only the blobs wait: memory stays bounded by the windows in flight
+        waiting[index] = (window_result.pixels, window_result.blobs)
         while next_index in waiting:  # polygons in window order, whatever order windows finish in
-            done = waiting.pop(next_index)
+            pixels, blobs = waiting.pop(next_index)
             next_index += 1
-            for k, n in zip(names, done.pixels):
+            for k, n in zip(names, pixels):
                 result.pixels[k] += int(n)
-            for blob in done.blobs:
+            for blob in blobs:
                 if blob.at_edge:
                     at_edges.append(blob)
                 else:
