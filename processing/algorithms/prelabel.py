@@ -57,7 +57,10 @@ class PrelabelAlgorithm(SegAlgorithm):
             "prompt per object).\n\n"
             "Backend: sam needs torch, segment-anything and a checkpoint; classic needs nothing but is slower and coarser. "
             "An embedding cache folder (from Encode raster) is used when it matches and filled otherwise. Memory stays "
-            "bounded by the tile. Optionally also writes a class raster on the input raster's grid.")
+            "bounded by the tile. Optionally also writes a class raster on the input raster's grid.\n\n"
+            "Dask scheduler: local:N starts N worker processes here, tcp://HOST:PORT uses a running cluster (workers need Seg, "
+            "the checkpoint and the raster at the same paths); each worker loads the model once and the result is the same "
+            "as without a scheduler, feature for feature.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add_raster(self.INPUT, self.tr("Raster"))
@@ -74,6 +77,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         self.add_tiling(1024, 256)
         self.add_aoi()
         self.addParameter(QgsProcessingParameterFile(self.CACHE, self.tr("Embedding cache folder"), QgsProcessingParameterFile.Behavior.Folder, optional=True))
+        self.add_scheduler()
         self.addParameter(QgsProcessingParameterNumber(self.POINTS_PER_SIDE, self.tr("Automatic: points per side of each tile"),
                                                        QgsProcessingParameterNumber.Type.Integer, 16, minValue=1, maxValue=64))
         self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Automatic: minimum predicted IoU"),
@@ -122,14 +126,22 @@ class PrelabelAlgorithm(SegAlgorithm):
             if class_raster:
                 kept.append(label)
 
+        cache = self.parameterAsFile(parameters, self.CACHE, context) or None
+        values = (default_class, tags, self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context),
+                  self.parameterAsDouble(parameters, self.MIN_SCORE, context),
+                  self.parameterAsDouble(parameters, self.MIN_STABILITY, context),
+                  self.parameterAsDouble(parameters, self.SIMPLIFY, context), self.parameterAsDouble(parameters, self.MIN_AREA, context))
+        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
+        steps = progress.slice(0, 90 if class_raster else 100)
         try:
-            result = prelabel_raster(
-                job, backend, features, self.parameterAsFile(parameters, self.CACHE, context) or None,
-                default_class, tags,
-                self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context), self.parameterAsDouble(parameters, self.MIN_SCORE, context),
-                self.parameterAsDouble(parameters, self.MIN_STABILITY, context), self.parameterAsDouble(parameters, self.SIMPLIFY, context),
-                self.parameterAsDouble(parameters, self.MIN_AREA, context), progress=progress.slice(0, 90 if class_raster else 100),
-                on_label=on_label)
+            if scheduler:
+                from ...core.scale.runs import prelabel_scaled
+
+                feedback.pushInfo(f"Pre-labeling on the Dask cluster {scheduler}")
+                result, _ = prelabel_scaled(job, backend, features, self.worker_model(parameters, context), cache, *values,
+                                            cluster=scheduler, progress=steps, on_label=on_label)
+            else:
+                result = prelabel_raster(job, backend, features, cache, *values, progress=steps, on_label=on_label)
         except BaseException:
             del sink  # closes the file, which the streamed features had begun to fill
             discard_output(dest)
@@ -160,6 +172,14 @@ class PrelabelAlgorithm(SegAlgorithm):
         if not features:
             raise QgsProcessingException(self.tr("The prompt layer has no features with a geometry."))
         return features
+
+    def worker_model(self, parameters, context):
+        """How the cluster's workers open the chosen backend (core.scale.cluster.ModelSpec)."""
+        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
+            from ...core.scale.cluster import ModelSpec
+
+            return ModelSpec(backend="classic")
+        return self.model_spec(parameters, context)
 
     def backend(self, parameters, context):
         if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":

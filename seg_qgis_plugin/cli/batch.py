@@ -116,21 +116,19 @@ def _scaled_prelabel(args: argparse.Namespace, features, mode: str):
     """prelabel_raster's signature over core.scale (blocks on a cluster, a resume manifest beside
     --out); the returned callable keeps the manifest in `.manifest` for removal once --out is whole."""
     from ..core.errors import SettingError
-    from ..core.scale.runs import prelabel_blocks
+    from ..core.scale.runs import prelabel_scaled
     from .options import model_spec_from_args
 
-    if features is not None:
-        raise SettingError("--cluster and --resume work with --auto; a prompt layer is pre-labeled in one process.")
     if args.resume and mode == "append":
         raise SettingError("--resume cannot be combined with --append (a killed append added nothing; just run it again).")
     spec = model_spec_from_args(args) if args.cluster else None
 
     def run(job, model, _features, cache, class_name, tags, points_per_side, min_score, min_stability,
             simplify=0.0, min_area=0.0, progress=None, on_label=None):
-        result, run.manifest = prelabel_blocks(job, model, spec, cache, class_name, tags, points_per_side, min_score,
-                                               min_stability, simplify, min_area, cluster=args.cluster, output=args.out,
-                                               resume=args.resume, block_tiles=args.block_tiles, progress=progress,
-                                               on_label=on_label)
+        result, run.manifest = prelabel_scaled(job, model, features, spec, cache, class_name, tags, points_per_side,
+                                               min_score, min_stability, simplify, min_area, cluster=args.cluster,
+                                               output=args.out, resume=args.resume, block_tiles=args.block_tiles,
+                                               progress=progress, on_label=on_label)
         return result
 
     run.manifest = None

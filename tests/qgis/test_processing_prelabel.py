@@ -138,3 +138,32 @@ def test_bad_input_and_cancel_write_nothing(run_algorithm, cancel_at, vector_fac
         run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": many, "BACKEND": 1, "TILE": 256, "OVERLAP": 64, "OUTPUT": out,
                                        "CLASS_RASTER": str(tmp_path / "c.tif")}, cancel_at(20))
     assert not os.path.exists(out) and not os.path.exists(tmp_path / "c.tif")
+
+
+def _rows(path):
+    """(WKB, attributes without the `created` time) of each feature, in order, read by the core."""
+    from seg_qgis_plugin.core.outputs.vectors import read_labels
+
+    return [(lab.geometry.wkb, {k: v for k, v in lab.attributes.items() if k != "created"}) for lab in read_labels(path)]
+
+
+def test_a_dask_scheduler_gives_the_serial_result_in_both_modes(run_algorithm, vector_factory, raster_factory, scene,
+                                                                 tiny_checkpoint, tmp_path):
+    pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install distributed==2024.8.0)")
+    path, truth = scene
+    buildings = [o for o in truth if o.class_name == "building"][:2]
+    prompts = vector_factory("sched", [Point(*to_map(*b.point)) for b in buildings] + [Point(0, 0)], CRS, kind=["roof", "roof", "x"])
+    params = {"INPUT": path, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind", "BACKEND": 1, "TILE": 256, "OVERLAP": 64}
+    serial = run_algorithm("seg:prelabel", dict(params, OUTPUT=str(tmp_path / "serial.gpkg")))
+    cluster = run_algorithm("seg:prelabel", dict(params, SCHEDULER="local:1", OUTPUT=str(tmp_path / "cluster.gpkg")))
+    assert serial["COUNT"] == cluster["COUNT"] == 2 and serial["SKIPPED"] == cluster["SKIPPED"] == 1
+    assert _rows(cluster["OUTPUT"]) == _rows(serial["OUTPUT"])
+
+    data = np.full((3, 128, 200), 40, np.uint8)  # two 128-pixel tiles, one object across both
+    data[:, 30:90, 40:120] = 220
+    params = {"INPUT": raster_factory(data), "MODE": 1, "CHECKPOINT": tiny_checkpoint, "POINTS_PER_SIDE": 3,
+              "MIN_SCORE": 0.0, "MIN_STABILITY": 0.0, "TILE": 128, "OVERLAP": 32}
+    serial = run_algorithm("seg:prelabel", dict(params, OUTPUT=str(tmp_path / "auto_serial.gpkg")))
+    cluster = run_algorithm("seg:prelabel", dict(params, SCHEDULER="local:1", OUTPUT=str(tmp_path / "auto_cluster.gpkg")))
+    assert serial["COUNT"] == cluster["COUNT"] >= 1
+    assert _rows(cluster["OUTPUT"]) == _rows(serial["OUTPUT"])

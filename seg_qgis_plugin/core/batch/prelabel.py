@@ -88,33 +88,53 @@ def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature
     """Segment one object per prompt feature. Features outside the raster or that give an empty
     mask are skipped and listed in `skipped` (1-based feature numbers), never fatal."""
     result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
-    prompts = []
+    prompts, result.skipped = order_prompts(segmenter, features)
+    for done, item in enumerate(prompts, start=1):
+        check_canceled(progress)
+        add_outcome(result, prompt_outcome(segmenter, item, default_class, simplify, min_area, fill_holes))
+        if progress is not None:
+            progress.set_progress(100.0 * done / len(prompts))
+    return result
+
+
+def order_prompts(segmenter: Segmenter, features: Sequence[PromptFeature]):
+    """([(number, feature, prompt)] in the order they are answered (by start tile, so each tile is
+    encoded once, then feature number), [(number, reason)] for features that are no prompt here)."""
+    keyed, skipped = [], []
     for number, feature in enumerate(features, start=1):
         try:
             prompt = feature_to_prompt(feature)
             pixels = segmenter.to_pixels(prompt)
         except PromptError as exc:
-            result.skipped.append((number, str(exc)))
+            skipped.append((number, str(exc)))
             continue
         start = segmenter.start_tile(pixels)
-        prompts.append(((start.scale, start.row, start.col), number, feature, prompt))
-    prompts.sort(key=lambda item: item[:2])
-    for done, (_, number, feature, prompt) in enumerate(prompts, start=1):
-        check_canceled(progress)
-        try:
-            segmentation = segmenter.segment(prompt)
-        except PromptError as exc:
-            result.skipped.append((number, str(exc)))
-            continue
-        label = to_label(segmentation, segmenter, feature.class_name or default_class, feature.tags, "prelabel",
-                         simplify, min_area, fill_holes)
-        if label is None:
-            result.skipped.append((number, "the mask was empty after clean-up"))
-        else:
-            result.add(label)
-        if progress is not None:
-            progress.set_progress(100.0 * done / len(prompts))
-    return result
+        keyed.append(((start.scale, start.row, start.col), number, feature, prompt))
+    keyed.sort(key=lambda item: item[:2])
+    return [(number, feature, prompt) for _, number, feature, prompt in keyed], skipped
+
+
+def prompt_outcome(segmenter: Segmenter, item, default_class: str = "object", simplify: float = 0.0,
+                   min_area: float = 0.0, fill_holes: float = 0.0) -> Tuple[int, Optional[Label], str]:
+    """(number, Label, "") for one (number, feature, prompt) of order_prompts, or (number, None,
+    reason) when it gives nothing. Depends only on the prompt, so prompts may be answered anywhere
+    (core.scale runs them on a cluster)."""
+    number, feature, prompt = item
+    try:
+        segmentation = segmenter.segment(prompt)
+    except PromptError as exc:
+        return number, None, str(exc)
+    label = to_label(segmentation, segmenter, feature.class_name or default_class, feature.tags, "prelabel",
+                     simplify, min_area, fill_holes)
+    return (number, label, "") if label is not None else (number, None, "the mask was empty after clean-up")
+
+
+def add_outcome(result: PrelabelResult, outcome: Tuple[int, Optional[Label], str]) -> None:
+    number, label, reason = outcome
+    if label is None:
+        result.skipped.append((number, reason))
+    else:
+        result.add(label)
 
 
 def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = None, class_name: str = "object",

@@ -7,19 +7,33 @@ the raster readable at the same path). Workers receive a `ModelSpec` and a `Rast
 picklable values), open the model and the raster once and keep them for the next blocks
 (`_session`, keyed by both), so a model loads once per worker, not once per block.
 
+Ctrl-C: local workers are started with SIGINT ignored, so the interrupt (which a terminal sends to
+the whole process group) reaches only this process; run_blocks cancels the unfinished blocks and
+open_client closes the cluster, whose worker processes exit (they also exit when this process is
+killed). Inside QGIS the workers run the Python interpreter QGIS embeds (python_for_workers).
+
 Cost: a block is one task, ~ a few ms of scheduler overhead (bench/bench_cluster.py measures it),
 so blocks of a few tiles keep overhead far below one SAM encode (seconds on a CPU, ~0.1 s on a GPU).
 """
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import pickle
 import re
+import signal
+import sys
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import MissingDependency, SegError, SettingError
 
-_SESSIONS: Dict[Tuple, object] = {}
+_SESSIONS: "OrderedDict[str, object]" = OrderedDict()
+MAX_SESSIONS = 2
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,10 @@ def open_client(spec: str) -> Iterator[object]:
     cluster = None
     try:
         if kind == "local":
-            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None)
+            python_for_workers()
+            with _workers_ignore_sigint():
+                cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
             try:
@@ -91,10 +108,53 @@ def open_client(spec: str) -> Iterator[object]:
             cluster.close()
 
 
+def python_for_workers() -> str:
+    """The interpreter local workers are started with (multiprocessing's spawn executable). Inside
+    QGIS, sys.executable is the QGIS program (qgis-bin.exe on Windows), which would open QGIS once
+    per worker: then the Python interpreter QGIS embeds is chosen instead. Raises SegError when there
+    is none."""
+    import multiprocessing
+    import multiprocessing.spawn
+
+    current = os.fsdecode(multiprocessing.spawn.get_executable() or "")
+    if os.path.basename(current).lower().startswith("python"):
+        return current
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (os.path.join(sys.exec_prefix, "python.exe"), os.path.join(sys.exec_prefix, "bin", f"python{version}"),
+                      os.path.join(sys.exec_prefix, "bin", "python3")):
+        if os.path.isfile(candidate):
+            multiprocessing.set_executable(candidate)
+            return candidate
+    raise SegError(f"local:N cannot start Python worker processes from {current or 'this program'}; start a scheduler "
+                   "and workers with `dask scheduler` / `dask worker` and give its tcp://HOST:PORT address.")
+
+
+@contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """SIGINT ignored while worker processes are started, so they inherit that: a Ctrl-C (which a
+    terminal sends to the whole process group) reaches only this process, which cancels the blocks
+    and closes the cluster, instead of every worker printing its own KeyboardInterrupt traceback.
+    Only the main thread may touch signals (a QGIS task thread leaves them as they are). A Ctrl-C
+    in the seconds the workers take to start is ignored; the next one cancels."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _session(job, model: ModelSpec, cache_dir: Optional[str], float16: bool = False):
-    """This worker's Segmenter for (job, model, cache), opened on first use."""
-    key = (repr(job), repr(model), cache_dir, float16)
-    if key not in _SESSIONS:
+    """This worker's Segmenter for (job, model, cache), opened on first use. A worker keeps the
+    last MAX_SESSIONS (a scheduler's workers outlive runs); older ones are closed."""
+    key = hashlib.sha256(pickle.dumps((job, model, cache_dir, float16))).hexdigest()
+    if key in _SESSIONS:
+        _SESSIONS.move_to_end(key)
+    else:
+        while len(_SESSIONS) >= MAX_SESSIONS:
+            _SESSIONS.popitem(last=False)[1].close()
         _SESSIONS[key] = job.open(model.open(), cache_dir, float16)
     return _SESSIONS[key]
 
@@ -108,6 +168,15 @@ def block_pieces(job, model: ModelSpec, cache_dir: Optional[str], options: Dict[
     for tile in tiles:
         pieces.extend(tile_pieces(segmenter, tile, **options))
     return pieces
+
+
+def block_prompt_outcomes(job, model: ModelSpec, cache_dir: Optional[str], options: Dict[str, object], items: List) -> List:
+    """Runs on a worker: (number, Label or None, skip reason) for each (number, feature, prompt) of
+    one block, in order (prelabel.prompt_outcome)."""
+    from ..batch.prelabel import prompt_outcome
+
+    segmenter = _session(job, model, cache_dir)
+    return [prompt_outcome(segmenter, item, **options) for item in items]
 
 
 def block_encode(job, model: ModelSpec, cache_dir: str, skip_nodata: bool, float16: bool, tiles: List) -> Dict[str, int]:

@@ -102,3 +102,23 @@ def encode_blocks(job, backend, model: ModelSpec, cache_dir: str, cluster: str, 
     with open_client(cluster) as client:
         run_blocks(client, block_encode, blocks, (job, model, cache_dir, skip_nodata, float16), add, progress)
     return counts
+
+
+def prelabel_scaled(job, backend, features=None, model: Optional[ModelSpec] = None, cache_dir: Optional[str] = None,
+                    default_class: str = "object", tags: Optional[Dict[str, str]] = None, points_per_side: int = 16,
+                    min_score: float = 0.7, min_stability: float = 0.85, simplify: float = 0.0, min_area: float = 0.0,
+                    fill_holes: float = 0.0, cluster: Optional[str] = None, output: Optional[str] = None,
+                    resume: bool = False, block_tiles: int = 4, progress: Optional[Progress] = None,
+                    on_label: Optional[Callable] = None):
+    """raster_job.prelabel_raster in blocks: prompt-layer mode when `features` is given (their own
+    fields and tags travel on them; see prompt_runs.py), else automatic mode (prelabel_blocks).
+    Returns (PrelabelResult, manifest or None); call manifest.finish() once the output is written."""
+    if features is not None:
+        from .prompt_runs import prelabel_prompt_blocks
+
+        return prelabel_prompt_blocks(job, backend, features, model, cache_dir, default_class, simplify, min_area,
+                                      fill_holes, cluster, output, resume, block_tiles, progress=progress,
+                                      on_label=on_label)
+    return prelabel_blocks(job, backend, model, cache_dir, default_class, tags, points_per_side, min_score,
+                           min_stability, simplify, min_area, fill_holes, cluster=cluster, output=output, resume=resume,
+                           block_tiles=block_tiles, progress=progress, on_label=on_label)
