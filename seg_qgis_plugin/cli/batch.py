@@ -82,7 +82,7 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
     cache = args.cache or (settings.cache_folder if model.cacheable else None)
     bar = BarProgress("pre-labeling" + (f" on {args.cluster}" if args.cluster else ""))
     run = prelabel_raster
-    if args.cluster or args.resume:
+    if args.cluster or args.resume or mode != "append":  # a manifest beside --out: a killed run can be resumed
         run = _scaled_prelabel(args, features, mode)
     try:
         with LabelWriter(args.out, mode=mode) as writer:  # objects go to disk as found; the file appears when whole
@@ -101,6 +101,8 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
                 for label in result.labels:
                     writer.add(label)
             if not result.count:
+                if getattr(run, "manifest", None) is not None:
+                    run.manifest.finish()  # the run is over: nothing to resume
                 raise SegError("Pre-labeling found no object; nothing was written.")
     finally:
         bar.close()

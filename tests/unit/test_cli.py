@@ -167,6 +167,7 @@ def test_prelabel_from_a_prompt_layer_then_export_training_chips(capsys, scene, 
     code, out, err = run(capsys, "prelabel", path, "--prompts", prompt_file, "--class-field", "cls", "--backend", "classic",
                          "--tile", "512", "--overlap", "128", "--tag", "season=summer", "--out", tmp_path / "pre.gpkg")
     assert code == 0, err
+    assert not (tmp_path / "pre.gpkg.seg-resume").exists()  # kept during the run for --resume, gone once the output is whole
     labels = read_labels(str(tmp_path / "pre.gpkg"))
     assert len(labels) == len(boxes)
     assert {lab.attributes["class"] for lab in labels} == {"building"}

@@ -130,7 +130,7 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
     if resume and mode == "append":
         raise SettingError("--resume cannot be combined with --append (a killed append added nothing; just run it again).")
     source = RasterSource(raster)
-    refiner = None
+    refiner = manifest = None
     try:
         if refine:  # opened first, so a wrong checkpoint stops the run before learning
             from .refine import sam_refiner
@@ -165,6 +165,10 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
                 outputs[key] = os.path.abspath(path)
         manifest.finish()  # every output is whole
         return AssistSummary(model, result, outputs, refiner.refined if refiner else 0)
+    except BaseException:
+        if manifest is not None and not manifest.blocks:
+            manifest.finish()  # nothing finished that a resumed run could skip
+        raise
     finally:
         if refiner is not None:
             refiner.close()
