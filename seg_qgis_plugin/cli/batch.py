@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--min-area", type=non_negative, default=0.0, help="drop parts smaller than this (map units^2)")
     p.add_argument("--simplify", type=non_negative, default=0.0, help="simplification tolerance in map units")
     model_options(p)
-    scale_options(p)
+    scale_options(p, unit="tiles (with --prompts: the prompts starting in that many tiles)")
     p.add_argument("--out", required=True, help="output layer: .gpkg, .geojson, .fgb, .shp, "
                    "or a PostGIS table: postgresql://USER@HOST:PORT/DB?table=labels or PG:\"dbname=DB table=labels\"")
     mode = p.add_mutually_exclusive_group()
