@@ -16,6 +16,7 @@ blocked; past FREEZE_DUMP_S, faulthandler writes where every thread was. QGIS is
 runner closes it.
 """
 import faulthandler
+import importlib.util
 import json
 import os
 import time
@@ -59,7 +60,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "postgis_rows": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "postgis_rows": None, "cluster_rows": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -71,7 +72,10 @@ class Driver:
             stages.append((self.label_into_postgis, False))
         if CHECKPOINT is not None:
             stages.append((self.label_with_sam, False))
-        self.stages = iter(stages + [(self.run_processing, True), (self.read_back, True)])
+        stages.append((self.run_processing, True))
+        if importlib.util.find_spec("distributed") is not None:
+            stages.append((self.prelabel_on_a_local_cluster, True))
+        self.stages = iter(stages + [(self.read_back, True)])
         self.stage = self.stage_started = self.waiting = None
         self.failed = False
         QgsApplication.messageLog().messageReceived.connect(self.logged)
@@ -307,6 +311,19 @@ class Driver:
         self.result["processing_ok"] = done["TILE_COUNT"] == 9 and written == 9
         if not self.result["processing_ok"]:
             raise RuntimeError(f"seg:tileraster gave TILE_COUNT {done['TILE_COUNT']} and wrote {written} tiles, not 9")
+
+    def prelabel_on_a_local_cluster(self):
+        """seg:prelabel with the Dask scheduler local:1 from inside QGIS: its worker must start
+        QGIS's Python (not a second QGIS) and give the serial result."""
+        import processing
+
+        counts = []
+        for scheduler in ("", "local:1"):
+            out = os.path.join(WORK, f"prelabel{scheduler.replace(':', '')}.gpkg")
+            done = processing.run("seg:prelabel", {"INPUT": self.raster, "MODE": 0, "PROMPTS": self.labels, "BACKEND": 1,
+                                                   "TILE": 256, "OVERLAP": 64, "SCHEDULER": scheduler, "OUTPUT": out})
+            counts.append((done["COUNT"], count_features(done["OUTPUT"])))
+        self.result["cluster_rows"] = counts
 
     def read_back(self):
         self.result["features"] = count_features(self.labels) if os.path.exists(self.labels) else None
