@@ -60,7 +60,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "postgis_rows": None, "cluster_rows": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -72,6 +72,8 @@ class Driver:
             stages.append((self.label_into_postgis, False))
         if CHECKPOINT is not None:
             stages.append((self.label_with_sam, False))
+        if importlib.util.find_spec("lightgbm") is not None:
+            stages.append((self.learn_from_accepted_labels, False))
         stages.append((self.run_processing, True))
         if importlib.util.find_spec("distributed") is not None:
             stages.append((self.prelabel_on_a_local_cluster, True))
@@ -312,6 +314,30 @@ class Driver:
         if not self.result["processing_ok"]:
             raise RuntimeError(f"seg:tileraster gave TILE_COUNT {done['TILE_COUNT']} and wrote {written} tiles, not 9")
 
+    def learn_from_accepted_labels(self):
+        """The flywheel: a layer of small accepted squares (bright objects and background) as the
+        target, "Learn from accepted labels" on the whole raster, a QgsTask (LightGBM's threads in
+        the QGIS process, after torch), and the pre-labels layer it adds."""
+        from qgis.core import QgsVectorLayer
+
+        dock, panel = self.dock, self.dock.assist_panel
+        squares = os.path.join(WORK, "squares.gpkg")
+        write_squares(squares, {"bright": [(110, 110), (320, 300), (395, 110)],
+                                "background": [(20, 20), (250, 200), (450, 450), (200, 400), (20, 300)]})
+        layer = QgsVectorLayer(squares, "squares", "ogr")
+        QgsProject.instance().addMapLayer(layer)
+        geopackage = dock.target_combo.currentLayer()
+        dock.target_combo.setLayer(layer)
+        panel.scope.setCurrentIndex(panel.scope.findData("raster"))
+        panel.learn_button.click()
+        yield pause(0.5)
+        yield Wait(lambda: panel.task is None, 180, "the assistant's task")
+        added = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name() == "squares_assist1"]  # round 1
+        self.result["assist"] = {"info": panel.info.text(), "features": added[0].featureCount() if added else None}
+        dock.target_combo.setLayer(geopackage)
+        if not added:
+            raise RuntimeError("the assistant added no pre-label layer: " + panel.info.text())
+
     def prelabel_on_a_local_cluster(self):
         """seg:prelabel with the Dask scheduler local:1 from inside QGIS: its worker must start
         QGIS's Python (not a second QGIS) and give the serial result."""
@@ -412,6 +438,25 @@ def write_scene(path):
     for band in range(3):
         out.GetRasterBand(band + 1).WriteArray(data[band])
     del out  # closes the file
+
+
+def write_squares(path, squares):
+    """Accepted 12 x 12 pixel squares, {class: [(col, row) of the top-left corner]}, as a GeoPackage."""
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(EPSG)
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = source.CreateLayer("squares", srs, ogr.wkbPolygon)
+    for name in ("class", "status"):
+        layer.CreateField(ogr.FieldDefn(name, ogr.OFTString))
+    for label_class, corners in squares.items():
+        for col, row in corners:
+            (x0, y1), (x1, y0) = map_point(col, row), map_point(col + 12, row + 12)
+            feature = ogr.Feature(layer.GetLayerDefn())
+            feature.SetField("class", label_class)
+            feature.SetField("status", "accepted")
+            feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"))
+            layer.CreateFeature(feature)
+    del source  # closes the file
 
 
 def count_features(path):

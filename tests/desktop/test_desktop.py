@@ -88,6 +88,8 @@ def test_venv_labels_with_classic_sam_and_postgis_and_processes(tmp_path, plugin
             drop(table)
     expected = 2 if run.result.get("sam_empty_mask") else 3
     assert_labeled(run, expected)
+    assist = run.result["assist"] or {}
+    assert (assist.get("features") or 0) >= 3 and assist["info"].startswith("Learned"), "the assistant in QGIS\n" + explain(run)
     serial, on_cluster = run.result["cluster_rows"] or (None, None)
     assert serial == on_cluster and serial[0] >= 2, "seg:prelabel on local:1 inside QGIS\n" + explain(run)
     if table:
