@@ -14,8 +14,13 @@
 Every run goes through `core.assist.pipeline.assist` with `seg assist`'s defaults (no smoothing).
 
     .venv/bin/python bench/bench_assist.py                  # everything; big raster 5,000 x 5,000
-    .venv/bin/python bench/bench_assist.py --big 10000      # the 10,000 x 10,000 raster (long on 2 busy cores)
+    .venv/bin/python bench/bench_assist.py --big 10000      # the 10,000 x 10,000 raster (minutes on 2 cores)
+    .venv/bin/python bench/bench_assist.py --only-big --big 10000 --trees 100 --old-features   # the old settings
     .venv/bin/python bench/bench_assist.py --skip-big --draws 3 --json
+
+--trees, --select (classifier.TREES, classifier.SELECT: features a model keeps, 0 all) and
+--old-features (the recipe before the leaner default: LoG, sigmas 0.7 1.6 3.5 5) apply to every run,
+big raster included, so settings compare side by side.
 
 Prints numbers; asserts nothing.
 """
@@ -114,7 +119,7 @@ def _bands_only(pipeline, raster, labels, folder, water, valid) -> float:
     """The same forest on the raw bands: no multi-scale features, no normalized differences."""
     from seg_qgis_plugin.core.assist import features
 
-    original = features.make_recipe
+    original, current = features.make_recipe, pipeline.make_recipe
 
     def bands_only(source, bands=None, sigmas=(), indices=True, percentiles=(1.0, 99.0)):
         return original(source, bands, (), False, percentiles)
@@ -123,7 +128,7 @@ def _bands_only(pipeline, raster, labels, folder, water, valid) -> float:
     try:
         proba = run_assist(raster, labels, folder, smooth=0.0)
     finally:
-        pipeline.make_recipe = original
+        pipeline.make_recipe = current
     return iou(proba[0] > 0.5, water, valid)
 
 
@@ -190,12 +195,34 @@ def write_big(path: str, size: int, block: int = 1024) -> None:
                 dst.write(np.clip(tile, 0, 10000).astype(np.uint16), window=Window(col, row, w, h))
 
 
-def big_child(size: int, folder: str) -> dict:
+def use_settings(trees=None, select=None, old_features=False) -> None:
+    """Set the forest's size, feature selection and recipe for the runs of this process (None,
+    False: the defaults)."""
+    from dataclasses import replace
+
+    from seg_qgis_plugin.core.assist import classifier, features, pipeline
+
+    if trees is not None:
+        classifier.TREES = trees
+    if select is not None:
+        classifier.SELECT = select
+    if old_features:
+        def old_recipe(source, bands=None, sigmas=None, indices=True, percentiles=(1.0, 99.0)):
+            recipe = features.make_recipe(source, bands, features.SAVED_DEFAULTS["sigmas"], indices, percentiles)
+            return replace(recipe, kinds=features.SAVED_DEFAULTS["kinds"])
+
+        pipeline.make_recipe = old_recipe
+
+
+def big_child(size: int, folder: str, trees=None, select=None, old_features=False) -> dict:
     """Runs in its own process: learn from 6 squares per class on the big raster, pre-label it all."""
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     from common import peak_rss_mb
 
+    from seg_qgis_plugin.core.assist import classifier
     from seg_qgis_plugin.core.assist.pipeline import assist
+
+    use_settings(trees, select, old_features)
 
     path = os.path.join(folder, f"big{size}.tif")
     t = time.perf_counter()
@@ -212,12 +239,15 @@ def big_child(size: int, folder: str) -> dict:
                      uncertainty=os.path.join(folder, "unc.tif"), min_area=50.0)
     seconds = time.perf_counter() - t
     return {"size": size, "seconds": seconds, "generate_seconds": generate, "peak_mb": peak_rss_mb(),
-            "polygons": summary.result.count, "features": len(summary.model.recipe.names())}
+            "polygons": summary.result.count, "features": len(summary.model.recipe.names()), "trees": classifier.TREES}
 
 
-def big(size: int) -> dict:
+def big(size: int, trees=None, select=None, old_features=False) -> dict:
+    settings = (["--trees", str(trees)] if trees is not None else []) + (["--select", str(select)] if select is not None else [])
+    settings += ["--old-features"] if old_features else []
     with tempfile.TemporaryDirectory(dir=os.environ.get("SEG_BENCH_TMP")) as folder:
-        out = subprocess.run([sys.executable, __file__, "--child", str(size), folder], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--child", str(size), folder, *settings], capture_output=True, text=True,
+                             check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -231,11 +261,15 @@ def main() -> None:
     parser.add_argument("--smooth", type=float, default=0.0, help="smoothing of the probabilities in pixels (seg assist's default 0)")
     parser.add_argument("--skip-swiss", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--trees", type=int, help="trees in the forest (default: classifier.TREES)")
+    parser.add_argument("--select", type=int, help="features the model keeps (default: classifier.SELECT; 0: all)")
+    parser.add_argument("--old-features", action="store_true", help="the recipe before the leaner default (LoG, 4 sigmas)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(big_child(int(args.child[0]), args.child[1])))
+        print(json.dumps(big_child(int(args.child[0]), args.child[1], args.trees, args.select, args.old_features)))
         return
+    use_settings(args.trees, args.select, args.old_features)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         if not args.only_big:
@@ -244,7 +278,7 @@ def main() -> None:
             if os.path.isdir(SWISS) and not args.skip_swiss:
                 results["swiss_trees"] = swiss(folder)
     if not args.skip_big:
-        results["big"] = big(args.big)
+        results["big"] = big(args.big, args.trees, args.select, args.old_features)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -263,7 +297,7 @@ def main() -> None:
     if results.get("big"):
         b = results["big"]
         mpx = b["size"] ** 2 / 1e6
-        print(f"Big raster {b['size']} x {b['size']} x 4 bands ({b['features']} features per pixel): {b['seconds']:.0f} s "
+        print(f"Big raster {b['size']} x {b['size']} x 4 bands ({b['features']} features per pixel, {b['trees']} trees): {b['seconds']:.0f} s "
               f"({b['seconds'] / mpx:.2f} s per Mpx), peak {b['peak_mb']:.0f} MB, {b['polygons']} polygons")
 
 
