@@ -80,8 +80,8 @@ def predict_window(source, model: AssistModel, window: Tuple[int, int, int, int]
     if embedding is not None:
         features = np.concatenate([features, embedding.window_features(region)])
     proba = np.zeros((len(model.classes),) + valid.shape, np.float32)
-    if valid.all():  # one copy into pixel-major rows instead of two
-        proba[:] = model.predict_proba(features.reshape(len(features), -1).T).T.reshape(proba.shape)
+    if valid.all():
+        proba[:] = model.predict_maps(features)
     elif valid.any():
         proba[:, valid] = model.predict_proba(features[:, valid].T).T
     del features
