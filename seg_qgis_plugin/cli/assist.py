@@ -61,6 +61,8 @@ def cmd_assist(args: argparse.Namespace) -> int:
         raise SegError("Give --labels to learn from or --model to apply a saved model.")
     if args.labels and args.model:
         raise SegError("Give --labels or --model, not both: a saved model is applied as it is.")
+    if args.refine and not args.checkpoint:
+        raise SegError("--refine sam needs a SAM checkpoint; give --checkpoint.")
     labels = read_labels(args.labels, args.labels_layer) if args.labels else None
     if args.labels and args.class_field not in {k for lab in labels for k in lab.attributes}:
         raise SegError(f"{args.labels} has no field {args.class_field!r}; name the class field with --class-field.")
