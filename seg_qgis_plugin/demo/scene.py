@@ -76,6 +76,15 @@ def make_scene(width: int = 1536, height: int = 1536, seed: int = 0) -> Tuple[np
     return np.clip(data, 0, 10000).astype(np.uint16), objects
 
 
+def pixel_square(col: float, row: float, side: float = 12, resolution: float = 0.5):
+    """The square of `side` pixels whose top-left pixel corner is (col, row) on a written scene's
+    grid, as a shapely box in its CRS (a small label of the kind the assistant learns from)."""
+    from shapely.geometry import box
+
+    x0, y0 = ORIGIN[0] + col * resolution, ORIGIN[1] - (row + side) * resolution
+    return box(x0, y0, x0 + side * resolution, y0 + side * resolution)
+
+
 def write_scene(path: str, width: int = 1536, height: int = 1536, seed: int = 0, resolution: float = 0.5,
                 nodata_border: int = 0) -> List[TruthObject]:
     """Write the scene as a tiled GeoTIFF in UTM 33N (pixel size `resolution` m) and return its

@@ -5,17 +5,11 @@ import json
 
 import numpy as np
 import pytest
-from shapely.geometry import box
 
-from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene
+from seg_qgis_plugin.demo.scene import CRS, pixel_square, write_scene
 
 pytest.importorskip("lightgbm", reason="the assistant needs lightgbm")
-RES = 0.5
 
-
-def px_square(col, row, side=12):
-    x0, y0 = ORIGIN[0] + col * RES, ORIGIN[1] - (row + side) * RES
-    return box(x0, y0, x0 + side * RES, y0 + side * RES)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +25,13 @@ def squares(scene, vector_factory):
     geoms, classes, statuses = [], [], []
     for o in truth:
         if o.class_name == "water":
-            geoms.append(px_square(int(o.point[0]) - 6, int(o.point[1]) - 6))
+            geoms.append(pixel_square(int(o.point[0]) - 6, int(o.point[1]) - 6))
             classes.append("water")
             statuses.append("accepted")
     occupied = np.any([o.mask for o in truth], axis=0)
     for col, row in [(10, 10), (360, 10), (10, 360), (200, 360), (360, 200), (100, 200)]:
         if not occupied[row:row + 12, col:col + 12].any():
-            geoms.append(px_square(col, row))
+            geoms.append(pixel_square(col, row))
             classes.append("background")
             statuses.append("accepted")
     return vector_factory("squares", geoms, CRS, **{"class": classes, "status": statuses})

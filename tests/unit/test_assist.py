@@ -19,14 +19,10 @@ from seg_qgis_plugin.core.engine.labels import Label, attributes  # noqa: E402
 from seg_qgis_plugin.core.errors import SegError  # noqa: E402
 from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels  # noqa: E402
-from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene  # noqa: E402
+from seg_qgis_plugin.demo.scene import CRS, ORIGIN, pixel_square, write_scene  # noqa: E402
 
 SIZE, RES = 512, 0.5
 
-
-def px_square(col, row, side=12):
-    x0, y0 = ORIGIN[0] + col * RES, ORIGIN[1] - (row + side) * RES
-    return box(x0, y0, x0 + side * RES, y0 + side * RES)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +35,14 @@ def scene(tmp_path_factory):
     labels = []
     for o in truth:
         col, row = o.point
-        labels.append(Label(px_square(int(col) - 6, int(row) - 6), CRS, attributes(o.class_name, status="accepted")))
+        labels.append(Label(pixel_square(int(col) - 6, int(row) - 6), CRS, attributes(o.class_name, status="accepted")))
     for col, row in [(20, 20), (20, 480), (480, 20), (250, 470), (470, 250), (150, 120), (330, 300), (60, 300)]:
         if not (water | building)[row:row + 12, col:col + 12].any():
-            labels.append(Label(px_square(col, row), CRS, attributes("background", status="accepted")))
+            labels.append(Label(pixel_square(col, row), CRS, attributes("background", status="accepted")))
     # a scribble: a 1-pixel-wide stroke across a field, as a polygon
     stroke = LineString([(ORIGIN[0] + 10 * RES, ORIGIN[1] - 250 * RES), (ORIGIN[0] + 40 * RES, ORIGIN[1] - 235 * RES)]).buffer(RES)
     labels.append(Label(stroke, CRS, attributes("background", status="accepted")))
-    labels.append(Label(px_square(20, 20, 40), CRS, attributes("water", status="rejected")))  # wrong: must be ignored
+    labels.append(Label(pixel_square(20, 20, 40), CRS, attributes("water", status="rejected")))  # wrong: must be ignored
     labels_path = str(folder / "labels.gpkg")
     write_labels(labels, labels_path)
     out = folder / "run"
@@ -131,7 +127,7 @@ def test_rank_tiles_prefers_uncertain_unlabelled_tiles(scene, tmp_path):
 
 def test_bad_input_gives_one_sentence(scene, tmp_path, capsys):
     raster = scene["raster"]
-    only_water = [Label(px_square(100, 100), CRS, attributes("water"))]
+    only_water = [Label(pixel_square(100, 100), CRS, attributes("water"))]
     with pytest.raises(SegError, match="at least two classes"):
         assist(raster, str(tmp_path / "a.gpkg"), only_water)
     with pytest.raises(SegError, match="labels to learn from"):
@@ -192,8 +188,8 @@ def test_sam_embedding_features_from_a_cache(tiny_checkpoint, tmp_path):
                                cache_dir=str(tmp_path / "cache"))
     segmenter.encode()
     pond = next(o for o in truth if o.class_name == "water")
-    labels = [Label(px_square(int(pond.point[0]) - 6, int(pond.point[1]) - 6), CRS, attributes("water")),
-              Label(px_square(5, 5), CRS, attributes("background")), Label(px_square(240, 5, 10), CRS, attributes("background"))]
+    labels = [Label(pixel_square(int(pond.point[0]) - 6, int(pond.point[1]) - 6), CRS, attributes("water")),
+              Label(pixel_square(5, 5), CRS, attributes("background")), Label(pixel_square(240, 5, 10), CRS, attributes("background"))]
     summary = assist(raster, str(tmp_path / "pre.gpkg"), labels, cache=str(tmp_path / "cache"), checkpoint=tiny_checkpoint,
                      save_model=str(tmp_path / "m.json"), probability=str(tmp_path / "p.tif"))
     names = summary.model.recipe.names()

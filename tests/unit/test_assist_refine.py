@@ -5,21 +5,16 @@ import re
 
 import numpy as np
 import pytest
-from shapely.geometry import box
 
 pytest.importorskip("lightgbm", reason="the assistant needs lightgbm")
 
 from seg_qgis_plugin.cli.main import main  # noqa: E402
 from seg_qgis_plugin.core.engine.labels import Label, attributes  # noqa: E402
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels  # noqa: E402
-from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene  # noqa: E402
+from seg_qgis_plugin.demo.scene import CRS, pixel_square, write_scene  # noqa: E402
 
-SIZE, RES = 256, 0.5
+SIZE = 256
 
-
-def px_square(col, row, side=12):
-    x0, y0 = ORIGIN[0] + col * RES, ORIGIN[1] - (row + side) * RES
-    return box(x0, y0, x0 + side * RES, y0 + side * RES)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +23,10 @@ def scene(tmp_path_factory):
     raster = str(folder / "scene.tif")
     truth = write_scene(raster, SIZE, SIZE, seed=3)
     objects = np.any([o.mask for o in truth], axis=0)
-    labels = [Label(px_square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth]
+    labels = [Label(pixel_square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth]
     for col, row in [(5, 5), (240, 5), (5, 240), (120, 20), (20, 120)]:
         if not objects[row:row + 12, col:col + 12].any():
-            labels.append(Label(px_square(col, row, 10), CRS, attributes("background")))
+            labels.append(Label(pixel_square(col, row, 10), CRS, attributes("background")))
     path = str(folder / "labels.gpkg")
     write_labels(labels, path)
     return dict(folder=folder, raster=raster, labels=path)

@@ -20,10 +20,10 @@ from seg_qgis_plugin.core.engine.labels import Label, attributes  # noqa: E402
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels  # noqa: E402
 from seg_qgis_plugin.core.scale import assist_runs  # noqa: E402
 from seg_qgis_plugin.core.scale.manifest import ResumeManifest  # noqa: E402
-from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene  # noqa: E402
+from seg_qgis_plugin.demo.scene import CRS, pixel_square, write_scene  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIZE, RES, WINDOW = 384, 0.5, 96  # 16 windows: blobs cross window borders
+SIZE, WINDOW = 384, 96  # 16 windows: blobs cross window borders
 KILLED_RUN = """
 import time, sys
 from seg_qgis_plugin.core.assist import predict
@@ -40,15 +40,12 @@ sys.exit(main({args!r}))
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    from shapely.geometry import box
-
     folder = tmp_path_factory.mktemp("assist_scale")
     raster = str(folder / "scene.tif")
     truth = write_scene(raster, SIZE, SIZE, seed=4)
 
-    def square(col, row, side=10):
-        x0, y0 = ORIGIN[0] + col * RES, ORIGIN[1] - (row + side) * RES
-        return box(x0, y0, x0 + side * RES, y0 + side * RES)
+    def square(col, row):
+        return pixel_square(col, row, 10)
 
     labels = [Label(square(int(o.point[0]) - 5, int(o.point[1]) - 5), CRS, attributes(o.class_name)) for o in truth]
     taken = np.any([o.mask for o in truth], axis=0)

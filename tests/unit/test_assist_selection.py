@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from shapely.geometry import box
 
 pytest.importorskip("lightgbm", reason="the assistant needs lightgbm")
 
@@ -17,14 +16,10 @@ from seg_qgis_plugin.core.assist.samples import training_set  # noqa: E402
 from seg_qgis_plugin.core.engine.labels import Label, attributes  # noqa: E402
 from seg_qgis_plugin.core.errors import SegError  # noqa: E402
 from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
-from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene  # noqa: E402
+from seg_qgis_plugin.demo.scene import CRS, pixel_square, write_scene  # noqa: E402
 
-SIZE, RES = 256, 0.5
+SIZE = 256
 
-
-def px_square(col, row, side=12):
-    x0, y0 = ORIGIN[0] + col * RES, ORIGIN[1] - (row + side) * RES
-    return box(x0, y0, x0 + side * RES, y0 + side * RES)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +27,8 @@ def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("selection")
     raster = str(folder / "scene.tif")
     truth = write_scene(raster, SIZE, SIZE, seed=3)
-    labels = [Label(px_square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth]
-    labels += [Label(px_square(c, r, 10), CRS, attributes("background")) for c, r in [(5, 5), (240, 5), (5, 240), (120, 20)]]
+    labels = [Label(pixel_square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth]
+    labels += [Label(pixel_square(c, r, 10), CRS, attributes("background")) for c, r in [(5, 5), (240, 5), (5, 240), (120, 20)]]
     with RasterSource(raster) as src:
         recipe = make_recipe(src)
         training = training_set(src, labels, recipe)
