@@ -262,3 +262,25 @@ def test_a_label_writer_that_fails_midway_leaves_an_existing_layer_whole(tmp_pat
                 writer.add(label(500100 + 10 * i))
             raise KeyboardInterrupt
     assert len(read_labels(out)) == 1 and debris(tmp_path) == []
+
+
+def test_seg_assist_on_a_full_disk_says_so_in_one_sentence(tiny_disk, tmp_path, capsys):
+    """The assistant keeps its resume manifest beside --out: a full disk there is told about --out
+    and leaves nothing behind."""
+    pytest.importorskip("lightgbm", reason="the assistant needs lightgbm")
+    from seg_qgis_plugin.cli.main import main
+    from seg_qgis_plugin.demo.scene import pixel_square, write_scene
+
+    raster = str(tmp_path / "scene.tif")
+    truth = write_scene(raster, 256, 256, seed=3)
+    labels = [Label(pixel_square(int(o.point[0]) - 6, int(o.point[1]) - 6), UTM, attributes(o.class_name)) for o in truth]
+    labels += [Label(pixel_square(c, r, 8), UTM, attributes("background")) for c, r in ((2, 2), (246, 2), (2, 246))]
+    write_labels(labels, str(tmp_path / "labels.gpkg"))
+    with open(tiny_disk / "filler", "wb") as f:
+        f.write(b"\0" * (200 - 24) * 1024)
+    code = main(["assist", raster, "--labels", str(tmp_path / "labels.gpkg"), "--out", str(tiny_disk / "pre.gpkg")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    message = [line for line in err.splitlines() if line.startswith("seg: error:")]
+    assert message == [f"seg: error: Cannot write {tiny_disk / 'pre.gpkg'}: No space left on device; nothing was written."], err
+    assert os.listdir(tiny_disk) == ["filler"]

@@ -134,7 +134,8 @@ def stored_model_path(manifest: ResumeManifest) -> Optional[str]:
 
 
 def store_model(manifest: ResumeManifest, model) -> None:
-    model.save(os.path.join(manifest.folder, MODEL_FILE))
+    with manifest.writing():
+        model.save(os.path.join(manifest.folder, MODEL_FILE))
 
 
 def results_to_arrays(results: List[WindowResult]) -> Dict[str, np.ndarray]:

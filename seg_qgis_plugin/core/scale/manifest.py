@@ -19,15 +19,16 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ..batch.mask_merge import Piece
 from ..engine.labels import Label
-from ..errors import SegError
+from ..errors import OutputError, SegError
 from ..geo.tiling import Tile
-from ..outputs.atomic import write_json_atomic
+from ..outputs.atomic import reason, write_json_atomic
 
 VERSION = 1
 
@@ -54,6 +55,7 @@ class ResumeManifest:
     resume=True keeps the finished blocks of the same run and refuses another run's manifest."""
 
     def __init__(self, output: str, fingerprint: Dict[str, object], resume: bool = False):
+        self.output = output
         self.folder = resume_folder(output)
         self.path = os.path.join(self.folder, "manifest.json")
         self.fingerprint = json.loads(json.dumps(fingerprint))
@@ -71,8 +73,22 @@ class ResumeManifest:
             self.blocks = dict(stored.get("blocks", {}))
         elif os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
-        os.makedirs(self.folder, exist_ok=True)
-        self._write()
+        with self.writing():
+            os.makedirs(self.folder, exist_ok=True)
+            self._write()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A failed write (a full disk) is told as a failure to write the output; a manifest with
+        no finished block goes with it."""
+        try:
+            yield
+        except (OSError, OutputError) as exc:
+            cause = exc.__cause__ if isinstance(exc, OutputError) and exc.__cause__ is not None else exc
+            if not self.blocks:
+                self.finish()
+            then = "--resume continues from the finished blocks" if self.blocks else "nothing was written"
+            raise OutputError(f"Cannot write {self.output}: {reason(cause, self.folder)}; {then}.") from exc
 
     def done(self, block: int) -> bool:
         return str(block) in self.blocks
@@ -94,20 +110,21 @@ class ResumeManifest:
 
     def save_arrays(self, block: int, arrays: Dict[str, np.ndarray]) -> None:
         """Store a finished block (plain arrays, no pickle) durably, then name it in the manifest."""
-        name = f"block-{block:05d}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, os.path.join(self.folder, name))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        self.blocks[str(block)] = name
-        self._write()
+        with self.writing():
+            name = f"block-{block:05d}.npz"
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npz")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **arrays)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, os.path.join(self.folder, name))
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
+            self.blocks[str(block)] = name
+            self._write()
 
     def save_outcomes(self, block: int, outcomes: List[Tuple[int, Optional[Label], str]]) -> None:
         """Store a finished block of prompt outcomes ((number, Label or None, skip reason), see
@@ -117,18 +134,19 @@ class ResumeManifest:
 
         crs_list: List[str] = []
         rows = []
-        for number, label, reason in outcomes:
+        for number, label, skipped in outcomes:
             if label is None:
-                rows.append({"number": number, "skipped": reason})
+                rows.append({"number": number, "skipped": skipped})
                 continue
             if label.crs not in crs_list:
                 crs_list.append(label.crs)
             rows.append({"number": number, "wkb": to_wkb(label.geometry, hex=True), "crs": crs_list.index(label.crs),
                          "attributes": {k: _plain(v) for k, v in label.attributes.items()}})
         name = f"block-{block:05d}.json"
-        write_json_atomic(os.path.join(self.folder, name), {"crs": crs_list, "outcomes": rows}, "resume block", indent=None)
-        self.blocks[str(block)] = name
-        self._write()
+        with self.writing():
+            write_json_atomic(os.path.join(self.folder, name), {"crs": crs_list, "outcomes": rows}, "resume block", indent=None)
+            self.blocks[str(block)] = name
+            self._write()
 
     def load_outcomes(self, block: int) -> List[Tuple[int, Optional[Label], str]]:
         from shapely import from_wkb
