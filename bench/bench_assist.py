@@ -39,6 +39,8 @@ import numpy as np
 warnings.filterwarnings("ignore", message="Dataset has no geotransform")  # the Swiss masks carry no georeferencing
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import peak_rss_mb, scene_classes  # noqa: E402
 DATA = os.path.join(ROOT, "..", "shared", "data")
 SEN = os.path.join(DATA, "sen1floods11_spain_7370579")
 SWISS = os.path.join(DATA, "swissimage_tree_masks")
@@ -188,10 +190,7 @@ def write_big(path: str, size: int, block: int = 1024) -> None:
         for row in range(0, size, block):
             for col in range(0, size, block):
                 h, w = min(block, size - row), min(block, size - col)
-                yy, xx = np.mgrid[row:row + h, col:col + w]
-                field = ((yy // 700) * 7 + (xx // 900) * 3) % 3
-                pond = ((yy % 2000 - 1000) ** 2 / 300.0 ** 2 + (xx % 2500 - 1200) ** 2 / 450.0 ** 2) <= 1
-                tile = colours[np.where(pond, 3, field)].transpose(2, 0, 1) + rng.normal(0, 60, (4, h, w))
+                tile = colours[scene_classes(col, row, w, h)].transpose(2, 0, 1) + rng.normal(0, 60, (4, h, w))
                 dst.write(np.clip(tile, 0, 10000).astype(np.uint16), window=Window(col, row, w, h))
 
 
@@ -216,9 +215,6 @@ def use_settings(trees=None, select=None, old_features=False) -> None:
 
 def big_child(size: int, folder: str, trees=None, select=None, old_features=False) -> dict:
     """Runs in its own process: learn from 6 squares per class on the big raster, pre-label it all."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from common import peak_rss_mb
-
     from seg_qgis_plugin.core.assist import classifier
     from seg_qgis_plugin.core.assist.pipeline import assist
 

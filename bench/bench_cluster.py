@@ -104,39 +104,30 @@ def bench_assist(size: int) -> None:
     """The assistant's prediction three ways, side by side: windows one after another with no
     manifest, in blocks with the resume manifest (what `seg assist` does), and on local:2."""
     import numpy as np
-    from shapely.geometry import box
 
     from seg_qgis_plugin.core.assist.pipeline import learn
     from seg_qgis_plugin.core.assist.predict import predict_raster
     from seg_qgis_plugin.core.engine.labels import Label, attributes
     from seg_qgis_plugin.core.geo.raster import RasterSource
-    from seg_qgis_plugin.core.scale.assist_runs import BlockRunner, PredictorSpec
+    from seg_qgis_plugin.core.scale.assist_runs import BlockRunner
     from seg_qgis_plugin.core.scale.manifest import ResumeManifest
-    from seg_qgis_plugin.demo.scene import CRS, ORIGIN, write_scene
-
-    import json
+    from seg_qgis_plugin.demo.scene import CRS, pixel_square, write_scene
 
     tmp = tempfile.mkdtemp(prefix="bench-assist-cluster-")
     raster = os.path.join(tmp, "scene.tif")
     truth = write_scene(raster, size, size, seed=1)
-    res = 0.5
-
-    def square(col, row):
-        x0, y0 = ORIGIN[0] + col * res, ORIGIN[1] - (row + 12) * res
-        return box(x0, y0, x0 + 12 * res, y0 + 12 * res)
 
     taken = np.any([o.mask for o in truth], axis=0)
-    labels = [Label(square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth[:12]]
+    labels = [Label(pixel_square(int(o.point[0]) - 6, int(o.point[1]) - 6), CRS, attributes(o.class_name)) for o in truth[:12]]
     rng = np.random.default_rng(0)
     for col, row in rng.integers(0, size - 12, (40, 2)):
         if not taken[row:row + 12, col:col + 12].any():
-            labels.append(Label(square(col, row), CRS, attributes("background")))
+            labels.append(Label(pixel_square(col, row), CRS, attributes("background")))
     with RasterSource(raster) as src:
         model = learn(src, labels)
-        spec = PredictorSpec(raster, json.dumps(model.to_dict()), probability=True, uncertainty=True, threads=1)
         runs = {"windows in turn, no manifest": None,
-                "blocks + resume manifest (seg assist)": lambda: BlockRunner(spec, ResumeManifest(os.path.join(tmp, "m.gpkg"), {})),
-                "--cluster local:2 (incl. cluster start)": lambda: BlockRunner(spec, None, "local:2")}
+                "blocks + resume manifest (seg assist)": lambda: BlockRunner(ResumeManifest(os.path.join(tmp, "m.gpkg"), {})),
+                "--cluster local:2 (incl. cluster start)": lambda: BlockRunner(cluster="local:2")}
         times = {}
         for name, make in runs.items():
             out = os.path.join(tmp, f"{len(times)}")

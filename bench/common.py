@@ -37,6 +37,15 @@ def timed(fn, repeat: int):
     return out
 
 
+def scene_classes(col: int, row: int, width: int, height: int) -> np.ndarray:
+    """The big scenes' layout in a window: int (height, width), 0-2 a field kind, 3 a pond (ponds
+    of 900 x 600 pixels centred at (1200 + 2500 i, 1000 + 2000 j))."""
+    yy, xx = np.mgrid[row:row + height, col:col + width]
+    field = ((yy // 700) * 7 + (xx // 900) * 3) % 3
+    pond = ((yy % 2000 - 1000) ** 2 / 300.0 ** 2 + (xx % 2500 - 1200) ** 2 / 450.0 ** 2) <= 1
+    return np.where(pond, 3, field)
+
+
 def write_big_scene(path: str, size: int, block: int = 1024, seed: int = 0) -> str:
     """A size x size, 3-band uint8 tiled GeoTIFF of fields and ponds, written block by block so
     memory stays at one block whatever the size."""
@@ -55,11 +64,7 @@ def write_big_scene(path: str, size: int, block: int = 1024, seed: int = 0) -> s
         for row in range(0, size, block):
             for col in range(0, size, block):
                 h, w = min(block, size - row), min(block, size - col)
-                yy, xx = np.mgrid[row:row + h, col:col + w]
-                field = ((yy // 700) * 7 + (xx // 900) * 3) % 3
-                pond = ((yy % 2000 - 1000) ** 2 / 300.0 ** 2 + (xx % 2500 - 1200) ** 2 / 450.0 ** 2) <= 1
-                index = np.where(pond, 3, field)
-                tile = colours[index].transpose(2, 0, 1).astype(np.int16) + rng.integers(-8, 9, (3, h, w))
+                tile = colours[scene_classes(col, row, w, h)].transpose(2, 0, 1).astype(np.int16) + rng.integers(-8, 9, (3, h, w))
                 dst.write(np.clip(tile, 0, 255).astype(np.uint8), window=Window(col, row, w, h))
     os.replace(path + ".part.tif", path)
     return path

@@ -1,8 +1,6 @@
 """seg:assist: learn from accepted labels (or apply a saved model) and pre-label a raster."""
 from __future__ import annotations
 
-import json
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -21,7 +19,7 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from .base import SegAlgorithm, discard_output
+from .base import SegAlgorithm, discard_output, parse_numbers
 
 MEASURES = ("entropy", "margin")
 
@@ -111,7 +109,7 @@ class AssistAlgorithm(SegAlgorithm):
         if labels is not None and class_field not in source_layer.fields().names():
             raise QgsProcessingException(self.tr(f"The label layer has no field {class_field!r}; choose the class field."))
         statuses = ("accepted", "reviewed") if self.parameterAsBoolean(parameters, self.ONLY_ACCEPTED, context) else None
-        bands = self._bands(self.parameterAsString(parameters, self.BANDS, context))
+        bands = parse_numbers(self.parameterAsString(parameters, self.BANDS, context), int, "bands")
         cache = self.parameterAsFile(parameters, self.CACHE, context) or None
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
         refine = self.parameterAsBoolean(parameters, self.REFINE, context)
@@ -150,12 +148,10 @@ class AssistAlgorithm(SegAlgorithm):
                 runner = None
                 scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
                 if scheduler:
-                    from ...core.scale.assist_runs import BlockRunner, PredictorSpec
+                    from ...core.scale.assist_runs import BlockRunner
 
                     feedback.pushInfo(f"Predicting on the Dask cluster {scheduler}")
-                    runner = BlockRunner(PredictorSpec(src.path, json.dumps(model.to_dict()), smooth, measure, bool(probability),
-                                                       bool(uncertainty), cache, checkpoint, 1 if scheduler.startswith("local:") else 0),
-                                         cluster=scheduler)
+                    runner = BlockRunner(cluster=scheduler, cache=cache, checkpoint=checkpoint)
                 result = predict_raster(src, model, target, probability, uncertainty, measure, smooth, min_area, simplify,
                                         embedding=embedding, overwrite=True, progress=progress.slice(0 if model_path else 15, 100),
                                         runner=runner)
@@ -163,16 +159,10 @@ class AssistAlgorithm(SegAlgorithm):
                 del sink
                 discard_output(dest)
                 raise
+            finally:
+                if refine:
+                    target.close()  # the SAM segmenter: its raster and model
         if labels is not None:
             feedback.pushInfo("Most important features: " + ", ".join(f"{n} {s:.1%}" for n, s in top_importances(model, 8)))
         feedback.pushInfo(f"{result.count} polygons: " + ", ".join(f"{k} {v}" for k, v in result.per_class.items()))
         return {self.OUTPUT: dest, self.PROBABILITY: probability, self.UNCERTAINTY: uncertainty, self.SAVE_MODEL: save_model, self.COUNT: result.count}
-
-    def _bands(self, text: str):
-        text = (text or "").strip()
-        if not text:
-            return None
-        try:
-            return tuple(int(v) for v in text.replace(";", ",").split(","))
-        except ValueError:
-            raise QgsProcessingException(self.tr(f"Cannot read the bands {text!r}; write band numbers like 1,2,3,4.")) from None

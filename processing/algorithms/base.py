@@ -192,7 +192,7 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         bands = tuple(self.parameterAsInts(parameters, self.BANDS, context)) or None
         if bands is not None and len(bands) not in (1, 3):
             raise QgsProcessingException(self.tr("Choose one band or three bands, not {}.").format(len(bands)))
-        return bands, _numbers(self.parameterAsString(parameters, self.STRETCH, context), float, "stretch")
+        return bands, parse_numbers(self.parameterAsString(parameters, self.STRETCH, context), float, "stretch")
 
     def add_raster(self, name: str, description: str) -> None:
         """A raster input that starts on the active raster layer, as a user expects."""
@@ -230,7 +230,8 @@ def split_tags(text: str):
     return [t.strip() for t in re.split(r"[;,\n]", text or "") if t.strip()]
 
 
-def _numbers(text: str, kind, what: str):
+def parse_numbers(text: str, kind, what: str):
+    """"1,2;3" -> (1, 2, 3) of `kind`, or None for an empty text; one sentence for anything else."""
     text = (text or "").strip()
     if not text:
         return None

@@ -6,7 +6,6 @@ and raster agreeing), and every output appears whole or not at all.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -111,7 +110,7 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
     run skips them (and reuses the model it learned)."""
     from ..outputs.label_rasters import check_output as check_raster
     from ..outputs.vectors import LabelWriter, check_output
-    from ..scale.assist_runs import BlockRunner, PredictorSpec, assist_fingerprint, store_model, stored_model_path
+    from ..scale.assist_runs import BlockRunner, assist_fingerprint, store_model, stored_model_path
     from ..scale.manifest import ResumeManifest
 
     progress = progress or NullProgress()
@@ -147,9 +146,7 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
         if learned is None and not model_path:
             store_model(manifest, model)
         model.threads = threads
-        spec = PredictorSpec(os.path.abspath(raster), json.dumps(model.to_dict()), smooth, measure, bool(probability),
-                             bool(uncertainty), cache, checkpoint, 1 if (cluster or "").startswith("local:") else threads)
-        runner = BlockRunner(spec, manifest, cluster, block_windows)
+        runner = BlockRunner(manifest, cluster, block_windows, cache, checkpoint)
         outputs = {"labels": os.path.abspath(out)}
         with LabelWriter(out, crs=source.crs.to_wkt(), mode=mode) as writer:
             sink = writer.add

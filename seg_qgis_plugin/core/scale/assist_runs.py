@@ -75,11 +75,21 @@ def block_windows(spec: PredictorSpec, windows: List) -> List[WindowResult]:
 class BlockRunner:
     """A runner for predict_raster: windows in blocks of `block_windows`, finished blocks stored in
     `manifest` (and taken from it when a resumed run finds them there), the rest run here or, with
-    `cluster` (local:N or tcp://HOST:PORT), on Dask workers built from `spec`."""
+    `cluster` (local:N or tcp://HOST:PORT), on Dask workers that rebuild the predictor (cache and
+    checkpoint: the embedding cache it reads, as given to EmbeddingFeatures.open)."""
 
-    def __init__(self, spec: PredictorSpec, manifest: Optional[ResumeManifest] = None, cluster: Optional[str] = None,
-                 block_windows: int = 4):
-        self.spec, self.manifest, self.cluster, self.block_windows = spec, manifest, cluster, block_windows
+    def __init__(self, manifest: Optional[ResumeManifest] = None, cluster: Optional[str] = None, block_windows: int = 4,
+                 cache: Optional[str] = None, checkpoint: Optional[str] = None):
+        self.manifest, self.cluster, self.block_windows = manifest, cluster, block_windows
+        self.cache, self.checkpoint = cache, checkpoint
+
+    def spec(self, predictor: WindowPredictor) -> PredictorSpec:
+        """What workers need to build `predictor`; a LocalCluster's workers share this machine's
+        cores, so each predicts with one thread."""
+        threads = 1 if self.cluster.startswith("local:") else predictor.model.threads
+        return PredictorSpec(os.path.abspath(predictor.source.path), json.dumps(predictor.model.to_dict()), predictor.smooth,
+                             predictor.measure, predictor.probability, predictor.uncertainty, self.cache, self.checkpoint,
+                             threads)
 
     def __call__(self, predictor: WindowPredictor, windows: List, deliver: Callable, progress: Optional[Progress] = None) -> None:
         blocks = split_blocks(list(range(len(windows))), self.block_windows)
@@ -100,7 +110,7 @@ class BlockRunner:
         todo = {b: [windows[i] for i in indices] for b, indices in blocks.items() if b not in finished}
         if self.cluster and todo:
             with open_client(self.cluster) as client:
-                spec = client.scatter(self.spec, broadcast=True)  # the model text travels once, not with every block
+                spec = client.scatter(self.spec(predictor), broadcast=True)  # the model text travels once, not with every block
                 run_blocks(client, block_windows, todo, (spec,), done, progress)
             return
         for block, block_list in todo.items():
