@@ -88,6 +88,7 @@ class Ontology:
         for c in self.classes:
             if c.parent is not None and c.parent not in self._by_name:
                 raise OntologyError(f"The parent {c.parent!r} of the class {c.name!r} is not in the ontology.")
+        _check_no_parent_cycle(self._by_name)
 
     @property
     def names(self) -> List[str]:
@@ -165,34 +166,91 @@ class Ontology:
         return cls(OntologyClass(str(n), int(c)) for n, c in sorted(codes.items(), key=lambda kv: kv[1]))
 
 
+def _check_no_parent_cycle(by_name: Mapping[str, OntologyClass]) -> None:
+    """One sentence when a class is its own parent or parents lead back to a class."""
+    for c in by_name.values():
+        chain = [c.name]
+        parent = c.parent
+        while parent is not None:
+            if parent in chain:
+                loop = chain[chain.index(parent):] + [parent]
+                if len(loop) == 2:
+                    raise OntologyError(f"The class {c.name!r} is its own parent; a class cannot contain itself.")
+                raise OntologyError(f"The parents of the classes form a cycle ({' -> '.join(map(repr, loop))}); "
+                                    "a class cannot contain itself.")
+            chain.append(parent)
+            parent = by_name[parent].parent
+
+
+_VALUE_TYPES = {"str": (str,), "int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,)}
+
+
+def _text_field(record: Mapping, key: str, where: str, optional: bool = True) -> Optional[str]:
+    """record[key] as text: a string (a number is read as its digits); None when absent and optional."""
+    value = record.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Integral)):
+        raise OntologyError(f"The {key} of a class in {where} must be text, not {value!r}.")
+    return str(value)
+
+
+def _attribute_from_spec(spec: Any, owner: str, where: str) -> ClassAttribute:
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
+        raise OntologyError(f"An attribute of the class {owner!r} in {where} has no name.")
+    name = spec["name"]
+    kind = spec.get("type", "str")
+    if kind not in ATTRIBUTE_TYPES:
+        raise OntologyError(f"The attribute {name!r} of the class {owner!r} has the type {kind!r}; "
+                            f"use one of {', '.join(ATTRIBUTE_TYPES)}.")
+    values = spec.get("values")
+    if values is None:
+        values = []
+    if not isinstance(values, (list, tuple)):
+        raise OntologyError(f"The values of the attribute {name!r} of the class {owner!r} in {where} must be a list, "
+                            f"not {values!r}.")
+    for v in values:
+        if not isinstance(v, _VALUE_TYPES[kind]) or (kind in ("int", "float") and isinstance(v, bool)):
+            raise OntologyError(f"The attribute {name!r} of the class {owner!r} is of type {kind}, but one of its "
+                                f"values is {v!r}.")
+    if len(set(values)) != len(values):
+        raise OntologyError(f"The attribute {name!r} of the class {owner!r} lists a value twice.")
+    return ClassAttribute(name, kind, tuple(values))
+
+
 def _class_from_record(record: Any, where: str) -> OntologyClass:
     if not isinstance(record, Mapping) or "name" not in record or "code" not in record:
         raise OntologyError(f"Every class in {where} needs a 'name' and a 'code', not {record!r}.")
+    name = _text_field(record, "name", where, optional=False)
     attrs = record.get("attributes") or {}
     if isinstance(attrs, Mapping):
-        attrs = [dict(spec or {}, name=name) if isinstance(spec, Mapping) else {"name": name, "values": spec}
-                 for name, spec in attrs.items()]
-    parsed = []
-    for a in attrs:
-        if not isinstance(a, Mapping) or "name" not in a:
-            raise OntologyError(f"An attribute of the class {record['name']!r} in {where} has no name.")
-        kind = str(a.get("type", "str"))
-        if kind not in ATTRIBUTE_TYPES:
-            raise OntologyError(f"The attribute {a['name']!r} of the class {record['name']!r} has the type {kind!r}; "
-                                f"use one of {', '.join(ATTRIBUTE_TYPES)}.")
-        parsed.append(ClassAttribute(str(a["name"]), kind, tuple(a.get("values") or ())))
+        attrs = [dict(spec or {}, name=key) if isinstance(spec, Mapping) or spec is None else {"name": key, "values": spec}
+                 for key, spec in attrs.items()]
+    if not isinstance(attrs, list):
+        raise OntologyError(f"The attributes of the class {name!r} in {where} must be a mapping or a list, not {attrs!r}.")
+    parsed = [_attribute_from_spec(a, name, where) for a in attrs]
+    if len({a.name for a in parsed}) != len(parsed):
+        raise OntologyError(f"The class {name!r} in {where} names an attribute twice.")
     code = record["code"]
     if isinstance(code, str) and _INTEGER.match(code):
         code = int(code)
-    return OntologyClass(str(record["name"]), code, record.get("color"), record.get("parent"), tuple(parsed))
+    color = record.get("color")
+    if color is not None and not isinstance(color, str):
+        raise OntologyError(f"The colour of the class {name!r} must look like '#rrggbb', not {color!r}.")
+    return OntologyClass(name, code, color, _text_field(record, "parent", where), tuple(parsed))
 
 
 def load_ontology(path: str) -> Ontology:
     """An ontology from a JSON file, or a YAML file (.yaml/.yml) when PyYAML is importable."""
     if not os.path.isfile(path):
         raise OntologyError(f"The ontology file {path} does not exist.")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OntologyError(f"{path} is not UTF-8 text (byte {exc.start + 1} is not); save it as UTF-8.") from None
+    except OSError as exc:
+        raise OntologyError(f"Cannot read the ontology file {path}: {exc.strerror or exc}.") from None
     if path.lower().endswith((".yaml", ".yml")):
         try:
             import yaml
