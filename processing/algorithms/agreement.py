@@ -5,8 +5,6 @@ import json
 
 from qgis.core import (
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputString,
@@ -19,8 +17,8 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ...qgis_adapters.sinks import make_fields
 from .base import SegAlgorithm
 from .label_qa import shapely_to_feature, source_to_table
 
@@ -91,10 +89,7 @@ class AgreementAlgorithm(SegAlgorithm):
             json.dump(result.summary, handle, indent=2)
         results = {self.OUTPUT: out, self.METRICS: json.dumps(result.summary)}
         if parameters.get(self.UNMATCHED):
-            fields = QgsFields()
-            for name, kind in (("side", QVariant.String), ("source_fid", QVariant.LongLong), ("class", QVariant.String),
-                               ("best_iou", QVariant.Double)):
-                fields.append(QgsField(name, kind))
+            fields = make_fields([("side", "str"), ("source_fid", "int64"), ("class", "str"), ("best_iou", "float")])
             sink, dest = self.parameterAsSink(parameters, self.UNMATCHED, context, fields, QgsWkbTypes.Type.MultiPolygon, sources[0].sourceCrs())
             if sink is not None:
                 geoms, columns = unmatched(result, class_field)

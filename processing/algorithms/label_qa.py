@@ -6,8 +6,6 @@ import json
 from qgis.core import (
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -21,8 +19,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
+from ...qgis_adapters.sinks import make_fields
 from .base import SegAlgorithm
 
 SCOPES = ("any", "class")
@@ -146,9 +144,7 @@ class LabelQaAlgorithm(SegAlgorithm):
         findings = check_labels(table, tolerances, class_field, progress=progress)
         doc = report(findings, table, tolerances)
 
-        fields = QgsFields()
-        for name, kind in (("kind", QVariant.String), ("fids", QVariant.String), ("detail", QVariant.String), ("value", QVariant.Double)):
-            fields.append(QgsField(name, kind))
+        fields = make_fields([("kind", "str"), ("fids", "str"), ("detail", "str"), ("value", "float")])
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))

@@ -9,15 +9,11 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsRendererCategory,
     QgsVectorLayer,
-    QgsVectorLayerTemporalProperties,
 )
 
 _KEEP = []  # QGIS holds post-processors by pointer: keep the Python objects alive
-# the scoped enum where this QGIS has it (Qgis.VectorTemporalMode, which survives QGIS 4), else the class's
-INSTANT_FROM_FIELD = getattr(getattr(Qgis, "VectorTemporalMode", None), "FeatureDateTimeInstantFromField", None) or \
-    QgsVectorLayerTemporalProperties.ModeFeatureDateTimeInstantFromField
-FROM_EXPRESSIONS = getattr(getattr(Qgis, "VectorTemporalMode", None), "FeatureDateTimeStartAndEndFromExpressions", None) or \
-    QgsVectorLayerTemporalProperties.ModeFeatureDateTimeStartAndEndFromExpressions
+INSTANT_FROM_FIELD = Qgis.VectorTemporalMode.FeatureDateTimeInstantFromField  # QGIS 3.22 and later, QGIS 4 too
+FROM_EXPRESSIONS = Qgis.VectorTemporalMode.FeatureDateTimeStartAndEndFromExpressions
 
 
 def apply_temporal(layer: QgsVectorLayer, field: str = "date") -> bool:

@@ -22,10 +22,11 @@ from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProviderReg
 from qgis.gui import QgsColorButton, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import (QAction, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
-                                 QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMenu, QPushButton, QScrollArea, QSpinBox, QTableWidget,
-                                 QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                                 QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMenu, QPushButton, QScrollArea,
+                                 QSpinBox, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
+from .qt_compat import QAction
 from ..core.errors import SegError, SettingError
 from ..core.models.checkpoints import ARCHITECTURES
 from ..qgis_adapters import settings_store

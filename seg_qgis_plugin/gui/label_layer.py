@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Sequence
 from qgis.core import (QgsCategorizedSymbolRenderer, QgsCoordinateTransform, QgsDataProvider, QgsFeature, QgsFillSymbol, QgsProject,
                        QgsRendererCategory, QgsVectorDataProvider, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import QUndoCommand
 
+from .qt_compat import QUndoCommand
 from ..core.errors import OutputError
 from ..core.engine.labels import FIELD_NAMES, Label
 from ..core.outputs.postgis import is_postgis

@@ -14,8 +14,8 @@ import os
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
 
+from .qt_compat import QAction
 from .controller import SegController
 from .dock import SegDock
 from .map_tools import BoxPromptTool, PointPromptTool, PromptTool

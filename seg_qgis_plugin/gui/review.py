@@ -31,16 +31,18 @@ import math
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional
 
-from qgis.core import (QgsCoordinateTransform, QgsFeatureRequest, QgsField, QgsGeometry, QgsMapLayerProxyModel, QgsProject,
+from qgis.core import (QgsCoordinateTransform, QgsFeatureRequest, QgsGeometry, QgsMapLayerProxyModel, QgsProject,
                        QgsSettings, QgsVectorDataProvider, QgsVectorLayer, QgsWkbTypes)
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QVariant
 from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                                 QShortcut, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                                 QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from .qt_compat import QShortcut
 from ..core.errors import OutputError, SegError
 from ..qgis_adapters.geometry import to_shapely
+from ..qgis_adapters.sinks import new_field
 from .classes import load_classes
 from .postgis_layer import is_versioned_postgis, target_of_layer
 
@@ -77,7 +79,7 @@ def ensure_review_fields(layer: QgsVectorLayer) -> List[str]:
                           "save it as a GeoPackage first.")
     if layer.isEditable() and layer.isModified():
         raise OutputError(f"Save or discard the edits of {layer.name()!r} first: the review adds the fields {', '.join(missing)}.")
-    if not provider.addAttributes([QgsField(name, QVariant.String) for name in missing]):
+    if not provider.addAttributes([new_field(name, "str") for name in missing]):
         raise OutputError(f"Could not add the fields {', '.join(missing)} to {layer.name()!r}.")
     layer.updateFields()
     return missing

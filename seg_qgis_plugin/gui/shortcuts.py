@@ -16,9 +16,9 @@ from typing import Callable, List, Tuple
 
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QKeySequence
-from qgis.PyQt.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QShortcut,
-                                 QTextEdit)
+from qgis.PyQt.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit)
 
+from .qt_compat import QShortcut
 from .worker import log_problem
 
 CLASS_KEYS = 9

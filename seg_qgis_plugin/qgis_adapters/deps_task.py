@@ -57,7 +57,7 @@ class InstallDependenciesTask(QgsTask):
 
     def __init__(self, requirements: Sequence[str], target: Optional[str] = None, pip_options: Sequence[str] = (),
                  python: Optional[str] = None):
-        super().__init__("Installing Seg's dependencies", QgsTask.CanCancel)
+        super().__init__("Installing Seg's dependencies", QgsTask.Flag.CanCancel)
         self.requirements, self.pip_options, self.python = list(requirements), list(pip_options), python
         self.target = target or private_folder()
         self.report: Optional[deps.InstallReport] = None

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence, Tuple
 
-from qgis.core import QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsWkbTypes
-from qgis.PyQt.QtCore import QVariant
+from qgis.core import Qgis, QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsWkbTypes
 
 from ..core.engine.labels import FIELDS
 
-_TYPES = {"str": QVariant.Type.String, "float": QVariant.Type.Double, "int": QVariant.Type.Int}
+# QGIS 3.38 and later type fields with QMetaType (QGIS 4 has no QVariant.Type at all); older ones with QVariant.
+_META_TYPES = {"str": "QString", "float": "Double", "int": "Int", "int64": "LongLong"}
+_VARIANT_TYPES = {"str": "String", "float": "Double", "int": "Int", "int64": "LongLong"}
+
+
+def new_field(name: str, kind: str) -> QgsField:
+    """A QgsField of `kind` ("str", "float", "int" or "int64") without a deprecated constructor."""
+    if Qgis.versionInt() >= 33800:
+        from qgis.PyQt.QtCore import QMetaType
+
+        return QgsField(name, getattr(QMetaType.Type, _META_TYPES[kind]))
+    from qgis.PyQt.QtCore import QVariant
+
+    return QgsField(name, getattr(QVariant, _VARIANT_TYPES[kind]))
 
 
 def make_fields(spec: Sequence[Tuple[str, str]]) -> QgsFields:
-    """(name, "str" | "float" | "int") pairs as QgsFields."""
+    """(name, "str" | "float" | "int" | "int64") pairs as QgsFields."""
     fields = QgsFields()
     for name, kind in spec:
-        fields.append(QgsField(name, _TYPES[kind]))
+        fields.append(new_field(name, kind))
     return fields
 
 
