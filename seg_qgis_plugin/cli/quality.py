@@ -6,7 +6,6 @@ written then). Every output is checked before any work and written atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from ..core.errors import OutputError
@@ -138,18 +137,9 @@ def _check_files(paths, overwrite: bool, others) -> None:
 
 
 def _write_json(doc: dict, path: str) -> None:
-    import tempfile
+    from ..core.outputs.atomic import write_json_atomic
 
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".seg-write-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(doc, out, indent=2)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    write_json_atomic(path, doc)
 
 
 def _f(value) -> str:

@@ -14,6 +14,12 @@ leaves the destination as it was.
   file and of its folder, so they survive a power cut as well as a crash.
 - `file_lock(path)`: serializes processes that rewrite the same file (appends to formats that have
   no transactions); the lock file is removed again when released.
+- `staging_folder(parent)` / `staging_file(parent, suffix)`: a bare hidden staging folder or file.
+
+A staging name records the process and host that own it (`.seg-write-<pid>-<host hash>-...`): a
+process killed outright (SIGKILL, power cut) cannot remove its own, so the next Seg run writing into
+the same folder removes those whose process is gone. Published files get the mode any new file
+gets (0666 less the umask), folders 0777 less the umask, however they were staged.
 
 Limits: a rename is atomic for one file; a Shapefile's sidecars are moved one by one (`.shp` last).
 Large outputs are not fsynced (a crash of the process cannot leave them half-written; a power cut
@@ -22,9 +28,13 @@ on some filesystems can).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -48,11 +58,7 @@ class StagedPath:
     def __init__(self, path: str, sidecars: Sequence[str] = (), companions: Sequence[str] = ()):
         self.path = os.path.abspath(os.fspath(path))
         self.sidecars, self.companions = tuple(sidecars), tuple(companions)
-        folder = os.path.dirname(self.path)
-        try:
-            self.tmpdir = tempfile.mkdtemp(dir=folder, prefix=TEMP_PREFIX)
-        except OSError as exc:
-            raise OutputError(f"Cannot write in {folder}: {reason(exc, folder)}.") from exc
+        self.tmpdir = staging_folder(os.path.dirname(self.path))
         self.tmp = os.path.join(self.tmpdir, os.path.basename(self.path))
 
     def commit(self, durable: bool = False) -> str:
@@ -124,13 +130,10 @@ def atomic_folder(path: str, overwrite: bool = False):
 
 @contextmanager
 def _atomic_folder(path: str) -> Iterator[str]:
-    parent = os.path.dirname(path)
-    try:
-        tmp = tempfile.mkdtemp(dir=parent, prefix=TEMP_PREFIX)
-    except OSError as exc:
-        raise OutputError(f"Cannot write in {parent}: {reason(exc, parent)}.") from exc
+    tmp = staging_folder(os.path.dirname(path))
     try:
         yield tmp
+        os.chmod(tmp, _mode(0o777))
         if os.path.isdir(path):
             _swap_folder(tmp, path)
         else:
@@ -149,7 +152,7 @@ def write_text_atomic(path: str, text: str, what: str = "", encoding: str = "utf
     name = f"{what} {path}" if what else path
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1])
+        fd, tmp = _staging_file(folder, os.path.splitext(path)[1])
     except OSError as exc:
         raise OutputError(f"Cannot write {name}: {reason(exc, folder)}.") from exc
     try:
@@ -168,8 +171,79 @@ def write_text_atomic(path: str, text: str, what: str = "", encoding: str = "utf
 
 
 def write_json_atomic(path: str, value, what: str = "", indent: int = 2) -> str:
-    """`value` as JSON (UTF-8, sorted as given) through write_text_atomic."""
-    return write_text_atomic(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n", what)
+    """`value` as JSON (UTF-8, sorted as given) through write_text_atomic. JSON has no NaN or
+    infinity: a value holding one is refused (OutputError) and nothing is written."""
+    return write_text_atomic(path, json_text(value, path, indent), what)
+
+
+def json_text(value, path: str = "", indent: Optional[int] = 2) -> str:
+    """`value` as strict JSON text (UTF-8 characters kept, a final newline); one sentence
+    (OutputError naming `path`) when it holds NaN or infinity, which JSON cannot hold."""
+    try:
+        return json.dumps(value, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise OutputError(f"Cannot write {path or 'the JSON file'}: {_non_finite(value) or 'a value'} is not a finite "
+                          "number, which JSON cannot hold; nothing was written.") from exc
+
+
+def _non_finite(value, where: str = "") -> str:
+    """The key path of the first NaN or infinity in `value` ('rows[2].iou'), or ''."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "a value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return ""
+
+
+def staging_folder(parent: str) -> str:
+    """A fresh hidden staging folder in `parent` owned by this process (see the module docstring);
+    stale ones of dead Seg processes in `parent` are removed first. OutputError when `parent`
+    cannot be written."""
+    remove_stale_staging(parent)
+    try:
+        return tempfile.mkdtemp(dir=parent, prefix=_staging_prefix())
+    except OSError as exc:
+        raise OutputError(f"Cannot write in {parent}: {reason(exc, parent)}.") from exc
+
+
+def staging_file(parent: str, suffix: str = "") -> str:
+    """A fresh hidden, empty staging file in `parent` owned by this process, with the mode of a
+    new file; move it into place with os.replace. OutputError when `parent` cannot be written."""
+    try:
+        fd, tmp = _staging_file(parent, suffix)
+    except OSError as exc:
+        raise OutputError(f"Cannot write in {parent}: {reason(exc, parent)}.") from exc
+    os.close(fd)
+    return tmp
+
+
+def remove_stale_staging(parent: str) -> int:
+    """Remove the staging folders and files in `parent` left by Seg processes of this host that no
+    longer run (killed before they could clean up); returns how many. Runs once per folder and
+    process; entries of live processes, of other hosts and of unknown form are left alone."""
+    parent = os.path.abspath(parent)
+    if parent in _CLEANED:
+        return 0
+    _CLEANED.add(parent)
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        m = _STAGING_NAME.match(name)
+        if not m or m.group(2) != _host_tag() or _process_alive(int(m.group(1))):
+            continue
+        full = os.path.join(parent, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            _remove(full)
+        removed += 1
+    return removed
 
 
 @contextmanager
@@ -233,9 +307,62 @@ def _reraise(exc: BaseException, path: str) -> None:
     raise exc
 
 
+_STAGING_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-([0-9a-f]{8})-")
+_CLEANED: set = set()
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _staging_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid()}-{_host_tag()}-"
+
+
+def _staging_file(parent: str, suffix: str):
+    """(fd, path) of a new staging file in `parent` with the mode of a new file (mkstemp's is 0600)."""
+    remove_stale_staging(parent)
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=_staging_prefix(), suffix=suffix)
+    try:
+        os.chmod(tmp, _mode(0o666))
+    except OSError:
+        pass  # a filesystem without modes
+    return fd, tmp
+
+
+def _mode(full: int) -> int:
+    """`full` (0o666 for files, 0o777 for folders) less this process's umask."""
+    return full & ~_umask()
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform that cannot tell: keep its files
+    return True
+
+
 def _swap_folder(new: str, path: str) -> None:
     """Replace the folder `path` by `new`; the old one is moved aside first and put back on failure."""
-    aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=TEMP_PREFIX)
+    aside = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=_staging_prefix())
     old = os.path.join(aside, "old")
     os.replace(path, old)
     try:
@@ -314,5 +441,5 @@ except ImportError:  # Windows
             pass
 
 
-__all__ = ["StagedPath", "atomic_path", "atomic_folder", "write_text_atomic", "write_json_atomic", "file_lock",
-           "reason", "write_error", "SHAPEFILE_SIDECARS"]
+__all__ = ["StagedPath", "atomic_path", "atomic_folder", "write_text_atomic", "write_json_atomic", "json_text", "file_lock",
+           "staging_folder", "staging_file", "remove_stale_staging", "reason", "write_error", "SHAPEFILE_SIDECARS"]

@@ -13,12 +13,12 @@ import html
 import io
 import math
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import OutputError
+from ..outputs.atomic import staging_file
 from .table import LabelTable, to_crs
 
 THUMBNAILS = 12
@@ -223,12 +223,14 @@ def _write(path: str, title: str, parts: Sequence[str], overwrite: bool) -> str:
         raise OutputError(f"The folder {folder} does not exist.")
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style>"
             f"</head><body>{''.join(parts)}</body></html>\n")
+    tmp = staging_file(folder, ".html")
     try:
-        handle, tmp = tempfile.mkstemp(dir=folder, prefix=".seg-write-", suffix=".html")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with open(tmp, "w", encoding="utf-8") as out:
             out.write(page)
         os.replace(tmp, path)
     except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     return path
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import CrsError, OutputError, SegError
+from ..outputs.atomic import staging_folder
 
 
 @dataclass
@@ -122,7 +122,7 @@ def write_layer(path: str, geometries: Sequence, columns: Dict[str, list], crs: 
     names = list(columns)
     data = [_array(columns[n]) for n in names]
     wkb = np.array([None if g is None else to_wkb(g) for g in geometries], dtype=object)
-    tmpdir = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".seg-write-")
+    tmpdir = staging_folder(os.path.dirname(path))
     try:
         tmp = os.path.join(tmpdir, os.path.basename(path))
         pyogrio.raw.write(tmp, wkb, data, names, layer=(layer or os.path.splitext(os.path.basename(path))[0]) if driver == "GPKG" else None,
