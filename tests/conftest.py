@@ -12,6 +12,10 @@ import pytest
 
 from seg_qgis_plugin.core.models.backend import Embedding, MaskPrediction, TilePrompt
 
+# Automatic precision follows the CPU (bf16 where it has AMX or AVX512-bf16): the tests exercise fp32
+# everywhere, and the bf16 tests ask for bf16 by name.
+os.environ["SEG_PRECISION"] = "fp32"
+
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 

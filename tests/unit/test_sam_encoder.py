@@ -59,7 +59,8 @@ def test_bf16_stays_within_one_percent(small, precision):
     assert next(model.image_encoder.parameters()).dtype == torch.float32  # the model itself is untouched
 
 
-def test_bf16_is_the_default_only_where_the_cpu_has_it(tmp_path):
+def test_bf16_is_the_default_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEG_PRECISION")
     amx = tmp_path / "amx"
     amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
     plain = tmp_path / "plain"
@@ -68,6 +69,8 @@ def test_bf16_is_the_default_only_where_the_cpu_has_it(tmp_path):
     assert not cpu_has_fast_bf16(str(tmp_path / "absent"))
     assert default_precision("cuda") == "bf16" and default_precision("mps") == "fp32"
     assert default_precision("cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    monkeypatch.setenv("SEG_PRECISION", "bf16")
+    assert default_precision("cpu") == "bf16"
 
 
 def test_unknown_options_are_refused(small):

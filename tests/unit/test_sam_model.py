@@ -54,7 +54,8 @@ def test_model_type_detection_for_the_official_architectures():
 
 @pytest.fixture(scope="module")
 def session(tiny_checkpoint):
-    return SamBackend(tiny_checkpoint, device="cpu", threads=2)
+    """fp32: the decoder is compared with SamPredictor's to 1e-5."""
+    return SamBackend(tiny_checkpoint, device="cpu", threads=2, precision="fp32")
 
 
 def test_fast_decode_matches_sam_predictor(session):
@@ -64,7 +65,7 @@ def test_fast_decode_matches_sam_predictor(session):
     embedding = session.encode(image)
     predictor = SamPredictor(session.model)
     predictor.set_image(image)
-    assert np.abs(predictor.features.numpy() - embedding.arrays["features"]).max() < 0.05
+    assert np.abs(predictor.features.numpy() - embedding.arrays["features"]).max() < 1e-3
     embedding.arrays["features"] = predictor.features.numpy()  # compare the decoder alone
     for prompt in (TilePrompt(points=np.array([[300.0, 200.0]], np.float32), labels=np.array([1], np.int32)),
                    TilePrompt(box=(100.0, 50.0, 500.0, 400.0))):
@@ -81,6 +82,19 @@ def test_fast_decode_matches_sam_predictor(session):
         close = np.abs(ours_logits - theirs) < 1e-3
         assert close[np.abs(theirs) < 15].all()
         assert 0.0 <= ours.stability <= 1.0 and ours.low_res_logits.shape == (1, 256, 256)
+
+
+def test_bf16_encoder_stays_near_sam_predictor(tiny_checkpoint):
+    """bf16 autocast (the automatic choice on CPUs with AMX or AVX512-bf16): embedding within 2 %."""
+    from segment_anything import SamPredictor
+
+    image = np.random.default_rng(0).integers(0, 255, (600, 800, 3)).astype(np.uint8)
+    bf16 = SamBackend(tiny_checkpoint, device="cpu", threads=2, precision="bf16")
+    features = bf16.encode(image).arrays["features"]
+    predictor = SamPredictor(bf16.model)
+    predictor.set_image(image)
+    reference = predictor.features.numpy()
+    assert np.linalg.norm(features - reference) / np.linalg.norm(reference) < 0.02
 
 
 def test_refinement_feeds_back_low_res_logits(session):

@@ -16,9 +16,11 @@ Choose with `EncoderOptions`:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
+PRECISION_ENV = "SEG_PRECISION"  # "fp32", "bf16" or "bf16-weights": overrides the automatic choice
 PRECISIONS = ("fp32", "bf16", "bf16-weights")
 ATTENTIONS = ("chunked", "sdpa", "reference")
 
@@ -47,7 +49,11 @@ def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def default_precision(device: str = "cpu") -> str:
     """The precision that measured fastest within 1 % embedding error: bf16 autocast on CPUs with
-    AMX / AVX512-bf16 (about 2x fp32 there, 0.8 % error) and on GPUs; fp32 elsewhere."""
+    AMX / AVX512-bf16 (about 2x fp32 there, 0.8 % error) and on GPUs; fp32 elsewhere.
+    SEG_PRECISION in the environment overrides it (the tests pin fp32 so results agree on every CPU)."""
+    forced = os.environ.get(PRECISION_ENV, "")
+    if forced in PRECISIONS:
+        return forced
     if device.startswith("cuda"):
         return "bf16"
     if device == "cpu" and cpu_has_fast_bf16():
