@@ -104,6 +104,10 @@ def cmd_prelabel(args: argparse.Namespace) -> int:
                 if getattr(run, "manifest", None) is not None:
                     run.manifest.finish()  # the run is over: nothing to resume
                 raise SegError("Pre-labeling found no object; nothing was written.")
+    except BaseException as exc:  # writing --out failed: keep finished blocks only where --resume helps
+        if getattr(run, "manifest", None) is not None:
+            run.manifest.abandon(exc)
+        raise
     finally:
         bar.close()
     if getattr(run, "manifest", None) is not None:

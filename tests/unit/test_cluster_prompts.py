@@ -143,7 +143,7 @@ def test_a_manifest_from_another_prompt_layer_is_refused_in_one_sentence(bright_
     Oracle = helpers.oracle_class()
     job, out = RasterJob(bright_scene, tile=256, overlap=64), str(tmp_path / "out.gpkg")
     with pytest.raises(Canceled):
-        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), output=out, block_tiles=1, progress=CancelAfter(5))
+        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), output=out, block_tiles=1, progress=CancelAfter(12))  # a block finished
     moved = features_for(bright_scene, seed=1)
     with pytest.raises(SegError, match=r"belongs to a different run \(another prompt layer\); run without --resume") as err:
         prelabel_prompt_blocks(job, Oracle(), moved, output=out, resume=True, block_tiles=1)

@@ -162,9 +162,9 @@ def assist(raster: str, out: str, labels: Optional[Sequence] = None, model_path:
                 outputs[key] = os.path.abspath(path)
         manifest.finish()  # every output is whole
         return AssistSummary(model, result, outputs, refiner.refined if refiner else 0)
-    except BaseException:
-        if manifest is not None and not manifest.blocks:
-            manifest.finish()  # nothing finished that a resumed run could skip
+    except BaseException as exc:
+        if manifest is not None:
+            manifest.abandon(exc)  # kept only where a resumed run could skip finished work
         raise
     finally:
         if refiner is not None:

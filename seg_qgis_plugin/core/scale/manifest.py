@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..batch.mask_merge import Piece
 from ..engine.labels import Label
-from ..errors import OutputError, SegError
+from ..errors import Canceled, OutputError, SegError
 from ..geo.tiling import Tile
 from ..outputs.atomic import reason, write_json_atomic
 
@@ -59,18 +60,15 @@ class ResumeManifest:
         self.folder = resume_folder(output)
         self.path = os.path.join(self.folder, "manifest.json")
         self.fingerprint = json.loads(json.dumps(fingerprint))
+        self.resume = resume
         self.blocks: Dict[str, str] = {}
         if resume and os.path.exists(self.path):
-            try:
-                with open(self.path, encoding="utf-8") as f:
-                    stored = json.load(f)
-            except (OSError, ValueError) as exc:
-                raise SegError(f"The resume manifest {self.path} is unreadable; run without --resume to start over.") from exc
-            if stored.get("fingerprint") != self.fingerprint:
+            stored = _read_manifest(self.path)
+            if stored["fingerprint"] != self.fingerprint:
                 raise SegError(f"The resume manifest {self.path} belongs to a different run "
                                f"({_differences(stored.get('fingerprint'), self.fingerprint)}); run without --resume "
                                "to start over, or repeat the original command.")
-            self.blocks = dict(stored.get("blocks", {}))
+            self.blocks = dict(stored["blocks"])
         elif os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
         with self.writing():
@@ -79,16 +77,25 @@ class ResumeManifest:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """A failed write (a full disk) is told as a failure to write the output; a manifest with
-        no finished block goes with it."""
+        """A failed write (a full disk) is told as a failure to write the output; the manifest
+        goes with it unless this run resumes and has finished blocks (see `abandon`)."""
         try:
             yield
         except (OSError, OutputError) as exc:
             cause = exc.__cause__ if isinstance(exc, OutputError) and exc.__cause__ is not None else exc
-            if not self.blocks:
-                self.finish()
-            then = "--resume continues from the finished blocks" if self.blocks else "nothing was written"
+            kept = self.abandon(exc)
+            then = "--resume continues from the finished blocks" if kept else "nothing was written"
             raise OutputError(f"Cannot write {self.output}: {reason(cause, self.folder)}; {then}.") from exc
+
+    def abandon(self, exc: BaseException) -> bool:
+        """The run failed with `exc`: keep the finished blocks for --resume only where that helps
+        (the run was interrupted, or it resumed already), else remove the folder. Returns whether
+        it was kept. A run killed outright keeps its manifest: a later --resume continues it."""
+        interrupted = isinstance(exc, (KeyboardInterrupt, Canceled))
+        if self.blocks and (interrupted or self.resume):
+            return True
+        self.finish()
+        return False
 
     def done(self, block: int) -> bool:
         return str(block) in self.blocks
@@ -168,6 +175,47 @@ class ResumeManifest:
 
     def _write(self) -> None:
         write_json_atomic(self.path, {"fingerprint": self.fingerprint, "blocks": self.blocks}, "resume manifest")
+
+
+class ResumeGuard:
+    """`with ResumeGuard() as guard: manifest = guard.keep(ResumeManifest(...))`: when the block
+    fails, the manifest is abandoned (see ResumeManifest.abandon) before the error goes on."""
+
+    def __init__(self):
+        self.manifest: Optional[ResumeManifest] = None
+
+    def keep(self, manifest: ResumeManifest) -> ResumeManifest:
+        self.manifest = manifest
+        return manifest
+
+    def __enter__(self) -> "ResumeGuard":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is not None and self.manifest is not None:
+            self.manifest.abandon(exc)
+        return False
+
+
+_BLOCK_FILE = re.compile(r"^block-\d{5}\.(npz|json)$")
+
+
+def _read_manifest(path: str) -> dict:
+    """The stored manifest {"fingerprint": {...}, "blocks": {"<n>": "block-NNNNN.npz"}}; one
+    sentence for a file that is not one (unreadable, not JSON, or JSON of another shape)."""
+    unusable = f"The resume manifest {path} is unreadable or damaged; run without --resume to start over."
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SegError(unusable) from exc
+    if not isinstance(stored, dict) or not isinstance(stored.get("fingerprint"), dict):
+        raise SegError(unusable)
+    blocks = stored.get("blocks", {})
+    if not isinstance(blocks, dict) or not all(isinstance(k, str) and k.isdigit() and isinstance(v, str)
+                                               and _BLOCK_FILE.match(v) for k, v in blocks.items()):
+        raise SegError(unusable)
+    return stored
 
 
 def _plain(value):

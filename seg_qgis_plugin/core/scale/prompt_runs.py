@@ -19,7 +19,7 @@ from ..batch.prelabel import PrelabelResult, PromptFeature, add_outcome, order_p
 from ..geo.vectorize import check_cleanup
 from ..progress import Progress, check_canceled
 from .cluster import ModelSpec, block_prompt_outcomes, open_client, run_blocks
-from .manifest import ResumeManifest, run_fingerprint
+from .manifest import ResumeGuard, ResumeManifest, run_fingerprint
 
 
 def prompts_fingerprint(features: Sequence[PromptFeature]) -> str:
@@ -95,7 +95,7 @@ def prelabel_prompt_blocks(job, backend, features: Sequence[PromptFeature], mode
     if cluster and model is None:
         raise ValueError("prelabel_prompt_blocks needs a ModelSpec to run on a cluster")
     options = dict(default_class=default_class, simplify=simplify, min_area=min_area, fill_holes=fill_holes)
-    with job.open(backend, cache_dir) as segmenter:
+    with job.open(backend, cache_dir) as segmenter, ResumeGuard() as guard:
         items, skipped = order_prompts(segmenter, features)
         blocks = split_prompt_blocks(segmenter, items, block_tiles, block_prompts)
         result = PrelabelResult(skipped=list(skipped), on_label=on_label, grid=segmenter.level_transform)
@@ -104,7 +104,7 @@ def prelabel_prompt_blocks(job, backend, features: Sequence[PromptFeature], mode
             fingerprint = run_fingerprint(segmenter, list(segmenter.grid), dict(
                 options, mode="prompts", block_tiles=block_tiles, block_prompts=block_prompts))
             fingerprint["prompts"] = prompts_fingerprint(features)
-            manifest = ResumeManifest(output, fingerprint, resume)
+            manifest = guard.keep(ResumeManifest(output, fingerprint, resume))
         in_order = _InOrder(blocks, result, manifest)
         todo = {b: block for b, block in blocks.items() if manifest is None or not manifest.done(b)}
         answered = [len(items) - sum(len(block) for block in todo.values())]

@@ -16,7 +16,7 @@ from ..errors import SegWarning
 from ..geo.vectorize import check_cleanup
 from ..progress import Progress, check_canceled
 from .cluster import ModelSpec, block_encode, block_pieces, open_client, run_blocks
-from .manifest import ResumeManifest, run_fingerprint
+from .manifest import ResumeGuard, ResumeManifest, run_fingerprint
 
 
 def split_blocks(tiles: List, block_tiles: int) -> Dict[int, List]:
@@ -40,13 +40,13 @@ def prelabel_blocks(job, backend, model: Optional[ModelSpec] = None, cache_dir: 
     check_automatic(backend)
     options = dict(points_per_side=points_per_side, min_score=min_score, min_stability=min_stability,
                    nms_iou=nms_iou, min_area=min_area)
-    with job.open(backend, cache_dir) as segmenter:
+    with job.open(backend, cache_dir) as segmenter, ResumeGuard() as guard:
         tiles = list(job.tiles(segmenter) or segmenter.grid)
         blocks = split_blocks(tiles, block_tiles)
         manifest = None
         if output is not None:
             fp_options = dict(options, block_tiles=block_tiles, merge_iou=merge_iou)
-            manifest = ResumeManifest(output, run_fingerprint(segmenter, tiles, fp_options), resume)
+            manifest = guard.keep(ResumeManifest(output, run_fingerprint(segmenter, tiles, fp_options), resume))
         done: Dict[int, List] = {b: manifest.load(b) for b in blocks if manifest and manifest.done(b)}
 
         def finished(block: int, pieces: List) -> None:
