@@ -6,6 +6,7 @@ import argparse
 
 from ..core.errors import SegError
 from .options import BarProgress, parse_bands, scale_options
+from .run_outputs import declare
 
 
 def add_parsers(sub) -> None:
@@ -36,6 +37,8 @@ def add_parsers(sub) -> None:
     mode.add_argument("--append", action="store_true")
     mode.add_argument("--overwrite", action="store_true", help="replace existing outputs (layer, rasters, model)")
     scale_options(p, unit="windows (up to 1024 x 1024 pixels)")
+    declare(p, outputs=("--out", "--probability", "--uncertainty", "--save-model"),
+            inputs=("raster", "--labels", "--model", "--cache", "--checkpoint"))
     p.set_defaults(run=cmd_assist)
 
     p = sub.add_parser("rank-tiles", help="tiles ranked by how much labeling them would help, the next N as a layer")
@@ -48,6 +51,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--top", type=int, default=20, help="how many tiles to write (default 20)")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     p.add_argument("--overwrite", action="store_true")
+    declare(p, outputs=("--out",), inputs=("raster", "--uncertainty", "--model", "--labels"))
     p.set_defaults(run=cmd_rank_tiles)
 
 

@@ -7,6 +7,7 @@ import argparse
 from ..core.errors import SegError
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
 from .options import BarProgress, model_options, non_negative, resolve_model, scale_options
+from .run_outputs import declare
 
 
 def add_parsers(sub) -> None:
@@ -33,6 +34,7 @@ def add_parsers(sub) -> None:
     mode.add_argument("--overwrite", action="store_true")
     class_options(p)
     border_options(p)
+    declare(p, outputs=("--out",), inputs=("raster", "--prompts", "--checkpoint", "--cache", "--classes"))
     p.set_defaults(run=cmd_prelabel)
 
     p = sub.add_parser("export-training", help="labels + raster -> image and mask chips and a COCO JSON")
@@ -58,6 +60,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--augment", default="", metavar="flips,rot90", help="augmented copies of training chips only")
     p.add_argument("--overwrite", action="store_true")
     class_options(p)
+    declare(p, outputs=("--out",), inputs=("raster", "--labels", "--aoi", "--classes"), folders=("--out",))
     p.set_defaults(run=cmd_export_training)
 
 

@@ -10,6 +10,7 @@ from typing import List, Optional
 from . import assist, batch, models, quality, timeseries
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
 from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache, scale_options
+from .run_outputs import declare, guarded
 from ..core.errors import SegError, SegWarning
 
 _python_show_warning = warnings.showwarning
@@ -121,8 +122,10 @@ def cmd_segment(args) -> int:
 
 def cmd_polygonize(args) -> int:
     from ..core.outputs.label_rasters import polygonize_raster
-    from ..core.outputs.vectors import write_labels
+    from ..core.outputs.vectors import check_output, write_labels
 
+    mode = "overwrite" if args.overwrite else "create"
+    check_output(args.out, mode=mode)
     ontology = load_classes(args)
     bar = BarProgress("polygonizing")
     try:
@@ -132,7 +135,7 @@ def cmd_polygonize(args) -> int:
         bar.close()
     if not labels:
         raise SegError(f"{args.mask} holds no labelled pixels (all 0 or nodata).")
-    write_labels(labels, args.out, mode="overwrite" if args.overwrite else "create")
+    write_labels(labels, args.out, mode=mode)
     print(f"{len(labels)} features -> {args.out}")
     return 0
 
@@ -196,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-raster", metavar="OUT.tif", help="also write a class GeoTIFF on the raster's grid")
     class_options(p)
     border_options(p)
+    declare(p, outputs=("--out", "--probability", "--class-raster"), inputs=("raster", "--checkpoint", "--cache", "--classes"))
     p.set_defaults(run=cmd_segment)
 
     p = sub.add_parser("polygonize", help="a class or instance raster to polygons")
@@ -205,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["class", "instance"], default="class")
     p.add_argument("--overwrite", action="store_true")
     class_options(p)
+    declare(p, outputs=("--out",), inputs=("mask", "--classes"))
     p.set_defaults(run=cmd_polygonize)
 
     p = sub.add_parser("rasterize", help="labels to a class raster on exactly a given raster's grid")
@@ -216,11 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=["class", "instance"], default="class")
     p.add_argument("--overwrite", action="store_true")
     class_options(p)
+    declare(p, outputs=("--out",), inputs=("labels", "--like", "--classes"))
     p.set_defaults(run=cmd_rasterize)
 
     p = sub.add_parser("demo", help="segment a synthetic orthomosaic end to end, offline")
     p.add_argument("--out", default="demo-output")
     p.add_argument("--checkpoint", help="use SAM with this checkpoint instead of the classic backend")
+    declare(p, outputs=("--out",), inputs=("--checkpoint",), folders=("--out",))
     p.set_defaults(run=cmd_demo)
     for commands in (batch, models, quality, timeseries, assist):
         commands.add_parsers(sub)
@@ -239,7 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     try:
-        return args.run(args)
+        with guarded(args):
+            return args.run(args)
     except SegError as exc:
         print(f"seg: error: {exc}", file=sys.stderr)
         return 2

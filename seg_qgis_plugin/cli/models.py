@@ -53,6 +53,9 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--name", help="name to use it by (default: the checkpoint's name + -onnx)")
     p.add_argument("--out", help="folder to write (default: onnx/NAME in the models folder)")
     folder_option(p)
+    from .run_outputs import declare
+
+    declare(p, outputs=("--out",), inputs=("model",), folders=("--out",))
     p.set_defaults(run=cmd_export_onnx)
     return models
 

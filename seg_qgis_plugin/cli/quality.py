@@ -10,6 +10,7 @@ import os
 
 from ..core.errors import OutputError
 from .options import BarProgress
+from .run_outputs import declare
 
 
 def add_parsers(sub) -> None:
@@ -33,6 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--hole-area", type=float, default=1.0, help="report holes smaller than this (m2, default 1)")
     p.add_argument("--outlier-z", type=float, default=5.0, help="area outliers beyond this robust z within a class (default 5)")
     p.add_argument("--overwrite", action="store_true")
+    declare(p, outputs=("--out", "--report", "--fix", "--html"), inputs=("labels", "--raster"))
     p.set_defaults(run=cmd_qa)
 
     p = sub.add_parser("agreement", help="agreement of label layer B with reference A: matching, F1, IoU, Dice, kappa, boundary IoU")
@@ -53,6 +55,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--layer-a")
     p.add_argument("--layer-b")
     p.add_argument("--overwrite", action="store_true")
+    declare(p, outputs=("--out", "--unmatched", "--html"), inputs=("a", "b", "--like", "--raster"))
     p.set_defaults(run=cmd_agreement)
 
 

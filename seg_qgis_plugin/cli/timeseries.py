@@ -7,6 +7,7 @@ import os
 
 from ..core.errors import OutputError, SegError
 from .options import BarProgress, model_options, resolve_model
+from .run_outputs import declare
 
 
 def add_parsers(sub) -> None:
@@ -24,6 +25,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
+    declare(p, outputs=("--out",), inputs=("labels", "rasters", "--checkpoint", "--cache"))
     p.set_defaults(run=cmd_propagate)
 
     p = sub.add_parser("change", help="areas gained and lost, and IoU, between consecutive dates of a labelled series")
@@ -35,6 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--png", help="also draw the gained and lost areas as a PNG")
     p.add_argument("--by", choices=["class", "track"], default="class", help="one row per class (default) or per track")
     p.add_argument("--overwrite", action="store_true")
+    declare(p, outputs=("--out", "--csv", "--changes", "--png"), inputs=("labels",))
     p.set_defaults(run=cmd_change)
 
     p = sub.add_parser("drift", help="per tile and pair of dates, how much the image changed (where to trust labels least)")
@@ -50,6 +53,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--stretch", type=lambda t: tuple(float(v) for v in t.split(",")), help="MIN,MAX value range for every date")
     p.add_argument("--png", help="also draw the drift map as a PNG")
     p.add_argument("--overwrite", action="store_true")
+    declare(p, outputs=("--out", "--png"), inputs=("rasters",))
     p.set_defaults(run=cmd_drift)
 
 

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from ..errors import OutputError, SegError
+from .publish import deferring
 
 TEMP_PREFIX = ".seg-write-"
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".qix", ".shp")  # .shp last: readers look for it first
@@ -62,30 +63,41 @@ class StagedPath:
         self.tmp = os.path.join(self.tmpdir, os.path.basename(self.path))
 
     def commit(self, durable: bool = False) -> str:
-        """Move the finished file into place; returns `path`. durable: fsync it first."""
+        """Move the finished file into place (inside publish.outputs_together: when the run ends);
+        returns `path`. durable: fsync it first."""
+        moves = self._moves()
+        held = deferring(self.path)
+        if held is not None:
+            self._held = True
+            held.defer(moves, lambda: shutil.rmtree(self.tmpdir, ignore_errors=True), durable)
+            return self.path
         try:
-            if self.sidecars:
-                stem = os.path.splitext(os.path.basename(self.path))[0]
-                target_stem = os.path.splitext(self.path)[0]
-                for ext in self.sidecars:
-                    src = os.path.join(self.tmpdir, stem + ext)
-                    if os.path.exists(src):
-                        _replace(src, target_stem + ext, durable)
-            else:
-                for suffix in self.companions:
-                    if os.path.exists(self.tmp + suffix):
-                        _replace(self.tmp + suffix, self.path + suffix, durable)
-                    elif os.path.exists(self.path + suffix):
-                        os.remove(self.path + suffix)
-                _replace(self.tmp, self.path, durable)
+            for src, dst in moves:
+                os.remove(dst) if src is None else _replace(src, dst, durable)
         except OSError as exc:
             raise OutputError(f"Cannot write {self.path}: {reason(exc, self.path)}; nothing was changed.") from exc
         finally:
             self.discard()
         return self.path
 
+    def _moves(self):
+        """(staged file, destination) pairs, in order; None: remove the destination."""
+        if self.sidecars:
+            stem = os.path.splitext(os.path.basename(self.path))[0]
+            target_stem = os.path.splitext(self.path)[0]
+            return [(os.path.join(self.tmpdir, stem + ext), target_stem + ext) for ext in self.sidecars
+                    if os.path.exists(os.path.join(self.tmpdir, stem + ext))]
+        moves = []
+        for suffix in self.companions:
+            if os.path.exists(self.tmp + suffix):
+                moves.append((self.tmp + suffix, self.path + suffix))
+            elif os.path.exists(self.path + suffix):
+                moves.append((None, self.path + suffix))
+        return moves + [(self.tmp, self.path)]
+
     def discard(self) -> None:
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if not getattr(self, "_held", False):  # once held by a publication, it removes the folder
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 @contextmanager
@@ -131,17 +143,22 @@ def atomic_folder(path: str, overwrite: bool = False):
 @contextmanager
 def _atomic_folder(path: str) -> Iterator[str]:
     tmp = staging_folder(os.path.dirname(path))
+    held = None
     try:
         yield tmp
         os.chmod(tmp, _mode(0o777))
-        if os.path.isdir(path):
+        held = deferring(path)
+        if held is not None:
+            held.defer([(tmp, path)], lambda: shutil.rmtree(tmp, ignore_errors=True))
+        elif os.path.isdir(path):
             _swap_folder(tmp, path)
         else:
             os.replace(tmp, path)
     except BaseException as exc:
         _reraise(exc, path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if held is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text_atomic(path: str, text: str, what: str = "", encoding: str = "utf-8") -> str:
@@ -160,6 +177,10 @@ def write_text_atomic(path: str, text: str, what: str = "", encoding: str = "utf
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        held = deferring(path)
+        if held is not None:
+            held.defer([(tmp, path)], lambda: _remove(tmp))
+            return path
         _replace(tmp, path, durable=False)
         _fsync_folder(folder)
     except BaseException as exc:

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import OutputError
-from ..outputs.atomic import staging_file
+from ..outputs.atomic import write_text_atomic
 from .table import LabelTable, to_crs
 
 THUMBNAILS = 12
@@ -223,16 +223,7 @@ def _write(path: str, title: str, parts: Sequence[str], overwrite: bool) -> str:
         raise OutputError(f"The folder {folder} does not exist.")
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style>"
             f"</head><body>{''.join(parts)}</body></html>\n")
-    tmp = staging_file(folder, ".html")
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-    return path
+    return write_text_atomic(path, page)  # also held back by publish.outputs_together
 
 
 def _numbers(values) -> np.ndarray:

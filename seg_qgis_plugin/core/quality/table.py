@@ -9,14 +9,13 @@ geographic (areas exact; lengths within 0.5 % up to ~600 km from the centre).
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import CrsError, OutputError, SegError
-from ..outputs.atomic import staging_folder
+from ..errors import CrsError, SegError
+from ..outputs.atomic import SHAPEFILE_SIDECARS, atomic_path
 
 
 @dataclass
@@ -122,19 +121,10 @@ def write_layer(path: str, geometries: Sequence, columns: Dict[str, list], crs: 
     names = list(columns)
     data = [_array(columns[n]) for n in names]
     wkb = np.array([None if g is None else to_wkb(g) for g in geometries], dtype=object)
-    tmpdir = staging_folder(os.path.dirname(path))
-    try:
-        tmp = os.path.join(tmpdir, os.path.basename(path))
+    sidecars = SHAPEFILE_SIDECARS if driver == "ESRI Shapefile" else ()
+    with atomic_path(path, sidecars=sidecars) as tmp:  # also held back by publish.outputs_together
         pyogrio.raw.write(tmp, wkb, data, names, layer=(layer or os.path.splitext(os.path.basename(path))[0]) if driver == "GPKG" else None,
                           driver=driver, geometry_type=geometry_type, crs=crs, promote_to_multi=geometry_type.startswith("Multi"))
-        stem = os.path.splitext(os.path.basename(path))[0]
-        for name in os.listdir(tmpdir):
-            target_name = name if not name.startswith(stem) else os.path.basename(path)[: len(stem)] + name[len(stem):]
-            os.replace(os.path.join(tmpdir, name), os.path.join(os.path.dirname(path), target_name))
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}; nothing was changed.") from exc
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
     return path
 
 
