@@ -3,10 +3,12 @@ is a plain Python library (`seg_qgis_plugin.core`, `seg_qgis_plugin.api`) and th
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
+    from . import deps
     from .qgis_adapters.deps_task import activate_private_folder
     from .qgis_adapters.host import protect_qgis
     from .plugin import SegPlugin
 
     protect_qgis()  # before anything can import pyproj or triton
     activate_private_folder()  # packages installed earlier by the plugin into its private folder
+    deps.advise_from_qgis()  # what is missing is installed with the dock's button here, not with pip
     return SegPlugin(iface)

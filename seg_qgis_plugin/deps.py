@@ -41,8 +41,10 @@ class InstallError(SegError, RuntimeError):
 
 @dataclass(frozen=True)
 class Requirement:
-    """A module Seg imports. `pin` is what we install (None: never installed by us, it must come
-    with QGIS); `minimum` is the oldest version accepted when it is already there."""
+    """A module Seg imports. `pin` is what we ask pip for: a range from the oldest version Seg works
+    with to the next major release, so that pip takes the newest release that has a wheel for this
+    Python (3.11 to 3.14 and on); None: never installed by us, it must come with QGIS. `minimum` is
+    the oldest version accepted when it is already there."""
 
     module: str
     distributions: Tuple[str, ...]
@@ -52,29 +54,31 @@ class Requirement:
     purpose: str
 
 
-# The one pins table. Same versions as the development environment (requirements.txt and
-# constraints.txt; a unit test keeps them in step). torch and torchvision go as a matching pair.
+# The one requirements table; the development environment pins a version inside each range
+# (requirements.txt, constraints.txt; a unit test keeps them in step).
 PINS: Tuple[Requirement, ...] = (
     Requirement("numpy", ("numpy",), None, "1.21", "core", "arrays (comes with QGIS; never replaced)"),
-    Requirement("affine", ("affine",), "affine==2.4.0", "2.3", "core", "pixel-to-map transforms"),
-    Requirement("rasterio", ("rasterio",), "rasterio==1.4.3", "1.3", "core", "windowed raster reading"),
-    Requirement("pyogrio", ("pyogrio",), "pyogrio==0.10.0", "0.7", "core", "vector export"),
-    Requirement("shapely", ("shapely",), "shapely==2.0.6", "2.0", "core", "polygons"),
+    Requirement("affine", ("affine",), "affine>=2.3,<3", "2.3", "core", "pixel-to-map transforms"),
+    Requirement("rasterio", ("rasterio",), "rasterio>=1.3,<2", "1.3", "core", "windowed raster reading"),
+    Requirement("pyogrio", ("pyogrio",), "pyogrio>=0.7,<1", "0.7", "core", "vector export"),
+    Requirement("shapely", ("shapely",), "shapely>=2.0,<3", "2.0", "core", "polygons"),
     # pyproj comes with QGIS and uses QGIS's PROJ; a pyproj wheel carries a second PROJ that aborts QGIS
     Requirement("pyproj", ("pyproj",), None, "3.3", "core", "coordinate systems (comes with QGIS)"),
     Requirement("cv2", ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
-                        "opencv-contrib-python"), "opencv-python-headless==4.10.0.84", "4.8", "core",
+                        "opencv-contrib-python"), "opencv-python-headless>=4.8,<5", "4.8", "core",
                 "mask cleanup and the classic backend"),
-    Requirement("safetensors", ("safetensors",), "safetensors==0.4.5", "0.4", "core", "the embedding cache"),
-    Requirement("lightgbm", ("lightgbm",), "lightgbm==4.3.0", "4.0", "assist", "the assistant's forest"),
-    Requirement("scipy", ("scipy",), "scipy==1.10.1", "1.8", "assist", "the assistant's image features"),
-    Requirement("onnxruntime", ("onnxruntime",), "onnxruntime==1.19.2", "1.17", "onnx",
+    Requirement("safetensors", ("safetensors",), "safetensors>=0.4,<1", "0.4", "core", "the embedding cache"),
+    Requirement("lightgbm", ("lightgbm",), "lightgbm>=4.0,<5", "4.0", "assist", "the assistant's forest"),
+    Requirement("scipy", ("scipy",), "scipy>=1.8,<2", "1.8", "assist", "the assistant's image features"),
+    Requirement("onnxruntime", ("onnxruntime",), "onnxruntime>=1.17,<2", "1.17", "onnx",
                 "SAM without torch (models exported with `seg models export-onnx`)"),
-    Requirement("torch", ("torch",), "torch==2.13.0", "2.0", "sam", "running SAM"),
-    Requirement("torchvision", ("torchvision",), "torchvision==0.28.0", "0.15", "sam", "SAM's image transforms"),
-    Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything==1.0", "1.0", "sam",
+    Requirement("torch", ("torch",), "torch>=2.1,<3", "2.0", "sam", "running SAM"),
+    Requirement("torchvision", ("torchvision",), "torchvision>=0.16,<1", "0.15", "sam", "SAM's image transforms"),
+    Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything>=1.0,<2", "1.0", "sam",
                 "the SAM model code"),
 )
+GROUPS = ("core", "assist", "onnx", "sam")  # the order they are installed in; only core is indispensable
+GROUP_NAMES = {"core": "the engine", "assist": "the assistant", "onnx": "SAM on ONNX Runtime", "sam": "SAM on torch"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,34 @@ def to_install(statuses: Sequence[Status], groups: Sequence[str] = ("core", "sam
 def missing(groups: Sequence[str] = ("core",), private: Optional[str] = None) -> List[str]:
     """The modules of `groups` that are missing or too old: the one answer to "is X installed"."""
     return [s.requirement.module for s in check(private, [r for r in PINS if r.group in groups]) if not s.usable]
+
+
+SUBJECTS = {"core": "Seg", "assist": "The assistant", "onnx": "SAM on ONNX Runtime", "sam": "SAM on torch"}
+PIP_ADVICE = {"core": "install with: pip install seg-qgis-plugin", "assist": 'install with: pip install "seg-qgis-plugin[assist]"',
+              "onnx": 'install with: pip install "seg-qgis-plugin[onnx]"', "sam": 'install with: pip install "seg-qgis-plugin[sam]"'}
+QGIS_ADVICE = "press Install dependencies in the Seg dock (or Plugins > Seg), then restart QGIS"
+_advice: Dict[str, str] = {}
+
+
+def advise_from_qgis() -> None:
+    """Inside QGIS every missing-package sentence ends with the Install dependencies button, not pip."""
+    _advice["all"] = QGIS_ADVICE
+
+
+def missing_sentence(groups: Sequence[str] = ("core",), private: Optional[str] = None) -> str:
+    """The one sentence about what `groups` lack here ("" when nothing): the same in the dock, the
+    message bar, Processing and the CLI; inside QGIS it points to Install dependencies, else to pip."""
+    return sentence_for(groups, missing(groups, private))
+
+
+def sentence_for(groups: Sequence[str], names: Sequence[str]) -> str:
+    """missing_sentence's wording for modules `names` of `groups` ("" when there are none)."""
+    if not names:
+        return ""
+    subject = SUBJECTS[groups[0]] if len(groups) == 1 else "Seg"
+    advice = _advice.get("all") or " or ".join(dict.fromkeys(PIP_ADVICE[g] for g in groups))
+    verb = "is" if len(names) == 1 else "are"
+    return f"{subject} needs {_join(list(names))}, which {verb} not installed: {advice}."
 
 
 def summary(statuses: Sequence[Status]) -> str:
@@ -286,10 +318,13 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
             pip_options: Sequence[str] = (), timeout: Optional[float] = None) -> InstallReport:
     """Install pip `requirements` (e.g. to_install(check(...))) into `target` with pip --target.
 
-    pip_options go to pip as they are: `--no-index --find-links DIR` for a local wheel folder,
-    `--index-url URL` for a mirror, `--extra-index-url https://download.pytorch.org/whl/cpu` for CPU
-    torch. Every pip output line goes to the log file (default `<target>/../install.log`) and to
-    `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
+    Only wheels are taken (a package is never built from source inside QGIS); what QGIS's Python
+    already has is a constraint at its version (`host_constraints`), and a constraint the index
+    cannot satisfy (a version only Debian has) is dropped and pip run again. pip_options go to pip
+    as they are: `--no-index --find-links DIR` for a local wheel folder, `--index-url URL` for a
+    mirror. torch comes from PyTorch's CPU index when that answers within seconds, else from the
+    main index. Every pip output line goes to the log file (default `<target>/../install.log`) and
+    to `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
     Raises InstallError with pip's own reason and the log path, or Canceled.
     """
     requirements = list(requirements)
@@ -301,37 +336,138 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     log_path = log_path or os.path.join(os.path.dirname(target), "install.log")
     os.makedirs(target, exist_ok=True)
     host = host_distributions(target)
-    constraints = _write_constraints(os.path.dirname(target), host, requirements)
-    pip_options = [*pip_options, *_torch_index(requirements, pip_options)]
-    command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input",
-               "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
+    pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
-    try:
-        with open(log_path, "a", encoding="utf-8") as log:
+    dropped: List[str] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        for _ in range(4):
+            constraints = _write_constraints(os.path.dirname(target), host, requirements)
+            command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input", "--only-binary", ":all:",
+                       "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
             log.flush()
-            rc, lines = _run_pip(command, env, log, progress, on_line, timeout)
-    finally:
-        os.remove(constraints)
+            try:
+                rc, lines = _run_pip(command, env, log, progress, on_line, timeout)
+            finally:
+                os.remove(constraints)
+            impossible = _impossible_constraint(lines) if rc != 0 else None
+            if impossible is None or impossible not in host:
+                break
+            dropped.append(f"{impossible}=={host.pop(impossible)}")
+            log.write(f"=== the index has no {dropped[-1]} that fits: trying again without that constraint\n")
     if rc != 0:
         raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
     installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
                       if ln.startswith("Successfully installed")), [])
-    dropped = _drop_host_copies(target, host)
-    installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in dropped]
+    copies = _drop_host_copies(target, host_distributions(target))
+    installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in copies]
     progress.set_progress(100.0)
     return InstallReport(tuple(installed), target, log_path)
 
 
-# PyPI's Linux and Windows torch is the CUDA build: gigabytes, and it brings triton, which crashes QGIS.
+@dataclass(frozen=True)
+class GroupOutcome:
+    """One group's install: what was asked, what pip installed, and its error sentence ("" when it worked)."""
+
+    group: str
+    requirements: Tuple[str, ...]
+    installed: Tuple[str, ...]
+    error: str = ""
+
+
+def install_groups(statuses: Sequence[Status], groups: Sequence[str], target: str,
+                   progress: Optional[Progress] = None, **options) -> List[GroupOutcome]:
+    """Install what is missing of `groups`, one pip run per group in GROUPS order, so that a group
+    pip cannot install (no wheel yet for this Python, a download that fails) never blocks the
+    others. The core group failing raises InstallError; the others are reported in the outcomes.
+    `options` go to `install` (python, pip_options, on_line, log_path, timeout)."""
+    progress = progress or NullProgress()
+    plan = [(g, to_install(statuses, (g,))) for g in GROUPS if g in groups]
+    plan = [(g, wanted) for g, wanted in plan if wanted]
+    outcomes = []
+    for index, (group, wanted) in enumerate(plan):
+        part = _Part(progress, 100.0 * index / len(plan), 100.0 * (index + 1) / len(plan))
+        try:
+            report = install(wanted, target, progress=part, **options)
+        except InstallError as exc:
+            if group == "core":
+                raise
+            outcomes.append(GroupOutcome(group, tuple(wanted), (), str(exc)))
+            continue
+        outcomes.append(GroupOutcome(group, tuple(wanted), report.installed))
+    return outcomes
+
+
+def outcome_sentence(outcomes: Sequence[GroupOutcome]) -> str:
+    """What the installer says at the end: what works now, and for a group that failed, what to do."""
+    done = [GROUP_NAMES[o.group] for o in outcomes if not o.error]
+    failed = [o for o in outcomes if o.error]
+    text = f"Installed {_join(done)}." if done else "Nothing new was installed."
+    for outcome in failed:
+        text += f" {GROUP_NAMES[outcome.group][0].upper()}{GROUP_NAMES[outcome.group][1:]} could not be installed ({outcome.error})"
+        text += (" SAM still works from an exported ONNX model; press Install again later or give a mirror in pip options."
+                 if outcome.group == "sam" and not any(o.group == "onnx" and o.error for o in outcomes)
+                 else " Press Install again later, or give a mirror or a wheel folder in pip options.")
+    return text
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+class _Part:
+    """A slice [low, high] of a parent progress."""
+
+    def __init__(self, parent: Progress, low: float, high: float):
+        self.parent, self.low, self.high = parent, low, high
+
+    def set_progress(self, percent: float) -> None:
+        self.parent.set_progress(self.low + (self.high - self.low) * percent / 100.0)
+
+    def is_canceled(self) -> bool:
+        return self.parent.is_canceled()
+
+
+# PyPI's Linux and Windows torch is the CUDA build (gigabytes, and it brings triton, which host.py keeps out of QGIS).
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+PROBE_SECONDS = 4.0
 
 
-def _torch_index(requirements: Sequence[str], pip_options: Sequence[str]) -> List[str]:
+def _torch_index(requirements: Sequence[str], pip_options: Sequence[str], on_line=None) -> List[str]:
     wants_torch = any(_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) in ("torch", "torchvision") for r in requirements)
-    if not wants_torch or "--no-index" in pip_options or platform.system() == "Darwin":
+    if not wants_torch or "--no-index" in pip_options or "--index-url" in pip_options or platform.system() == "Darwin":
         return []
-    return ["--extra-index-url", CPU_TORCH_INDEX]
+    if _answers(CPU_TORCH_INDEX + "/torch/"):
+        return ["--extra-index-url", CPU_TORCH_INDEX]
+    if on_line is not None:
+        on_line(f"PyTorch's CPU index ({CPU_TORCH_INDEX}) does not answer: torch comes from the main index "
+                "(on Linux and Windows that is the larger CUDA build, about 3 GB).")
+    return []
+
+
+def _answers(url: str, seconds: float = PROBE_SECONDS) -> bool:
+    """True when `url` answers an HTTP HEAD within `seconds` (an extra index pip would otherwise retry for minutes)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds):
+            return True
+    except Exception:  # noqa: BLE001 (DNS, TLS, proxy, HTTP errors all mean: do not use it)
+        return False
+
+
+def describe_step(line: str) -> Optional[str]:
+    """pip's 'Downloading torch-2.13.0-cp311-...whl (526.6 MB)' as 'Downloading torch 2.13.0 (526.6 MB)';
+    None for lines that are not a step worth showing."""
+    match = re.match(r"\s*Downloading (?:\S*/)?([A-Za-z0-9_.]+?)-([0-9][^-]*)(?:-\S*)?\.(?:whl|tar\.gz|zip)\S*\s*(\(.*\))?", line)
+    if match:
+        name, version, size = match.groups()
+        return f"Downloading {name.replace('_', '-')} {version}" + (f" {size}" if size else "")
+    if line.startswith("Collecting "):
+        return "Resolving " + line[len("Collecting "):].split(" (")[0].strip()
+    if line.startswith("Installing collected packages"):
+        return "Unpacking the downloaded packages"
+    return None
 
 
 def host_distributions(exclude: Optional[str] = None) -> Dict[str, str]:
@@ -349,13 +485,32 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Packaging tools and the CA bundle are never held at the host's version: torch needs a newer
+# setuptools than Debian 12's, and Debian's certifi carries versions PyPI never had.
+UNPINNED = frozenset({"pip", "setuptools", "wheel", "certifi", "distribute", "pkg-resources"})
+
+
 def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str]] = None) -> List[str]:
-    """'name==version' for everything QGIS's Python already has (numpy, attrs, ...), so what we install
-    works with the copies that win on sys.path; what was asked to be replaced is left free."""
-    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested}
+    """'name==version' for what QGIS's Python already has (numpy, attrs, ...), so what we install
+    works with the copies that win on sys.path; what was asked to be replaced is left free. A Debian
+    local version ('4.4.0+dfsg') is constrained by its public part, which the index can have."""
+    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested} | UNPINNED
     host = host_distributions() if host is None else host
-    return [f"{name}=={version}" for name, version in sorted(host.items())
+    return [f"{name}=={version.split('+')[0]}" for name, version in sorted(host.items())
             if name not in free and _PEP440.match(version) and any(version_tuple(version))]  # Debian's mpmath says 0.0.0
+
+
+def _impossible_constraint(lines: Sequence[str]) -> Optional[str]:
+    """The distribution whose host constraint pip could not satisfy, from its resolver's report."""
+    for line in lines:
+        found = re.search(r"The user requested \(constraint\) ([A-Za-z0-9_.\-]+)==", line)
+        if found:
+            return _normalise(found.group(1))
+    for line in lines:
+        found = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)==", line)
+        if found:
+            return _normalise(found.group(1))
+    return None
 
 
 def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
@@ -458,12 +613,17 @@ def _reason(lines: Sequence[str], rc: int) -> str:
     for line in reversed(lines):
         if "No module named pip" in line:
             return "this Python has no pip (on Debian/Ubuntu: apt install python3-pip)"
+        if "NewConnectionError" in line or "Temporary failure in name resolution" in line or "ProxyError" in line:
+            return "the package index cannot be reached (check the internet connection, or give a proxy or mirror in pip options)"
+        if "No space left on device" in line:
+            return "the disk is full"
     if errors:
         return errors[-1].rstrip(".")
     tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
     return tail.rstrip(".") or f"pip exited with status {rc}"
 
 
-__all__ = ["PINS", "Requirement", "Status", "InstallError", "InstallReport", "check", "missing", "to_install", "summary",
+__all__ = ["PINS", "GROUPS", "GROUP_NAMES", "Requirement", "Status", "InstallError", "InstallReport", "GroupOutcome",
+           "install_groups", "outcome_sentence", "describe_step", "check", "missing", "to_install", "summary",
            "host_distributions", "host_constraints",
            "platform_tag", "private_folder", "activate", "deactivate", "find_python", "install", "version_tuple"]

@@ -90,16 +90,18 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def canExecute(self):  # noqa: N802
         from ... import deps
 
-        missing = deps.missing(self.REQUIRES)
-        if not missing:
-            return True, ""
-        return False, self.tr("Seg needs {} here, which {} not installed; install them from the Seg dock "
-                              "(Install dependencies) or the Plugins > Seg menu.").format(
-            ", ".join(missing), "is" if len(missing) == 1 else "are")
+        sentence = deps.missing_sentence(self.REQUIRES)
+        return (False, sentence) if sentence else (True, "")
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        able, sentence = self.canExecute()  # qgis_process runs an algorithm without asking
+        if not able:
+            raise QgsProcessingException(sentence)
+        from .destinations import guarded_run
+
         try:
-            return self.run_seg(parameters, context, feedback, FeedbackProgress(feedback))
+            with guarded_run(self, parameters, context):  # no destination names an input; all appear or none
+                return self.run_seg(parameters, context, feedback, FeedbackProgress(feedback))
         except Canceled as exc:
             raise QgsProcessingException(str(exc)) from exc
         except SegError as exc:
@@ -157,8 +159,9 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     def add_model(self, checkpoint_optional: bool) -> None:
         self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("SAM checkpoint (.pth)"), QgsProcessingParameterFile.Behavior.File, "pth",
-            QgsSettings().value("seg/dock/checkpoint", "") or None, optional=checkpoint_optional))
+            self.CHECKPOINT, self.tr("SAM model: a checkpoint (.pth) or an exported ONNX model (its folder or manifest.json)"),
+            QgsProcessingParameterFile.Behavior.File, "", QgsSettings().value("seg/dock/checkpoint", "") or None,
+            optional=checkpoint_optional))
         self.addParameter(QgsProcessingParameterEnum(self.MODEL_TYPE, self.tr("Model type"), list(MODEL_TYPES), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=0))
         self.addParameter(QgsProcessingParameterBand(
@@ -176,12 +179,15 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         """The SAM model these parameters name, as cluster workers open it (core.scale.cluster.ModelSpec)."""
         from ...core.scale.cluster import ModelSpec
 
+        from ...core.models.onnx_backend import is_exported_model, model_folder
+
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context)
         if not checkpoint:
-            raise QgsProcessingException(self.tr("This needs a SAM checkpoint file (.pth)."))
+            raise QgsProcessingException(self.tr("This needs a SAM model: a checkpoint (.pth) or an exported ONNX model."))
         model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
         device = DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
-        return ModelSpec(os.path.abspath(checkpoint), None if model_type == "auto" else model_type, "sam", device)
+        backend = "onnx" if is_exported_model(checkpoint) else "sam"
+        return ModelSpec(os.path.abspath(model_folder(checkpoint)), None if model_type == "auto" else model_type, backend, device)
 
     def add_scheduler(self) -> None:
         self.addParameter(QgsProcessingParameterString(

@@ -24,7 +24,7 @@ class EncodeRasterAlgorithm(SegAlgorithm):
 
     ALG_ID = "encoderaster"
     DISPLAY = "Encode raster (SAM embeddings)"
-    REQUIRES = ("core", "sam")
+    REQUIRES = ("core",)  # SAM on torch or on ONNX Runtime: the model chosen says which, when it opens
     HELP = ("Runs SAM's image encoder on every tile of a raster (or of an area of interest) and stores the embeddings in "
             "a cache folder, so later prompts, pre-labeling and the map tools answer in milliseconds. Encoding is the "
             "expensive step: seconds per tile on a CPU, far less on a GPU; a cache made on a GPU server works on a laptop.\n\n"

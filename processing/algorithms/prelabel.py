@@ -186,7 +186,4 @@ class PrelabelAlgorithm(SegAlgorithm):
             from ...core.engine.labeling import open_backend
 
             return open_backend(backend="classic")
-        from ...core.models.checkpoints import require_sam
-
-        require_sam()
-        return self.sam_backend(parameters, context)
+        return self.sam_backend(parameters, context)  # torch or ONNX Runtime, as the model needs

@@ -91,9 +91,6 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
             backend = open_backend(backend="classic")
         else:
-            from ...core.models.checkpoints import require_sam
-
-            require_sam()
             backend = self.sam_backend(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
         tile, overlap, _ = self.tiling(parameters, context)

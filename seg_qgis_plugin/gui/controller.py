@@ -47,11 +47,8 @@ def open_session(config: SessionConfig, backend_factory: Optional[Callable] = No
     if backend_factory is not None:
         backend = backend_factory(config)
     else:
-        if config.backend == "sam":
-            from ..core.models.checkpoints import require_sam
-
-            require_sam()
-        backend = open_backend(config.checkpoint, config.model_type, config.backend, config.device)
+        backend = open_backend(config.checkpoint, config.model_type, "auto" if config.backend == "sam" else config.backend,
+                               config.device)
     segmenter = open_segmenter(config.raster, backend, config.bands, config.value_range, cache_dir=config.cache_dir,
                                tile=config.tile, overlap=config.overlap)
     segmenter.source.fingerprint()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
@@ -40,17 +40,12 @@ class MissingReport:
         return bool(self.core or self.sam)
 
     def sentence(self) -> str:
-        """What the dock shows (plain text, names every missing module)."""
+        """What the dock shows: deps.missing_sentence for the engine, else for SAM (plain text)."""
         if self.core:
-            text = (f"Seg cannot label yet: QGIS's Python lacks {', '.join(self.core)}"
-                    + (f" (and {', '.join(self.sam)} for SAM)" if self.sam else "")
-                    + ". Press Install dependencies, then restart QGIS.")
-        elif self.sam:
-            text = (f"SAM needs {', '.join(self.sam)}, not installed; the classic backend works without them. "
-                    "Press Install dependencies to add SAM.")
-        else:
-            text = "Everything Seg needs is installed."
-        return text
+            return deps.sentence_for(("core",), self.core)
+        if self.sam:
+            return deps.sentence_for(("sam",), self.sam) + " The classic backend and exported ONNX models work meanwhile."
+        return "Everything Seg needs is installed."
 
 
 def private_folder() -> str:
@@ -70,10 +65,15 @@ def missing_report(folder: Optional[str] = None) -> MissingReport:
                          tuple(s.requirement.module for s in bad if s.requirement.group == "sam"), deps.summary(statuses))
 
 
+def groups_to_install(with_sam: bool) -> Tuple[str, ...]:
+    """The default: everything (SAM on torch included); unticking SAM leaves torch out."""
+    return deps.GROUPS if with_sam else tuple(g for g in deps.GROUPS if g != "sam")
+
+
 def requirements_to_install(folder: str, with_sam: bool) -> List[str]:
-    """The pins for what is missing in `folder`'s view of the world (core, and SAM if asked)."""
+    """The requirements for what is missing in `folder`'s view of the world, in install order."""
     statuses = deps.check(folder)
-    return deps.to_install(statuses, ("core", "onnx", "assist", "sam") if with_sam else ("core", "onnx", "assist"))
+    return [pin for group in groups_to_install(with_sam) for pin in deps.to_install(statuses, (group,))]
 
 
 class InstallDependenciesDialog(QDialog):
@@ -102,7 +102,8 @@ class InstallDependenciesDialog(QDialog):
         self.what.setWordWrap(True)
         self.what.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.what)
-        self.sam_box = QCheckBox("Also install SAM (torch, torchvision, segment-anything: about 2 GB to download)")
+        self.sam_box = QCheckBox("Also install SAM on torch (torch, torchvision, segment-anything: about 200 MB from "
+                                 "PyTorch's CPU index, about 3 GB from PyPI where that index cannot be reached)")
         self.sam_box.setObjectName("SegInstallSam")
         self.sam_box.setChecked(True)
         self.sam_box.setVisible(self.fixed_requirements is None)
@@ -122,6 +123,9 @@ class InstallDependenciesDialog(QDialog):
         self.progress.setObjectName("SegInstallProgress")
         self.progress.setRange(0, 100)
         layout.addWidget(self.progress)
+        self.step = QLabel("")
+        self.step.setObjectName("SegInstallStep")
+        layout.addWidget(self.step)
         self.log = QPlainTextEdit()
         self.log.setObjectName("SegInstallLog")
         self.log.setReadOnly(True)
@@ -196,8 +200,13 @@ class InstallDependenciesDialog(QDialog):
         self.lines = []
         self.progress.setValue(0)
         self.result.setText("Installing... (this can take minutes; QGIS stays usable)")
-        task = InstallDependenciesTask(wanted, self.target, pip_options=options, python=python)
+        if self.fixed_requirements is not None:
+            task = InstallDependenciesTask(wanted, self.target, pip_options=options, python=python)
+        else:
+            task = InstallDependenciesTask(target=self.target, pip_options=options, python=python,
+                                           groups=groups_to_install(self.sam_box.isChecked()))
         task.lineReceived.connect(self._line)
+        task.stepChanged.connect(self.step.setText)
         task.progressChanged.connect(lambda percent: self.progress.setValue(int(percent)))
         task.installFinished.connect(self._finished)
         self.task = task
@@ -223,6 +232,7 @@ class InstallDependenciesDialog(QDialog):
         self.sam_box.setEnabled(True)
         if ok:
             self.progress.setValue(100)
+            self.step.setText("")
             self.result.setText(f"<b>Done.</b> {message} <b>Restart QGIS</b> so that Seg loads them.")
             self.cancel_button.setText("Close")
         else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..core.models.checkpoints import INSTALL_HINT
 
 
 @dataclass(frozen=True)
@@ -33,19 +32,24 @@ class SessionConfig:
 
 
 def missing_sam_modules() -> Tuple[str, ...]:
-    """The SAM dependencies that are not installed, found without importing them."""
+    """What SAM on torch lacks here (found without importing anything)."""
     from .. import deps
 
     return tuple(deps.missing(("sam",)))
 
 
 def sam_status() -> Tuple[bool, str]:
-    """(available, one sentence for the dock)."""
-    missing = missing_sam_modules()
-    if not missing:
-        return True, "SAM is available: choose a checkpoint file (vit_b, vit_l, vit_h)."
-    return False, (f"SAM needs {', '.join(missing)}, not installed here; {INSTALL_HINT}. "
-                   "The classic backend works without them.")
+    """(SAM usable at all, one sentence for the dock): torch runs .pth checkpoints, ONNX Runtime
+    runs exported models; either makes SAM usable."""
+    from .. import deps
+
+    torch_missing, onnx_missing = deps.missing(("sam",)), deps.missing(("onnx",))
+    if not torch_missing:
+        return True, "SAM is available: choose a checkpoint (.pth: vit_b, vit_l, vit_h) or an exported ONNX model, or Download one."
+    if not onnx_missing:
+        return True, ("SAM runs on ONNX Runtime here: choose an exported ONNX model (its folder or manifest.json). "
+                      + deps.sentence_for(("sam",), torch_missing).replace("SAM on torch", "A .pth checkpoint"))
+    return False, deps.sentence_for(("sam",), torch_missing) + " The classic backend works meanwhile."
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ private folder.
     folder = private_folder()                        # <profile>/python/seg_deps/py311-linux-x86_64
     activate_private_folder()                        # call once when the plugin loads (cheap)
     statuses = deps.check(folder)                    # what is missing, without importing it
-    task = InstallDependenciesTask(deps.to_install(statuses), folder)
+    task = InstallDependenciesTask(groups=("core", "assist", "onnx", "sam"), target=folder)
     task.lineReceived.connect(log_widget.appendPlainText)
     task.installFinished.connect(on_done)            # (ok: bool, message: str)
     QgsApplication.taskManager().addTask(task)
@@ -15,7 +15,7 @@ only the private folder is ever written, and it joins sys.path at the end, after
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
@@ -46,28 +46,45 @@ class _TaskProgress:
 
 
 class InstallDependenciesTask(QgsTask):
-    """Runs pip in the background; emits every pip line, then installFinished(ok, message).
+    """Runs pip in the background; emits every pip line, the step it is at ("Downloading torch 2.13.0
+    (526.6 MB)"), then installFinished(ok, message).
 
-    On success the folder is activated, so the new modules import without restarting QGIS (a module
-    QGIS had already imported in an older version still needs a restart; the message says so).
+    With `groups`, what deps.check finds missing of them is installed one group at a time
+    (deps.install_groups: an optional group that fails never blocks the core); with `requirements`,
+    exactly those, in one pip run. ok means the core works. On success the folder is activated, so
+    new modules import without restarting QGIS (one QGIS had already imported in an older version
+    still needs a restart; the message says so).
     """
 
     lineReceived = pyqtSignal(str)
+    stepChanged = pyqtSignal(str)
     installFinished = pyqtSignal(bool, str)
 
-    def __init__(self, requirements: Sequence[str], target: Optional[str] = None, pip_options: Sequence[str] = (),
-                 python: Optional[str] = None):
+    def __init__(self, requirements: Optional[Sequence[str]] = None, target: Optional[str] = None,
+                 pip_options: Sequence[str] = (), python: Optional[str] = None, groups: Optional[Sequence[str]] = None):
         super().__init__("Installing Seg's dependencies", QgsTask.Flag.CanCancel)
-        self.requirements, self.pip_options, self.python = list(requirements), list(pip_options), python
+        self.requirements, self.groups = list(requirements or ()), list(groups or ())
+        self.pip_options, self.python = list(pip_options), python
         self.target = target or private_folder()
-        self.report: Optional[deps.InstallReport] = None
+        self.outcomes: List[deps.GroupOutcome] = []
         self.exception: Optional[BaseException] = None
         self.message = ""
 
+    def _line(self, line: str) -> None:
+        self.lineReceived.emit(line)
+        step = deps.describe_step(line)
+        if step:
+            self.stepChanged.emit(step)
+
     def run(self) -> bool:  # worker thread: no widgets here
+        options = dict(python=self.python, on_line=self._line, pip_options=self.pip_options)
         try:
-            self.report = deps.install(self.requirements, self.target, python=self.python, progress=_TaskProgress(self),
-                                       on_line=self.lineReceived.emit, pip_options=self.pip_options)
+            if self.groups:
+                self.outcomes = deps.install_groups(deps.check(self.target), self.groups, self.target,
+                                                    progress=_TaskProgress(self), **options)
+            else:
+                report = deps.install(self.requirements, self.target, progress=_TaskProgress(self), **options)
+                self.outcomes = [deps.GroupOutcome("core", tuple(self.requirements), report.installed)]
         except Canceled as exc:
             self.message = str(exc)
             return False
@@ -78,8 +95,11 @@ class InstallDependenciesTask(QgsTask):
             self.exception = exc
             self.message = f"Installing Seg's dependencies failed unexpectedly ({type(exc).__name__}: {exc})."
             return False
-        self.message = (f"Installed {', '.join(self.report.installed) or 'nothing new'} into {self.target}; "
-                        "restart QGIS if Seg still reports a module as missing.")
+        if self.groups:
+            self.message = deps.outcome_sentence(self.outcomes) + f" The packages are in {self.target}."
+        else:
+            self.message = (f"Installed {', '.join(self.outcomes[0].installed) or 'nothing new'} into {self.target}; "
+                            "restart QGIS if Seg still reports a module as missing.")
         return True
 
     def finished(self, ok: bool) -> None:  # main thread

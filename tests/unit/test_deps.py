@@ -183,7 +183,10 @@ def test_cancel_stops_pip_and_installs_nothing(wheelhouse, tmp_path):
 
 
 def test_pins_agree_with_the_development_environment():
-    """One pins table in deps.py; requirements.txt and constraints.txt must not drift from it."""
+    """One requirements table in deps.py; the versions requirements.txt and constraints.txt pin
+    for the development environment must lie inside its ranges."""
+    from packaging.requirements import Requirement
+
     pinned = {}
     for name in ("requirements.txt", "constraints.txt"):
         path = os.path.join(REPO, name)
@@ -196,5 +199,64 @@ def test_pins_agree_with_the_development_environment():
                 pinned[dist.strip().lower()] = version.strip()
     for req in deps.PINS:
         if req.pin:
-            dist, version = req.pin.split("==")
-            assert pinned.get(dist) == version, f"deps.PINS has {req.pin}, the dev environment {dist}=={pinned.get(dist)}"
+            wanted = Requirement(req.pin)
+            assert wanted.name in pinned, f"the dev environment does not pin {wanted.name}"
+            assert wanted.specifier.contains(pinned[wanted.name]), f"deps.PINS asks for {req.pin}, the dev environment has {pinned[wanted.name]}"
+            assert "==" not in req.pin, f"{req.pin}: an exact pin the index may lack for another Python"
+
+
+def test_constraints_never_hold_packaging_tools_or_debian_versions():
+    host = {"setuptools": "66.1.1", "certifi": "2026.10.23", "pip": "23.0.1", "wheel": "0.38.4", "lz4": "4.4.0+dfsg",
+            "numpy": "1.24.2", "mpmath": "0.0.0"}
+    assert deps.host_constraints((), host) == ["lz4==4.4.0", "numpy==1.24.2"]
+
+
+def test_a_constraint_the_index_lacks_is_dropped_and_pip_runs_again(wheelhouse, tmp_path, monkeypatch):
+    """The host has pytest at a version the index does not offer (as Debian's certifi was): the
+    installer drops that constraint and installs."""
+    host = deps.host_distributions()
+    monkeypatch.setattr(deps, "host_distributions", lambda exclude=None: dict(host, pytest="7.0.0.post999"))
+    target = deps.private_folder(str(tmp_path))
+    report = deps.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
+    assert report.installed == ("seg-dummy-needs-host-1.0",)
+    assert "trying again without that constraint" in open(report.log_path).read()
+
+
+def test_groups_install_separately_and_an_optional_failure_never_blocks_the_core(wheelhouse, tmp_path):
+    broken = deps.Requirement("segnotthere", ("seg-not-there",), "seg-not-there==1.0", "1.0", "sam", "the test")
+    target = deps.private_folder(str(tmp_path))
+    outcomes = deps.install_groups(deps.check(target, DUMMIES[1:] + (broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
+    assert [(o.group, o.installed, bool(o.error)) for o in outcomes] == [("core", ("seg-dummy-core-1.0",), False),
+                                                                        ("sam", (), True)]
+    sentence = deps.outcome_sentence(outcomes)
+    assert sentence.startswith("Installed the engine. SAM on torch could not be installed (Installing seg-not-there==1.0 failed: ")
+    assert "\n" not in sentence and sentence.endswith(".")
+    core_broken = deps.Requirement("segnotthere", ("seg-not-there",), "seg-not-there==1.0", "1.0", "core", "x")
+    with pytest.raises(deps.InstallError):
+        deps.install_groups(deps.check(target, (core_broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
+
+
+def test_an_unreachable_extra_index_costs_seconds(monkeypatch):
+    import time
+
+    monkeypatch.setattr(deps, "CPU_TORCH_INDEX", "https://seg-no-such-host.invalid/whl/cpu")
+    monkeypatch.setattr(deps.platform, "system", lambda: "Linux")
+    lines = []
+    started = time.monotonic()
+    assert deps._torch_index(["torch>=2.1,<3"], [], lines.append) == []
+    assert time.monotonic() - started < deps.PROBE_SECONDS + 2
+    assert "does not answer" in lines[0]
+    assert deps._torch_index(["shapely"], [], lines.append) == [] and len(lines) == 1  # no probe without torch
+
+
+def test_steps_name_the_download_and_its_size():
+    assert deps.describe_step("Downloading torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (526.6 MB)") == \
+        "Downloading torch 2.13.0 (526.6 MB)"
+    assert deps.describe_step("Collecting rasterio<2,>=1.3") == "Resolving rasterio<2,>=1.3"
+    assert deps.describe_step("  Using cached x") is None
+
+
+def test_one_sentence_about_what_is_missing():
+    assert deps.sentence_for(("sam",), ["torch", "torchvision"]) == (
+        'SAM on torch needs torch and torchvision, which are not installed: install with: pip install "seg-qgis-plugin[sam]".')
+    assert deps.sentence_for(("core",), []) == ""

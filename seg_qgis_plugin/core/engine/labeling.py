@@ -21,8 +21,10 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
     folder from `seg models export-onnx`; "classic" needs nothing; "auto" is onnx for an exported
     folder, sam for a checkpoint file, else classic. precision (SAM's encoder): "auto" is bf16
     where the CPU computes it natively (AMX / AVX512-bf16) or on a GPU, else fp32."""
-    from ..models.onnx_backend import is_exported_model
+    from ..models.onnx_backend import is_exported_model, model_folder
 
+    if checkpoint and is_exported_model(checkpoint):
+        checkpoint = model_folder(checkpoint)
     if backend == "auto":
         backend = ("onnx" if is_exported_model(checkpoint) else "sam") if checkpoint else "classic"
     if backend == "classic":

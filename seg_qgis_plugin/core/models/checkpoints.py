@@ -12,8 +12,6 @@ from typing import Dict, Optional, Tuple
 from ..errors import CheckpointError, MissingDependency
 from .download import sha256_file
 
-INSTALL_HINT = "install them with: pip install torch torchvision segment-anything (or `pip install seg-qgis-plugin[sam]`)"
-
 
 @dataclass(frozen=True)
 class Architecture:
@@ -36,11 +34,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # or cuda:N
 
 def require_sam():
     """Say exactly what SAM lacks here (checked without importing torch), or return."""
-    from ...deps import missing
+    from ...deps import missing_sentence
 
-    absent = missing(("sam",))
-    if absent:
-        raise MissingDependency(f"SAM needs {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not installed; {INSTALL_HINT}.")
+    sentence = missing_sentence(("sam",))
+    if sentence:
+        raise MissingDependency(sentence)
 
 
 def build_sam(model_type: str):

@@ -23,17 +23,26 @@ from .sam_frames import MaskUpsampler, encoder_input
 
 FORMAT = "seg-onnx/1"
 MANIFEST = "manifest.json"
-INSTALL_HINT = "install it with: pip install onnxruntime"
 
 
-def is_exported_model(path: str) -> bool:
-    """True for a folder written by `seg models export-onnx`."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+def model_folder(path: str) -> str:
+    """An exported model named by its folder or by its manifest.json (what a file picker gives) -> the folder."""
+    path = os.fspath(path)
+    return os.path.dirname(os.path.abspath(path)) if os.path.basename(path) == MANIFEST and os.path.isfile(path) else path
+
+
+def is_exported_model(path: Optional[str]) -> bool:
+    """True for a folder written by `seg models export-onnx`, or its manifest.json."""
+    if not path:
+        return False
+    folder = model_folder(path)
+    return os.path.isdir(folder) and os.path.isfile(os.path.join(folder, MANIFEST))
 
 
 def read_manifest(folder: str) -> dict:
     """The manifest of an exported model; CheckpointError when it is missing or not ours."""
-    path = os.path.join(os.fspath(folder), MANIFEST)
+    folder = model_folder(folder)
+    path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
         raise CheckpointError(f"{folder} is not an exported ONNX model (no {MANIFEST}); export one with: seg models export-onnx MODEL.")
     try:
@@ -60,8 +69,8 @@ class OnnxBackend:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
-            raise MissingDependency(f"The ONNX backend needs onnxruntime, which is not installed; {INSTALL_HINT}.") from exc
-        self.folder = os.path.abspath(os.fspath(folder))
+            raise MissingDependency(missing_sentence(("onnx",)) or "onnxruntime does not load here.") from exc
+        self.folder = os.path.abspath(model_folder(folder))
         self.manifest = read_manifest(self.folder)
         self.model_type = self.manifest["model_type"]
         self.model_id = self.manifest["model_id"]

@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .checkpoints import load_sam, pick_device
+from .checkpoints import load_sam, pick_device, require_sam
 from .backend import (AUTOMATIC, BATCHED, BOXES, MASKS, POINTS, Embedding, MaskPrediction, TilePrompt, model_frame,
                       stability_score)
 from .sam_decoder import TileDecoder
@@ -37,6 +37,7 @@ class SamBackend:
 
     def __init__(self, checkpoint: str, model_type: Optional[str] = None, device: str = "auto",
                  threads: Optional[int] = None, precision: str = "auto", encoder: Optional[EncoderOptions] = None):
+        require_sam()  # one sentence, not an ImportError, where torch is missing
         import torch
 
         if threads:
