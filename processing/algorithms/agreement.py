@@ -85,8 +85,9 @@ class AgreementAlgorithm(SegAlgorithm):
         result = compare(a, b, self.parameterAsDouble(parameters, self.IOU, context), class_field,
                          self.parameterAsBoolean(parameters, self.BY_CLASS, context), like, resolution, distance, progress)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        with open(out, "w") as handle:
-            json.dump(result.summary, handle, indent=2)
+        from ...core.outputs.atomic import write_json_atomic
+
+        write_json_atomic(out, result.summary)
         results = {self.OUTPUT: out, self.METRICS: json.dumps(result.summary)}
         if parameters.get(self.UNMATCHED):
             fields = make_fields([("side", "str"), ("source_fid", "int64"), ("class", "str"), ("best_iou", "float")])

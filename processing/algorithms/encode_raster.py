@@ -17,6 +17,7 @@ COVERAGE_FIELDS = (("window", "str"), ("scale", "int"), ("model", "str"), ("crea
 
 class EncodeRasterAlgorithm(SegAlgorithm):
     CACHE = "CACHE"
+    CACHE_FOLDERS = (CACHE,)  # added to and reused, never replaced: not checked as an output (destinations.py)
     FLOAT16 = "FLOAT16"
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"

@@ -167,8 +167,9 @@ class LabelQaAlgorithm(SegAlgorithm):
                 feedback.pushInfo(f"Repaired copy: {len(fixed)} labels ({done}).")
         report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
         if report_path:
-            with open(report_path, "w") as out:
-                json.dump(doc, out, indent=2)
+            from ...core.outputs.atomic import write_json_atomic
+
+            write_json_atomic(report_path, doc)
             results[self.REPORT] = report_path
         html_path = self.parameterAsFileOutput(parameters, self.HTML, context)
         if html_path:
