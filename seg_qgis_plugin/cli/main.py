@@ -165,7 +165,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seg", description="Segment Anything for maps.")
+    parser = argparse.ArgumentParser(prog="seg", description="Segment Anything for maps.",
+                                     epilog="exit codes: 0 done, 2 a mistake (one sentence, nothing written), 130 interrupted; "
+                                            "seg qa also exits 1 when it finds problems (see seg qa --help)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe a raster and suggest bands and stretch")

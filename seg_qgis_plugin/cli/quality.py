@@ -14,7 +14,9 @@ from .run_outputs import declare
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("qa", help="find invalid, empty, duplicate, overlapping, thin, gappy, holed, odd-sized and unclassed labels")
+    p = sub.add_parser("qa", help="find invalid, empty, duplicate, overlapping, thin, gappy, holed, odd-sized and unclassed labels",
+                       epilog="exit codes: 0 the labels are clean, 1 there are findings (every output is written), "
+                              "2 a mistake (one sentence, nothing written), 130 interrupted")
     p.add_argument("labels", help="polygon layer of labels (any CRS; tolerances are metres either way)")
     p.add_argument("--layer", help="layer of LABELS in a multi-layer file")
     p.add_argument("--out", required=True, help="findings layer: each finding's geometry, kind, fids, detail")

@@ -163,3 +163,10 @@ def test_every_command_declares_its_outputs():
         dests = {a.dest for a in sub._actions}
         declared = {dest for _, dest in (sub.get_default("seg_outputs") or ()) + (sub.get_default("seg_inputs") or ())}
         assert dests & OUTPUT_DESTS <= declared, name  # rank-tiles --uncertainty is an input
+
+
+def test_help_states_the_exit_codes(capsys):
+    for argv, text in ((["qa", "--help"], "1 there are findings"), (["--help"], "exit codes: 0 done, 2 a mistake")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert text in " ".join(capsys.readouterr().out.split()), argv
