@@ -21,7 +21,8 @@ one-sided labels the smaller forest generalises erratically to unlabelled land c
 raster whose labelled fields were all of one kind turned a whole unlabelled field into water).
 
 A saved model is one JSON file: LightGBM's own text model (tree arrays, no pickle, nothing
-executable), the class list, the feature recipe with its fixed per-band scaling and the features it
+executable) with its sha256 (a model edited by hand is refused: LightGBM can crash on a damaged
+one, see model_text.py), the class list, the feature recipe with its fixed per-band scaling and the features it
 selected, the feature importances and what it was trained on. Loading it gives identical
 predictions. Format /2 adds the selection; files of format /1 (all features) still load.
 """
@@ -37,6 +38,7 @@ import numpy as np
 from ..engine.labels import now_utc
 from ..errors import MissingDependency, OutputError, SegError
 from .features import FeatureRecipe
+from .model_text import check_model_text, text_sha256
 
 FORMAT = "seg-assist-model/2"  # adds the recipe's feature selection
 FORMAT_ALL_FEATURES = "seg-assist-model/1"  # every feature: written for models without selection, as before
@@ -145,7 +147,7 @@ class AssistModel:
     def to_dict(self) -> dict:
         return {"format": FORMAT if self.recipe.selected is not None else FORMAT_ALL_FEATURES, "classes": self.classes,
                 "background": self.background, "recipe": self.recipe.to_dict(), "importances": self.importances,
-                "trained": self.trained, "lightgbm": self.model_text}
+                "trained": self.trained, "lightgbm": self.model_text, "lightgbm_sha256": text_sha256(self.model_text)}
 
     def save(self, path: str) -> str:
         """Write the model as JSON, atomically."""
@@ -184,9 +186,27 @@ def load_model(path: str) -> AssistModel:
 
 
 def model_from_dict(d: dict) -> AssistModel:
-    """The model AssistModel.to_dict describes, its forest loaded (LightGBM raises on a broken one)."""
-    model = AssistModel(list(d["classes"]), d.get("background"), FeatureRecipe.from_dict(d["recipe"]), str(d["lightgbm"]),
-                        dict(d.get("importances", {})), dict(d.get("trained", {})))
+    """The model AssistModel.to_dict describes, its forest loaded once checked whole and
+    consistent (ValueError with the reason otherwise; LightGBM may crash on a damaged forest)."""
+    text = d["lightgbm"]
+    if not isinstance(text, str):
+        raise ValueError("the forest is not text")
+    recorded = d.get("lightgbm_sha256")
+    if recorded is not None and recorded != text_sha256(text):
+        raise ValueError("its forest was changed after Seg saved it")
+    classes = d["classes"]
+    if (not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes)
+            or not all(isinstance(c, str) and c for c in classes)):
+        raise ValueError("its class list must name two or more different classes")
+    background = d.get("background")
+    if background is not None and background not in classes:
+        raise ValueError(f"its background class {background!r} is not in its class list")
+    recipe = FeatureRecipe.from_dict(d["recipe"])
+    check_model_text(text, len(classes), len(recipe.names()))
+    importances, trained = d.get("importances", {}), d.get("trained", {})
+    if not isinstance(importances, dict) or not isinstance(trained, dict):
+        raise ValueError("its importances and provenance must be mappings")
+    model = AssistModel(list(classes), background, recipe, text, dict(importances), dict(trained))
     model.booster()
     return model
 

@@ -30,6 +30,7 @@ KINDS = ("gauss", "log", "gradient", "structure", "hessian")
 # eigenvalues, and sigma 3.5 lies between 1.6 and 5.0. 88 features on 4 bands instead of 128, the
 # same IoU on Sen1Floods11 and the Swiss trees (bench/bench_assist.py), a third less prediction time.
 SIGMAS = (0.7, 1.6, 5.0)
+MAX_SIGMA = 64.0  # a window's halo grows with it (4-6 sigma)
 DEFAULT_KINDS = ("gauss", "gradient", "structure", "hessian")
 SAVED_DEFAULTS = dict(sigmas=(0.7, 1.6, 3.5, 5.0), kinds=KINDS)  # what a saved recipe without these keys meant
 
@@ -54,8 +55,17 @@ class FeatureRecipe:
     def __post_init__(self):
         if not self.bands:
             raise SettingError("The feature recipe needs at least one band.")
+        if any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.bands):
+            raise SettingError(f"The feature recipe's bands must be band numbers from 1, not {list(self.bands)}.")
         if len(self.low) != len(self.bands) or len(self.high) != len(self.bands):
             raise SettingError("The feature recipe needs one low and one high value per band.")
+        if not all(math.isfinite(v) for v in self.low + self.high):
+            raise SettingError("The feature recipe's low and high values must be finite numbers.")
+        if not all(math.isfinite(s) and s <= MAX_SIGMA for s in self.sigmas):
+            raise SettingError(f"Feature sigmas must be finite and at most {MAX_SIGMA} pixels.")
+        if self.embedding is not None and not (isinstance(self.embedding, dict)
+                                               and isinstance(self.embedding.get("components"), list)):
+            raise SettingError("The feature recipe's SAM embedding part is damaged.")
         unknown = set(self.kinds) - set(KINDS)
         if unknown:
             raise SettingError(f"Unknown feature kinds {sorted(unknown)}; choose from {', '.join(KINDS)}.")
