@@ -72,8 +72,10 @@ PINS: Tuple[Requirement, ...] = (
     Requirement("scipy", ("scipy",), "scipy>=1.8,<2", "1.8", "assist", "the assistant's image features"),
     Requirement("onnxruntime", ("onnxruntime",), "onnxruntime>=1.17,<2", "1.17", "onnx",
                 "SAM without torch (models exported with `seg models export-onnx`)"),
-    Requirement("torch", ("torch",), "torch>=2.1,<3", "2.0", "sam", "running SAM"),
-    Requirement("torchvision", ("torchvision",), "torchvision>=0.16,<1", "0.15", "sam", "SAM's image transforms"),
+    # torchvision is built against one torch release: the pair is pinned (PyPI has it for Python 3.10 to
+    # 3.14), since a range lets pip backtrack through gigabytes of CUDA wheels looking for a match.
+    Requirement("torch", ("torch",), "torch==2.13.0", "2.0", "sam", "running SAM"),
+    Requirement("torchvision", ("torchvision",), "torchvision==0.28.0", "0.15", "sam", "SAM's image transforms"),
     Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything>=1.0,<2", "1.0", "sam",
                 "the SAM model code"),
 )
@@ -617,6 +619,10 @@ def _reason(lines: Sequence[str], rc: int) -> str:
             return "the package index cannot be reached (check the internet connection, or give a proxy or mirror in pip options)"
         if "No space left on device" in line:
             return "the disk is full"
+        found = re.search(r"requirement (\S+) \(from versions: none\)", line)
+        if found:
+            return (f"pip found no {found.group(1)} for Python {sys.version_info[0]}.{sys.version_info[1]} on the index "
+                    "(it could not be reached, or has no build for this Python and platform)")
     if errors:
         return errors[-1].rstrip(".")
     tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")

@@ -16,9 +16,10 @@ SegSettingsScroll, SegClassTable, SegAddClassButton.
 """
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
-from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProviderRegistry, QgsRasterLayer
+from qgis.core import Qgis, QgsApplication, QgsMapLayerProxyModel, QgsMessageLog, QgsProviderRegistry, QgsRasterLayer
 from qgis.gui import QgsColorButton, QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
@@ -29,6 +30,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDial
 from .qt_compat import QAction
 from ..core.errors import SegError, SettingError
 from ..core.models.checkpoints import ARCHITECTURES
+from ..core.models.registry import OFFICIAL_MODELS
 from ..qgis_adapters import settings_store
 from ..qgis_adapters.layers import raster_layer_path
 from .classes import (LabelClass, classes_to_json, load_classes, load_tags_text, parse_tags_text, save_classes,
@@ -50,6 +52,7 @@ class SegDock(QgsDockWidget):
         self.setObjectName("SegDock")
         self.controller, self.project = controller, project
         self.install_dialog = None
+        self.download_task = None
         self._loading = True
         self._restart_timer = QTimer(self)
         self._restart_timer.setSingleShot(True)
@@ -172,7 +175,7 @@ class SegDock(QgsDockWidget):
         available, message = sam_status()
         self.sam_available = available
         self.backend_combo = QComboBox()
-        self.backend_combo.addItem("SAM (checkpoint file)", "sam")
+        self.backend_combo.addItem("SAM (checkpoint or exported ONNX model)", "sam")
         self.backend_combo.addItem("Classic (no download, OpenCV GrabCut)", "classic")
         if not available:
             self.backend_combo.model().item(0).setEnabled(False)
@@ -185,8 +188,23 @@ class SegDock(QgsDockWidget):
             self.dependency_label.setStyleSheet("color: #b00020")
         form.addRow(self.dependency_label)
         self.checkpoint = QgsFileWidget()
-        self.checkpoint.setFilter("SAM checkpoints (*.pth *.pt);;All files (*)")
-        form.addRow("Checkpoint", self.checkpoint)
+        self.checkpoint.setObjectName("SegCheckpoint")
+        self.checkpoint.setFilter("SAM models (*.pth *.pt manifest.json);;All files (*)")
+        self.checkpoint.setToolTip("A SAM checkpoint (.pth), or an exported ONNX model: its manifest.json or its folder")
+        self.download_button = QToolButton()
+        self.download_button.setObjectName("SegDownloadModel")
+        self.download_button.setText("Download")
+        self.download_button.setToolTip("Download an official SAM checkpoint (resumable, checked by sha256)")
+        self.download_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.download_button)
+        for spec in OFFICIAL_MODELS.values():
+            action = menu.addAction(f"{spec.name} ({spec.size / 1e6:,.0f} MB)")
+            action.triggered.connect(lambda checked=False, name=spec.name: self.download_model(name))
+        self.download_button.setMenu(menu)
+        picker = QHBoxLayout()
+        picker.addWidget(self.checkpoint, 1)
+        picker.addWidget(self.download_button)
+        form.addRow("Model", picker)
         self.model_type = QComboBox()
         self.model_type.addItem("detect from file", None)
         for name in ARCHITECTURES:
@@ -353,8 +371,30 @@ class SegDock(QgsDockWidget):
 
     def _backend_changed(self) -> None:
         sam = self.backend_combo.currentData() == "sam"
-        for widget in (self.checkpoint, self.model_type, self.device):
+        for widget in (self.checkpoint, self.download_button, self.model_type, self.device):
             widget.setEnabled(sam)
+
+    def download_model(self, name: str):
+        """Download official checkpoint `name` in a QgsTask; the picker gets it when it is there. Returns the task."""
+        from ..qgis_adapters.model_download import DownloadModelTask
+
+        if self.download_task is not None:
+            self.status.setText("A model is already being downloaded; see the task manager.")
+            return self.download_task
+        task = DownloadModelTask(name)
+        task.progressChanged.connect(lambda percent: self.status.setText(f"Downloading SAM {name}: {percent:.0f} %"))
+        task.downloadFinished.connect(self._model_downloaded)
+        self.download_task = task
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _model_downloaded(self, ok: bool, text: str) -> None:
+        self.download_task = None
+        if ok:
+            self.checkpoint.setFilePath(text)
+            self.status.setText(f"Downloaded and checked {os.path.basename(text)}; press Start to use it.")
+        else:
+            self.status.setText(f"<b>Problem:</b> {text}")
 
     def config(self) -> SessionConfig:
         """The dock's values as a SessionConfig; SegError with one sentence when something is missing."""
@@ -362,7 +402,7 @@ class SegDock(QgsDockWidget):
         backend = self.backend_combo.currentData()
         checkpoint = self.checkpoint.filePath().strip() or None
         if backend == "sam" and not checkpoint:
-            raise SettingError("Choose a SAM checkpoint file, or the classic backend.")
+            raise SettingError("Choose a SAM model (a .pth checkpoint or an exported ONNX model), Download one, or choose the classic backend.")
         value_range = ((self.stretch_min.value(), self.stretch_max.value())
                        if self.stretch_mode.currentText() == FIXED_STRETCH else None)
         return SessionConfig(raster=raster, backend=backend, checkpoint=checkpoint, model_type=self.model_type.currentData(),

@@ -130,7 +130,7 @@ def test_bad_input_and_cancel_write_nothing(run_algorithm, cancel_at, vector_fac
         run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 1, "BACKEND": 1, "OUTPUT": out})
     with pytest.raises(QgsProcessingException, match="needs a prompt layer"):
         run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "BACKEND": 1, "OUTPUT": out})
-    with pytest.raises(QgsProcessingException, match="needs a SAM checkpoint"):
+    with pytest.raises(QgsProcessingException, match="needs a SAM model"):
         prompts = vector_factory("one", [Point(*to_map(*truth[0].point))], CRS, k=["a"])
         run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": prompts, "BACKEND": 0, "OUTPUT": out})
     many = vector_factory("many", [Point(*to_map(*o.point)) for o in truth], CRS, k=["a"] * len(truth))

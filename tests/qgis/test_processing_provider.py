@@ -25,13 +25,15 @@ def test_can_execute_reports_missing_sam_dependencies(processing_registered, mon
     from seg_qgis_plugin import deps
 
     registry = QgsApplication.processingRegistry()
-    assert registry.algorithmById("seg:encoderaster").canExecute() == (True, "")
+    assert registry.algorithmById("seg:assist").canExecute() == (True, "")
     find_spec = deps._find_spec
-    monkeypatch.setattr(deps, "_find_spec", lambda module: None if module == "torch" else find_spec(module))
-    ok, message = registry.algorithmById("seg:encoderaster").canExecute()
-    assert not ok and message.startswith("Seg needs torch here, which is not installed; install them from the Seg dock")
+    monkeypatch.setattr(deps, "_find_spec", lambda module: None if module in ("lightgbm", "torch") else find_spec(module))
+    ok, message = registry.algorithmById("seg:assist").canExecute()
+    assert not ok and message == deps.missing_sentence(("core", "assist"))
+    assert message.startswith("Seg needs lightgbm, which is not installed: ")
     assert registry.algorithmById("seg:tileraster").canExecute()[0]
     assert registry.algorithmById("seg:prelabel").canExecute()[0]  # the classic backend needs nothing
+    assert registry.algorithmById("seg:encoderaster").canExecute()[0]  # an exported ONNX model needs no torch
 
 
 STOCK_QGIS = """
@@ -69,7 +71,7 @@ def test_plugin_and_algorithms_load_in_a_qgis_without_any_of_segs_packages(tmp_p
     assert out.returncode == 0, out.stderr[-2000:]
     count, result = out.stdout.splitlines()[0].split(" ", 1)
     assert int(count) >= len(EXPECTED)
-    assert result.startswith("(False, 'Seg needs numpy, affine, rasterio, pyogrio, shapely, pyproj, cv2, safetensors here")
+    assert result.startswith("(False, 'Seg needs numpy, affine, rasterio, pyogrio, shapely, pyproj, cv2 and safetensors, which are not installed: press Install dependencies")
     assert out.stdout.splitlines()[1] == "[]"
 
 

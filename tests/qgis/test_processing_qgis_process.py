@@ -63,3 +63,22 @@ def test_qgis_process_enables_lists_and_runs_the_plugin(qgis_process, raster_fac
 
     info = pyogrio.read_info(out)
     assert info["features"] == 6 and info["crs"] == "EPSG:32633"
+
+
+def test_qgis_process_without_segs_packages_says_what_to_do_in_one_sentence(tmp_path, raster_factory):
+    """A stock QGIS (none of Seg's packages on its Python): the algorithm answers with the sentence
+    the dock shows, not a traceback."""
+    if not os.path.exists(QGIS_PROCESS):
+        pytest.skip("qgis_process.bin is not installed")
+    raster = raster_factory(np.ones((1, 64, 64), np.uint8))
+    profile = tmp_path / "stock-config"
+    install_plugin(str(profile))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
+           "QGIS_CUSTOM_CONFIG_PATH": str(profile), "XDG_RUNTIME_DIR": str(tmp_path)}
+    run = lambda *args: subprocess.run([QGIS_PROCESS, *args], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
+    run("plugins", "enable", "seg_qgis_plugin")
+    done = run("run", "seg:tileraster", "--", f"INPUT={raster}", "TILE=32", f"OUTPUT={tmp_path / 'tiles.gpkg'}")
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in said, said[-3000:]
+    assert "Seg needs affine" in said and "press Install dependencies in the Seg dock" in said, said[-3000:]
+    assert not (tmp_path / "tiles.gpkg").exists()
