@@ -10,6 +10,7 @@ from typing import List, Optional
 from . import assist, batch, models, quality, timeseries
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
 from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache, scale_options
+from .redaction import passwords_hidden
 from .run_outputs import declare, guarded
 from ..core.errors import SegError, SegWarning
 
@@ -247,13 +248,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
-    try:
-        with guarded(args):
-            return args.run(args)
-    except SegError as exc:
-        print(f"seg: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("seg: interrupted; nothing half-written was left behind.", file=sys.stderr)
-        return 130
+    with passwords_hidden(args):
+        try:
+            with guarded(args):
+                return args.run(args)
+        except SegError as exc:
+            print(f"seg: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("seg: interrupted; nothing half-written was left behind.", file=sys.stderr)
+            return 130
 

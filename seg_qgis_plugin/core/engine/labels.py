@@ -70,3 +70,22 @@ def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, score:
 
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def check_field_types(values: Dict[str, object], fields=FIELDS) -> None:
+    """One sentence (OutputError) when a value does not fit its field's type: a float field takes
+    a real number, an int field a whole number (bool is neither); None is always allowed; str
+    fields take anything (written as text)."""
+    import numbers
+
+    from ..errors import OutputError
+
+    for name, kind, _ in fields:
+        value = values.get(name)
+        if value is None or kind == "str":
+            continue
+        fits = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and (kind == "float" or float(value).is_integer()))
+        if not fits:
+            whole = "a whole number" if kind == "int" else "a number"
+            raise OutputError(f"The field {name!r} takes {whole}, not {value!r}; fix or drop that column.")

@@ -3,7 +3,9 @@ each other silently.
 
 A target is `postgresql://USER[:PASSWORD]@HOST:PORT/DB?table=labels` (other query parameters go to
 libpq, e.g. `sslmode=require`) or a GDAL-style `PG:dbname=DB host=HOST user=USER table=labels`
-(`tables=` is accepted too). The table defaults to `labels` and may be `schema.table`.
+(`tables=` is accepted too). The table defaults to `labels` and may be `schema.table`; each part
+is letters, digits, `_` or `-` and is always quoted (so `Labels_Mixed` stays mixed-case, and no
+name can carry SQL). `display_target` shows a target with its password hidden.
 
 Table: `fid` bigserial key, `geom` geometry(MultiPolygon, SRID) with a GiST index, the Seg fields
 (labels.FIELDS: text, double precision, bigint) and `version` integer (1 when inserted, +1 on every
@@ -18,14 +20,16 @@ update). Geometries travel as WKB, in the table's SRID (labels are reprojected t
 """
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import OutputError, SegError
-from ..engine.labels import FIELDS, Label
+from ..engine.labels import FIELDS, Label, check_field_types
 
 SQL_TYPES = {"str": "text", "float": "double precision", "int": "bigint"}
 DEFAULT_TABLE = "labels"
+_NAME_PART = re.compile(r"^[^\W\d]\w*(?:-\w+)*$")
 
 
 class StaleLabelError(OutputError):
@@ -38,7 +42,8 @@ def is_postgis(target) -> bool:
 
 
 def parse_target(target: str) -> Tuple[str, str]:
-    """(libpq connection string, table) of a postgresql:// URL or a PG: string."""
+    """(libpq connection string, table) of a postgresql:// URL or a PG: string. OutputError in
+    one sentence for a URL that cannot be read or a table name that is not a plain name."""
     if target.startswith("PG:"):
         parts, table = [], DEFAULT_TABLE
         for item in target[3:].split():
@@ -47,17 +52,44 @@ def parse_target(target: str) -> Tuple[str, str]:
                 table = value.strip("'\"").split(",")[0]
             else:
                 parts.append(item)
-        return " ".join(parts), table
-    url = urlsplit(target)
-    query = parse_qsl(url.query)
+        return " ".join(parts), check_table_name(table)
+    try:
+        url = urlsplit(target)
+        url.port  # noqa: B018 (reading it checks it)
+    except ValueError as exc:
+        raise OutputError(f"{display_target(target)} is not a PostgreSQL URL Seg can read ({exc}); write "
+                          "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB?table=NAME.") from None
+    query = parse_qsl(url.query, keep_blank_values=True)
     table = next((v for k, v in query if k == "table"), DEFAULT_TABLE)
     rest = urlencode([(k, v) for k, v in query if k != "table"])
-    return urlunsplit((url.scheme, url.netloc, url.path, rest, "")), table
+    return urlunsplit((url.scheme, url.netloc, url.path, rest, "")), check_table_name(table)
+
+
+def check_table_name(table: str) -> str:
+    """`table` (or `schema.table`) when each part is a plain name: letters, digits, `_` and `-`,
+    not starting with a digit, at most 63 bytes; else OutputError in one sentence."""
+    parts = table.split(".")
+    if len(parts) > 2 or not all(_NAME_PART.match(p) and len(p.encode("utf-8")) <= 63 for p in parts):
+        raise OutputError(f"{table!r} is not a table name Seg accepts; use letters, digits, '_' and '-' "
+                          "(not first), optionally as schema.table.")
+    return table
+
+
+def display_target(target: str) -> str:
+    """`target` as it may be shown: the password of a URL (or of a PG: string or a query
+    parameter) replaced by ***; anything else as it is."""
+    if not is_postgis(target):
+        return target
+    hidden = re.sub(r"(?i)(password\s*=\s*)('[^']*'|[^\s&]*)", r"\1***", target)
+    return re.sub(r"^(postgres(?:ql)?://[^:/@?#\[]*:)[^@/?#]*@", r"\1***@", hidden)
 
 
 def describe(target: str) -> str:
     """The target without its password, for messages."""
-    dsn, table = parse_target(target)
+    try:
+        dsn, table = parse_target(target)
+    except OutputError:
+        return display_target(target)
     try:
         from psycopg2.extensions import parse_dsn
 
@@ -95,18 +127,26 @@ def connect(target: str):
 def _ident(table: str):
     from psycopg2 import sql
 
-    return sql.Identifier(*table.split(".", 1))
+    return sql.Identifier(*check_table_name(table).split(".", 1))
 
 
 def table_srid(conn, table: str) -> Optional[int]:
-    """The SRID of the table's geometry column, or None when the table does not exist."""
+    """The SRID of the table's `geom` column, or None when the table does not exist. The name is
+    looked up quoted, as it is created (mixed case kept). OutputError in one sentence when the
+    table has no PostGIS geometry column `geom` with an SRID."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (table,))
-        if cur.fetchone()[0] is None:
+        cur.execute("SELECT to_regclass(%s)", (_ident(table).as_string(conn),))
+        oid = cur.fetchone()[0]
+        if oid is None:
             return None
-        schema, _, name = table.rpartition(".")
-        cur.execute("SELECT Find_SRID(%s, %s, 'geom')", (schema or "public", name))
-        return int(cur.fetchone()[0])
+        cur.execute("SELECT format_type(atttypid, atttypmod), postgis_typmod_srid(atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attname = 'geom' AND NOT attisdropped", (oid,))
+        row = cur.fetchone()
+    if row is None or not str(row[0]).startswith("geometry"):
+        raise OutputError(f"The table {table} has no PostGIS geometry column 'geom'; choose a table Seg made, or a new one.")
+    if not row[1]:
+        raise OutputError(f"The geometry column of the table {table} has no SRID; give it one (geometry(MultiPolygon, EPSG code)).")
+    return int(row[1])
 
 
 def check_postgis_output(target: str, mode: str = "create") -> Optional[dict]:
@@ -166,6 +206,7 @@ class PostgisLabelWriter:
             self.discard()
 
     def add(self, label: Label) -> None:
+        check_field_types(label.attributes, self.fields)
         self._pending.append(label)
         self.count += 1
         if len(self._pending) >= self.batch:
@@ -301,9 +342,8 @@ def update_label(conn, fid: int, changes: Dict[str, object], expected_version: i
             if name in ("fid", "version"):
                 raise SegError(f"The {name} of a label cannot be edited.")
             if name == "geometry":
-                sets.append(sql.SQL("geom = ST_Multi(ST_SetSRID(ST_GeomFromWKB(%s), Find_SRID(%s, %s, 'geom')))"))
-                schema, _, name_only = table.rpartition(".")
-                values += [_binary(to_wkb(value)), schema or "public", name_only]
+                sets.append(sql.SQL("geom = ST_Multi(ST_SetSRID(ST_GeomFromWKB(%s), %s))"))
+                values += [_binary(to_wkb(value)), table_srid(conn, table)]
             else:
                 sets.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
                 values.append(value)

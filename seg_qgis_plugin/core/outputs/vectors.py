@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import OutputError, SegError
-from ..engine.labels import FIELDS, Label
+from ..engine.labels import FIELDS, Label, check_field_types
 from ..geo.vectorize import reproject_geometry
 from .atomic import SHAPEFILE_SIDECARS, StagedPath, file_lock, write_error
 from .geopackage import append_geopackage
@@ -123,6 +123,7 @@ class LabelWriter:
     def add(self, label: Label) -> None:
         from shapely import get_num_coordinates
 
+        check_field_types(label.attributes, self.fields)
         self._pending.append(label)
         vertices = int(get_num_coordinates(label.geometry))
         self._pending_vertices += vertices
