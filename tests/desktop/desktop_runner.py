@@ -8,9 +8,10 @@ driven from inside by driver.py (`qgis --code`). Loaded by path from test_deskto
 Environment kinds, all started with `env -i` (nothing of the caller's environment leaks in):
 - "stock": QGIS's own Python only, as a new user has it;
 - "venv": the project's .venv site-packages on PYTHONPATH;
-- "installed": stock, after the plugin's own installer (`seg_qgis_plugin.deps.install`, run by the
-  system Python from the built plugin) filled `<profile>/python/seg_deps/<platform tag>` from a local
-  wheelhouse (SEG_WHEELHOUSE, default `<checkout>/.wheelhouse`), as the dock's install button does.
+The host's QGIS 3.22, or (root=) a chroot of Debian trixie (QGIS 3.40) or sid (QGIS 3.44) made by
+tools/qgis_chroot.sh: QGIS runs there with /proc and /dev mounted for the run, on the host's Xvfb.
+The dock's own installer is driven from inside (driver.py's "install" scenario), then QGIS restarts
+on the same profile.
 """
 from __future__ import annotations
 
@@ -32,19 +33,9 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("driver.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 RESULT_TIMEOUT = 360.0  # the driver's own waits add up to less
-ENV_KINDS = ("stock", "venv", "installed")
-
-INSTALL_SCRIPT = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from seg_qgis_plugin import deps
-target = deps.private_folder(sys.argv[2])
-wanted = deps.to_install(deps.check(target), groups=("core", "onnx"))
-report = deps.install(wanted, target, pip_options=["--no-index", "--find-links", sys.argv[3]], on_line=print, timeout=900)
-print("installed:", " ".join(report.installed))
-"""
-
+ENV_KINDS = ("stock", "venv")
 
 @dataclass
 class DesktopRun:
@@ -53,14 +44,11 @@ class DesktopRun:
     alive: bool  # QGIS was still running after the driver finished
     returncode: Optional[int]  # QGIS's exit status when it ended by itself, else None
     seconds: float  # from starting QGIS to the driver's last word
+    profiles: Optional[Path] = None  # the --profiles-path it ran on (a restart reuses it)
 
 
 def missing_tools() -> List[str]:
     return [name for name in ("qgis", "Xvfb", SYSTEM_PYTHON) if shutil.which(name) is None]
-
-
-def wheelhouse() -> Path:
-    return Path(os.environ.get("SEG_WHEELHOUSE") or ROOT / ".wheelhouse")
 
 
 def venv_site_packages() -> Optional[str]:
@@ -93,41 +81,32 @@ def make_profile(work: Path, plugin_zip: Path) -> Path:
     return profiles
 
 
-def install_dependencies(profiles: Path, wheels: Path, home: Path) -> str:
-    """Run the plugin's own installer with the system Python, offline from `wheels`; returns pip's output."""
-    python_dir = profiles / "profiles" / "default" / "python"
-    done = subprocess.run([SYSTEM_PYTHON, "-c", INSTALL_SCRIPT, str(python_dir / "plugins"), str(python_dir), str(wheels)],
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
-                          capture_output=True, text=True, timeout=1200)
-    if done.returncode != 0:
-        raise RuntimeError(f"installing into the private folder failed: {done.stderr.strip()[-2000:]}\n{done.stdout[-2000:]}")
-    return done.stdout
-
-
 def run_desktop(work: Path, plugin_zip: Path, env_kind: str, extra_env: Optional[Dict[str, str]] = None,
-                timeout: float = RESULT_TIMEOUT) -> DesktopRun:
-    """Start QGIS on a fresh profile in `work` with driver.py, wait for its final result (at most
-    `timeout` s), then close QGIS (always)."""
+                timeout: float = RESULT_TIMEOUT, root: Optional[Path] = None, profiles: Optional[Path] = None) -> DesktopRun:
+    """Start QGIS on a fresh profile in `work` (or on `profiles`, a profile an earlier run left) with
+    driver.py, wait for its final result (at most `timeout` s), then close QGIS (always).
+    root: a chroot holding another QGIS (tools/qgis_chroot.sh); `work` must then lie inside it."""
     if env_kind not in ENV_KINDS:
         raise ValueError(f"env_kind must be one of {ENV_KINDS}, not {env_kind!r}")
+    inner = (lambda path: "/" + os.path.relpath(path, root)) if root else str
     work, home, runtime = Path(work), Path(work) / "home", Path(work) / "runtime"
     home.mkdir()
     runtime.mkdir(mode=0o700)
-    profiles = make_profile(work, plugin_zip)
-    if env_kind == "installed":
-        (work / "install.log").write_text(install_dependencies(profiles, wheelhouse(), home))
+    profiles = profiles or make_profile(work, plugin_zip)
+    driver = work / DRIVER.name
+    shutil.copy(DRIVER, driver)
     out = work / "result.json"
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime), "LANG": "C.UTF-8",
-           "SEG_DRIVER_OUT": str(out), **(extra_env or {})}
+    env = {"HOME": inner(home), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": inner(runtime), "LANG": "C.UTF-8",
+           "SEG_DRIVER_OUT": inner(out), **PIP_ENV, **(extra_env or {})}
     if env_kind == "venv":
         env["PYTHONPATH"] = venv_site_packages() or ""
     log_path = work / "qgis.log"
-    with xvfb() as display, open(log_path, "wb") as log:
+    command = ["qgis", "--profiles-path", inner(profiles), "--nologo", "--noversioncheck", "--code", inner(driver)]
+    with mounted(root), xvfb() as display, open(log_path, "wb") as log:
         env["DISPLAY"] = display
         started = time.monotonic()
-        qgis = subprocess.Popen(["qgis", "--profiles-path", str(profiles), "--nologo", "--noversioncheck", "--code", str(DRIVER)],
-                                env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        qgis = subprocess.Popen(([CHROOT, str(root)] if root else []) + command, env=env, cwd=work,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             result = wait_for_result(qgis, out, timeout)
             seconds = time.monotonic() - started
@@ -136,7 +115,40 @@ def run_desktop(work: Path, plugin_zip: Path, env_kind: str, extra_env: Optional
             returncode = qgis.returncode
         finally:
             stop(qgis)
-    return DesktopRun(result, log_path.read_text(errors="replace"), alive, returncode, seconds)
+    return DesktopRun(result, log_path.read_text(errors="replace"), alive, returncode, seconds, profiles)
+
+
+# pip as on a user's machine: the real index, no machine-wide pip configuration (this machine's points at
+# local wheel folders), and a download cache kept between runs.
+PIP_ENV = {"PIP_CONFIG_FILE": os.devnull, "PIP_CACHE_DIR": "/var/cache/seg/pip"}
+
+
+@contextmanager
+def mounted(root: Optional[Path]):
+    """/proc and /dev inside the chroot `root` for as long as QGIS runs there (nothing for the host)."""
+    done = []
+    try:
+        for source in ([] if root is None else ["/proc", "/dev"]):
+            target = os.path.join(root, source.lstrip("/"))
+            subprocess.run(["mount", "--rbind", source, target], check=True, capture_output=True)
+            done.append(target)
+        yield
+    finally:
+        for target in reversed(done):
+            subprocess.run(["umount", "-R", "-l", target], capture_output=True)
+
+
+def chroot_root(suite: str) -> Optional[Path]:
+    """The finished chroot of Debian `suite` (tools/qgis_chroot.sh), or None."""
+    root = Path(os.environ.get("SEG_CHROOTS", "/var/cache/seg/chroots")) / suite
+    return root if (root / ".seg-ready").is_file() else None
+
+
+def chroot_work(root: Path, name: str) -> Path:
+    """A fresh folder inside the chroot for one run."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"seg-{name}-", dir=Path(root) / "tmp"))
 
 
 def wait_for_result(process: subprocess.Popen, out: Path, timeout: float) -> Dict:

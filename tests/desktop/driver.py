@@ -7,6 +7,8 @@ events on the map canvas, one Processing algorithm, and the label GeoPackage rea
 Environment: SEG_DRIVER_OUT (the result.json to write; its folder holds everything made here) and,
 optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session) and
 SEG_DRIVER_PG (a postgresql://...?table=NAME target: one more label, accepted into that table).
+SEG_DRIVER_SCENARIO=install instead opens the dock of a stock QGIS, presses Install dependencies and
+then Install with the dialog's defaults, and waits for the end (SEG_DRIVER_INSTALL_TIMEOUT seconds).
 
 The stages are generators run by a QTimer, so the QGIS event loop (tasks, canvas, signals) runs
 between steps; a stage yields `Wait`s. Nothing escapes: every exception is recorded in
@@ -35,6 +37,8 @@ OUT = os.environ["SEG_DRIVER_OUT"]
 WORK = os.path.dirname(os.path.abspath(OUT))
 CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
 POSTGIS = os.environ.get("SEG_DRIVER_PG") or None
+SCENARIO = os.environ.get("SEG_DRIVER_SCENARIO", "label")
+INSTALL_TIMEOUT = float(os.environ.get("SEG_DRIVER_INSTALL_TIMEOUT", "1500"))
 SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
 # Bright squares on a dark textured field, in raster pixels (col0, row0, col1, row1), end exclusive.
 OBJECTS = {"point": (96, 96, 160, 160), "box": (300, 280, 380, 360), "sam": (380, 96, 440, 156)}
@@ -66,6 +70,10 @@ class Driver:
         self.labels = os.path.join(WORK, "labels.gpkg")
         self.plugin = self.dock = self.controller = self.layer = None
         self.accepted = 0
+        if SCENARIO == "install":
+            self.stages = iter([(self.find_plugin, False), (self.open_dock, False), (self.install_dependencies, False)])
+            self.start()
+            return
         stages = [(self.find_plugin, False), (self.open_dock, False), (self.add_raster, False),
                   (self.start_classic, False), (self.label_with_point, False), (self.label_with_box, False)]
         if POSTGIS is not None:
@@ -78,6 +86,9 @@ class Driver:
         if importlib.util.find_spec("distributed") is not None:
             stages.append((self.prelabel_on_a_local_cluster, True))
         self.stages = iter(stages + [(self.read_back, True)])
+        self.start()
+
+    def start(self):
         self.stage = self.stage_started = self.waiting = None
         self.failed = False
         QgsApplication.messageLog().messageReceived.connect(self.logged)
@@ -229,8 +240,22 @@ class Driver:
         lacking = [s.requirement for s in deps.check(private_folder()) if not s.usable]
         self.result["missing"] = [r.module for r in lacking if any(name in text for name in (r.module, *r.distributions))]
         self.result["core_missing"] = [r.module for r in lacking if r.group == "core"]
-        if self.result["core_missing"]:
+        if self.result["core_missing"] and SCENARIO != "install":
             raise Stop("QGIS's Python lacks " + ", ".join(self.result["core_missing"]))
+
+    def install_dependencies(self):
+        """As a user does it: Install dependencies..., the dialog's defaults, Install, wait."""
+        self.dock.install_button.click()
+        yield Wait(lambda: self.dock.install_dialog is not None and self.dock.install_dialog.isVisible(), 20, "the installer")
+        dialog = self.dock.install_dialog
+        steps = []
+        self.result["install"] = {"plan": dialog.what.text(), "sam_ticked": dialog.sam_box.isChecked(), "steps": steps}
+        started = time.monotonic()
+        dialog.install_button.click()
+        yield Wait(lambda: dialog.task is not None, 10, "the install task to start")
+        dialog.task.stepChanged.connect(steps.append)
+        yield Wait(lambda: dialog.finished_ok is not None, INSTALL_TIMEOUT, "the install to end")
+        self.result["install"].update(ok=dialog.finished_ok, message=dialog.result.text(), seconds=round(time.monotonic() - started))
 
     def add_raster(self):
         write_scene(self.raster)

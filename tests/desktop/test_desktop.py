@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import shutil
 import sys
 
 import pytest
@@ -57,8 +58,33 @@ def assert_labeled(run, features):
     assert run.result["processing_ok"], explain(run)
 
 
-def test_stock_qgis_loads_the_plugin_and_the_dock_says_what_is_missing(tmp_path, plugin_zip):
-    run = runner.run_desktop(tmp_path, plugin_zip, "stock")
+QGIS_VERSIONS = {"3.22": None, "3.40": "trixie", "3.44": "sid"}  # the host's QGIS, then Debian chroots
+INSTALL_TIMEOUT_S = 1800  # the dock's default install from the real index, SAM on torch included
+
+
+@pytest.fixture(params=list(QGIS_VERSIONS), ids=[f"qgis{v}" for v in QGIS_VERSIONS])
+def qgis_root(request):
+    """None for the host's QGIS 3.22, else the chroot holding QGIS 3.40 (trixie) or 3.44 (sid)."""
+    suite = QGIS_VERSIONS[request.param]
+    if suite is None:
+        return None
+    root = runner.chroot_root(suite)
+    if root is None:
+        pytest.skip(f"no {suite} chroot with QGIS {request.param} (tools/qgis_chroot.sh {suite}; make test builds it)")
+    return root
+
+
+@pytest.fixture
+def work(tmp_path, qgis_root):
+    if qgis_root is None:
+        return tmp_path
+    folder = runner.chroot_work(qgis_root, "desktop")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_stock_qgis_loads_the_plugin_and_the_dock_says_what_is_missing(work, qgis_root, plugin_zip):
+    run = runner.run_desktop(work, plugin_zip, "stock", root=qgis_root)
     assert_started(run)
     missing, core_missing = set(run.result["missing"]), set(run.result["core_missing"])
     assert core_missing, "QGIS's own Python unexpectedly has every package Seg needs\n" + explain(run)
@@ -66,11 +92,29 @@ def test_stock_qgis_loads_the_plugin_and_the_dock_says_what_is_missing(tmp_path,
                                      + run.result["dock_text"] + "\n" + explain(run))
 
 
-@pytest.mark.skipif(not runner.wheelhouse().is_dir(),
-                    reason=f"no wheelhouse at {runner.wheelhouse()} (set SEG_WHEELHOUSE, or let the Makefile build it)")
-def test_plugin_installed_dependencies_label_and_process(tmp_path, plugin_zip):
-    run = runner.run_desktop(tmp_path, plugin_zip, "installed")
-    assert_labeled(run, 2)
+def test_default_install_from_the_index_then_restart_labels_with_classic_and_sam(work, qgis_root, plugin_zip, tiny_checkpoint):
+    """As a new user: the dock's Install dependencies with its defaults (SAM ticked) from the real
+    package index, restart QGIS, then classic point and box, a SAM click with a random-weight
+    checkpoint through the dock's model picker, the assistant and one Processing algorithm."""
+    run = runner.run_desktop(work, plugin_zip, "stock", {"SEG_DRIVER_SCENARIO": "install"}, timeout=INSTALL_TIMEOUT_S + 120,
+                             root=qgis_root)
+    assert_started(run)
+    install = run.result.get("install") or {}
+    assert install.get("sam_ticked"), "SAM is not the installer's default\n" + explain(run)
+    assert install.get("ok") and "SAM on torch" in install["message"] and "could not" not in install["message"], \
+        f"the default install: {install}\n" + explain(run)
+    assert any(step.startswith("Downloading torch") and "MB)" in step for step in install["steps"]), install["steps"]
+    checkpoint = work / "sam_vit_tiny.pth"
+    shutil.copy(tiny_checkpoint, checkpoint)
+    restart = work / "restart"
+    restart.mkdir()
+    inner = str(checkpoint) if qgis_root is None else "/" + str(checkpoint.relative_to(qgis_root))
+    again = runner.run_desktop(restart, plugin_zip, "stock", {"SEG_DRIVER_CHECKPOINT": inner}, root=qgis_root,
+                               profiles=run.profiles)
+    assert_labeled(again, 2 if again.result.get("sam_empty_mask") else 3)
+    assert "label_with_sam" in again.result["steps"], explain(again)
+    assist = again.result["assist"] or {}
+    assert (assist.get("features") or 0) >= 3 and assist["info"].startswith("Learned"), "the assistant in QGIS\n" + explain(again)
 
 
 @pytest.mark.skipif(runner.venv_site_packages() is None, reason="the project's .venv does not exist (make venv)")
