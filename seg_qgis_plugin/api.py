@@ -21,6 +21,7 @@ import warnings
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .core.errors import PromptError, SegError, SegWarning
+from .core.ranges import checked_numbers
 
 Point = Tuple[float, float]
 Box = Tuple[float, float, float, float]
@@ -135,6 +136,7 @@ class Session:
         table.attrs["skipped"] = list(result.skipped)
         return table
 
+    @checked_numbers
     def auto(self, points_per_side: int = 16, min_score: float = 0.7, min_stability: float = 0.85,
              label: str = "object", tags: Optional[Dict[str, str]] = None, aoi=None):
         """Every object the model sees (SAM's automatic point grid on each tile, merged across

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from . import assist, batch, models, quality, timeseries
 from .classes import border_options, check_classes, check_snap, class_options, load_classes
+from .number_options import apply_ranges
 from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache, scale_options
 from .redaction import passwords_hidden
 from .run_outputs import declare, guarded
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_demo)
     for commands in (batch, models, quality, timeseries, assist):
         commands.add_parsers(sub)
+    apply_ranges(parser)
     return parser
 
 

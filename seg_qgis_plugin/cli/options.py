@@ -117,13 +117,25 @@ def scale_options(p: argparse.ArgumentParser, resume: bool = True, unit: str = "
     """--cluster (and --resume) for commands that work tile by tile (core.scale); `unit` names
     what a block holds in the help."""
     g = p.add_argument_group("scale-out")
-    g.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
+    g.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT", type=cluster_spec,
                    help=f"run blocks of {unit} on a Dask cluster: N local worker processes, or a running scheduler "
                         "(workers need Seg, the model file and the raster at the same paths)")
     g.add_argument("--block-tiles", type=int, default=4, help=f"{unit} per cluster task and per resume step (default 4)")
     if resume:
         g.add_argument("--resume", action="store_true", help="skip the work a killed run finished (its manifest lies "
                        "beside --out) and end with exactly the uninterrupted output")
+
+
+def cluster_spec(text: str) -> str:
+    """An argparse type: a --cluster value this machine can run (core.scale.cluster.parse_cluster)."""
+    from ..core.errors import SettingError
+    from ..core.scale.cluster import parse_cluster
+
+    try:
+        parse_cluster(text)
+    except SettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def model_spec_from_args(args):

@@ -114,6 +114,11 @@ def compare(a: LabelTable, b: LabelTable, iou_threshold: float = 0.5, class_fiel
             by_class: bool = False, like: Optional[str] = None, resolution: Optional[float] = None,
             boundary_distance: Optional[float] = None, progress: Optional[Progress] = None) -> Agreement:
     """Agreement of `b` with `a` (the reference); see the module docstring for every figure."""
+    from ..ranges import check_number
+
+    check_number("iou", iou_threshold, "The IoU threshold")
+    check_number("resolution", resolution, "The resolution")
+    check_number("boundary_distance", boundary_distance, "The boundary distance")
     if not 0 < iou_threshold <= 1:
         raise SettingError(f"The IoU threshold must be in (0, 1], not {iou_threshold}.")
     if resolution is not None and resolution <= 0:

@@ -46,6 +46,10 @@ class Tolerances:
     min_class_size: int = 5
 
     def __post_init__(self):
+        from ..ranges import check_number
+
+        for name in ("overlap_area", "gap_width", "sliver_compactness", "sliver_width", "hole_area", "outlier_z"):
+            check_number(name, getattr(self, name), f"The {name.replace('_', ' ')}")
         if self.overlap_scope not in SCOPES:
             raise SettingError(f"The overlap scope must be one of {', '.join(SCOPES)}, not {self.overlap_scope!r}.")
         for name in ("overlap_area", "gap_width", "sliver_compactness", "sliver_width", "hole_area", "outlier_z"):

@@ -67,10 +67,30 @@ class ModelSpec:
         return open_backend(self.checkpoint, self.model_type, self.backend, self.device, self.threads, self.precision)
 
 
+WORKERS_PER_CPU = 4  # workers wait on I/O and the scheduler at times, but past this they only contend
+WORKER_MEMORY = 512 * 2 ** 20  # what one worker process needs at least (Python, GDAL, numpy, a small model)
+
+
+def max_local_workers() -> int:
+    """The most local worker processes this machine can hold: WORKERS_PER_CPU per CPU, and no
+    more than its memory holds at WORKER_MEMORY each (at least 1)."""
+    cpus = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = cpus * WORKERS_PER_CPU * WORKER_MEMORY
+    return max(1, min(cpus * WORKERS_PER_CPU, memory // WORKER_MEMORY))
+
+
 def parse_cluster(spec: str) -> Tuple[str, object]:
-    """("local", N) for "local:N", ("tcp", "tcp://HOST:PORT") for a scheduler address."""
+    """("local", N) for "local:N", ("tcp", "tcp://HOST:PORT") for a scheduler address. A local
+    cluster larger than the machine can hold (max_local_workers) is refused in one sentence."""
     m = re.fullmatch(r"local:(\d+)", spec.strip())
     if m and int(m.group(1)) >= 1:
+        most = max_local_workers()
+        if int(m.group(1)) > most:
+            raise SettingError(f"--cluster local:{int(m.group(1))} asks for more worker processes than this machine can hold "
+                               f"({os.cpu_count() or 1} CPUs; at most local:{most}); use a smaller N or a scheduler (tcp://HOST:PORT).")
         return "local", int(m.group(1))
     if re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", spec.strip()):
         return "tcp", spec.strip()

@@ -113,6 +113,11 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, s
     cache: an EmbeddingCache shared by every date (its keys hold each raster's fingerprint)."""
     import time
 
+    from ..ranges import check_number
+
+    check_number("min_score", min_score, "The minimum score")
+    check_number("simplify", simplify, "The simplification tolerance")
+
     tracks = start_tracks(labels, start, classes)
     check_overlap(tracks, series)
     out = [_start_label(lab, t) for lab, t in zip(_chosen(labels, classes), tracks)]
