@@ -42,7 +42,7 @@ class MissingReport:
     def sentence(self) -> str:
         """What the dock shows: deps.missing_sentence for the engine, else for SAM (plain text)."""
         if self.core:
-            return deps.sentence_for(("core",), self.core)
+            return deps.sentence_for(("core", "sam") if self.sam else ("core",), [*self.core, *self.sam])
         if self.sam:
             return deps.sentence_for(("sam",), self.sam) + " The classic backend and exported ONNX models work meanwhile."
         return "Everything Seg needs is installed."
