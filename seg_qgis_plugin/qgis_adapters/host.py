@@ -46,3 +46,52 @@ def protect_qgis() -> None:
     """Install the guard once, first on sys.meta_path."""
     if not any(isinstance(finder, _QgisGuard) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QgisGuard())
+
+
+def proj_db_minor(folder: str) -> int:
+    """The DATABASE.LAYOUT.VERSION.MINOR of `folder`/proj.db (-1 when there is none)."""
+    import sqlite3
+
+    path = os.path.join(folder, "proj.db")
+    if not os.path.isfile(path):
+        return -1
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT value FROM metadata WHERE key = 'DATABASE.LAYOUT.VERSION.MINOR'").fetchone()
+        return int(row[0]) if row else -1
+    except (sqlite3.Error, ValueError):
+        return -1
+
+
+def share_proj_data(private: str, qgis_folders=None) -> None:
+    """One proj.db for every PROJ in the process: QGIS's, where it is newer than the wheels'.
+
+    The GDAL inside the rasterio and pyogrio wheels resolves PROJ to the library QGIS loaded first,
+    and a PROJ refuses a proj.db whose layout is older than it needs ("DATABASE.LAYOUT.VERSION.MINOR
+    = 6 whereas a number >= 7 is expected" with QGIS 3.44's PROJ); it reads newer ones. pyogrio
+    always takes its own copy first and rasterio takes PROJ_DATA first, so where QGIS's proj.db is
+    newer, the copies in Seg's `private` folder (Seg's own, never another site-packages) are
+    replaced by it and PROJ_DATA names QGIS's folder. A PROJ_DATA or PROJ_LIB the user set is left alone."""
+    import shutil
+
+    if os.environ.get("PROJ_DATA") or os.environ.get("PROJ_LIB"):
+        return
+    if qgis_folders is None:
+        qgis_folders = [os.path.join(sys.prefix, "share", "proj"), "/usr/share/proj"]
+        try:
+            from qgis.core import QgsProjUtils
+
+            qgis_folders = list(QgsProjUtils.searchPaths()) + qgis_folders
+        except (ImportError, AttributeError):
+            pass
+    qgis = max(qgis_folders, key=proj_db_minor)
+    newest = proj_db_minor(qgis)
+    if newest < 0:
+        return
+    for package in ("rasterio", "pyogrio"):
+        wheel = os.path.join(private, package, "proj_data")
+        if 0 <= proj_db_minor(wheel) < newest:
+            staged = os.path.join(wheel, f".proj.db.{os.getpid()}")
+            shutil.copyfile(os.path.join(qgis, "proj.db"), staged)
+            os.replace(staged, os.path.join(wheel, "proj.db"))
+    os.environ["PROJ_DATA"] = qgis
