@@ -98,7 +98,10 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         if not able:
             raise QgsProcessingException(sentence)
         from .destinations import guarded_run
+        from .parameter_ranges import check_numbers, check_scheduler
 
+        check_numbers(self, parameters, context)  # NaN, infinity, out of range: one sentence, before any work
+        check_scheduler(self, parameters, context)
         try:
             with guarded_run(self, parameters, context):  # no destination names an input; all appear or none
                 return self.run_seg(parameters, context, feedback, FeedbackProgress(feedback))
@@ -111,6 +114,14 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     def run_seg(self, parameters, context, feedback, progress: FeedbackProgress) -> dict:
         raise NotImplementedError
+
+    def addParameter(self, definition, createOutput=True):  # noqa: N802,N803 (QGIS API)
+        """Numeric parameters take their minimum and maximum from core.ranges (parameter_ranges)."""
+        if isinstance(definition, QgsProcessingParameterNumber):
+            from .parameter_ranges import apply_range
+
+            apply_range(definition)
+        return super().addParameter(definition, createOutput)
 
     # -- shared parameter helpers -----------------------------------------------------------------
 

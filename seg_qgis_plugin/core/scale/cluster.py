@@ -82,19 +82,20 @@ def max_local_workers() -> int:
     return max(1, min(cpus * WORKERS_PER_CPU, memory // WORKER_MEMORY))
 
 
-def parse_cluster(spec: str) -> Tuple[str, object]:
+def parse_cluster(spec: str, option: str = "--cluster") -> Tuple[str, object]:
     """("local", N) for "local:N", ("tcp", "tcp://HOST:PORT") for a scheduler address. A local
-    cluster larger than the machine can hold (max_local_workers) is refused in one sentence."""
+    cluster larger than the machine can hold (max_local_workers) is refused in one sentence that
+    names `option` (the CLI's flag, Processing's parameter)."""
     m = re.fullmatch(r"local:(\d+)", spec.strip())
     if m and int(m.group(1)) >= 1:
         most = max_local_workers()
         if int(m.group(1)) > most:
-            raise SettingError(f"--cluster local:{int(m.group(1))} asks for more worker processes than this machine can hold "
+            raise SettingError(f"{option} local:{int(m.group(1))} asks for more worker processes than this machine can hold "
                                f"({os.cpu_count() or 1} CPUs; at most local:{most}); use a smaller N or a scheduler (tcp://HOST:PORT).")
         return "local", int(m.group(1))
     if re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", spec.strip()):
         return "tcp", spec.strip()
-    raise SettingError(f"--cluster takes local:N (N worker processes) or tcp://HOST:PORT (a Dask scheduler), not {spec!r}.")
+    raise SettingError(f"{option} takes local:N (N worker processes) or tcp://HOST:PORT (a Dask scheduler), not {spec!r}.")
 
 
 @contextmanager
