@@ -1,11 +1,15 @@
 """Which arguments of a `seg` command are its inputs and outputs, and the guard `main()` puts
 around every run: the outputs are checked before any work (none names an input or another output,
 their folders can be written: core.outputs.output_checks), and a run with several outputs
-publishes them together or not at all (core.outputs.publish)."""
+publishes them together or not at all (core.outputs.publish). What such a run prints on stdout
+(its success lines) is held until its outputs are published, so a run whose publication fails
+never told the user it was done."""
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
+import io
+import sys
+from contextlib import contextmanager, redirect_stdout
 from typing import Iterator, Sequence
 
 
@@ -37,5 +41,7 @@ def guarded(args: argparse.Namespace) -> Iterator[None]:
     if len(given) < 2:  # one output is already written whole or not at all
         yield
         return
-    with outputs_together(given):
+    held = io.StringIO()
+    with outputs_together(given), redirect_stdout(held):
         yield
+    sys.stdout.write(held.getvalue())  # only now: every output is in place
