@@ -14,9 +14,10 @@ Cost: the copy reads the staged rows once; the target is never read whole.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import struct
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 from urllib.request import pathname2url
 
 from ..errors import OutputError
@@ -147,4 +148,33 @@ def _with_srs(blob: Optional[bytes], srs_id: int) -> Optional[bytes]:
     return blob[:4] + struct.pack(order + "i", int(srs_id)) + blob[8:]
 
 
-__all__ = ["append_geopackage"]
+def add_layer(target: str, layer: str, write: Callable[..., None]) -> int:
+    """Add the new `layer` to the existing GeoPackage `target` without replacing the file, so its
+    other layers stay as they are and a program holding it open keeps it. `write(path, rows=True,
+    append=False)` writes the layer into the GeoPackage `path` (rows=False: its fields only). The
+    rows are staged in a private GeoPackage beside `target`, the empty layer is made in `target`
+    (GDAL's own transaction), then the rows are copied in one transaction (append_geopackage).
+    Returns the number of rows added; OutputError in one sentence when `target` already has the
+    layer (made by another program meanwhile) or cannot be written. If the copy fails the layer
+    stays in `target`, empty."""
+    import pyogrio
+
+    from .atomic import staging_folder
+
+    target = os.path.abspath(target)
+    folder = staging_folder(os.path.dirname(target))
+    try:
+        staged = os.path.join(folder, "layer.gpkg")
+        write(staged)
+        if layer.lower() in (name.lower() for name, _ in pyogrio.list_layers(target)):
+            raise OutputError(f"The layer {layer} was added to {target} by another program meanwhile; choose another layer name.")
+        try:
+            write(target, rows=False, append=True)
+        except (OSError, RuntimeError) as exc:  # pyogrio's errors are RuntimeErrors
+            raise write_error(exc, target, True) from exc
+        return append_geopackage(staged, target, layer)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+__all__ = ["append_geopackage", "add_layer"]

@@ -109,6 +109,8 @@ def metric_frame(geometries: np.ndarray, crs: str) -> MetricFrame:
 def write_layer(path: str, geometries: Sequence, columns: Dict[str, list], crs: str, overwrite: bool = False,
                 layer: Optional[str] = None, geometry_type: str = "MultiPolygon") -> str:
     """Write a layer atomically: into a temporary folder beside `path`, moved into place whole.
+    A new layer of an existing GeoPackage (not `overwrite`) is added to that file through its own
+    transactions (geopackage.add_layer), never by replacing it, so its other layers stay.
     Column types follow the values (float, int or text; None stays NULL)."""
     import pyogrio.raw
     from shapely import to_wkb
@@ -121,10 +123,21 @@ def write_layer(path: str, geometries: Sequence, columns: Dict[str, list], crs: 
     names = list(columns)
     data = [_array(columns[n]) for n in names]
     wkb = np.array([None if g is None else to_wkb(g) for g in geometries], dtype=object)
+    layer = (layer or os.path.splitext(os.path.basename(path))[0]) if driver == "GPKG" else None
+
+    def write(target: str, rows: bool = True, append: bool = False) -> None:
+        pyogrio.raw.write(target, wkb if rows else wkb[:0], [d if rows else d[:0] for d in data], names, layer=layer,
+                          driver=driver, geometry_type=geometry_type, crs=crs, promote_to_multi=geometry_type.startswith("Multi"),
+                          append=append)
+
+    if driver == "GPKG" and not overwrite and os.path.exists(path):
+        from ..outputs.geopackage import add_layer
+
+        add_layer(path, layer, write)
+        return path
     sidecars = SHAPEFILE_SIDECARS if driver == "ESRI Shapefile" else ()
     with atomic_path(path, sidecars=sidecars) as tmp:  # also held back by publish.outputs_together
-        pyogrio.raw.write(tmp, wkb, data, names, layer=(layer or os.path.splitext(os.path.basename(path))[0]) if driver == "GPKG" else None,
-                          driver=driver, geometry_type=geometry_type, crs=crs, promote_to_multi=geometry_type.startswith("Multi"))
+        write(tmp)
     return path
 
 
