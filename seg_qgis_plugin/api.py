@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from .core.errors import PromptError, SegError, SegWarning
 from .core.ranges import checked_numbers
 
+SOURCE = "seg_source"  # GeoDataFrame.attrs key: the file read_labels read the table from
 Point = Tuple[float, float]
 Box = Tuple[float, float, float, float]
 
@@ -58,9 +59,11 @@ class Session:
         from .core.models.registry import checkpoint_path
         from .core.settings import load_settings
 
-        self.classes, self.ontology = _classes(classes)
         settings = load_settings()
         path = checkpoint_path(checkpoint, settings.models_folder) if checkpoint else None
+        _check_outputs({"cache": cache}, {"raster": raster, "checkpoint": path,
+                                          "classes": classes if isinstance(classes, (str, os.PathLike)) else None}, folders=["cache"])
+        self.classes, self.ontology = _classes(classes)
         model = open_backend(path, None, backend, device or settings.device, settings.threads or None)
         if cache and not model.cacheable:
             warnings.warn(SegWarning(f"The {model.model_id} backend has no embeddings to cache; the cache folder is not used."))
@@ -194,7 +197,9 @@ def read_labels(path: str, layer: Optional[str] = None):
 
     labels = read(os.fspath(path), layer)
     crs = labels[0].crs if labels else _layer_crs(os.fspath(path), layer)
-    return _frame(labels, crs)
+    frame = _frame(labels, crs)
+    frame.attrs[SOURCE] = os.path.abspath(os.fspath(path))  # kept by filtered copies: write_labels will not write onto it
+    return frame
 
 
 def write_labels(gdf, path: str, append: bool = False, layer: Optional[str] = None) -> str:
@@ -203,7 +208,8 @@ def write_labels(gdf, path: str, append: bool = False, layer: Optional[str] = No
     every feature already there, also when other processes append at the same time; features are
     reprojected to the layer's CRS. Without append an existing file (or GeoPackage layer) is an
     error. Missing Seg fields are filled (status "prelabel", created now); extra columns are
-    written too when the layer is new or already has them. Returns the path."""
+    written too when the layer is new or already has them. A table from read_labels (or a copy of
+    it) is never written onto the file it was read from, by any path. Returns the path."""
     from .core.engine.labels import FIELD_NAMES, Label
     from .core.errors import CrsError
     from .core.outputs.vectors import LabelWriter
@@ -215,6 +221,7 @@ def write_labels(gdf, path: str, append: bool = False, layer: Optional[str] = No
         raise SegError(f"Only polygons can be written as labels, not {', '.join(sorted(kinds - {'Polygon', 'MultiPolygon'}))}.")
     crs = _crs_text(gdf.crs)
     path = os.fspath(path)
+    _check_outputs({"path": path}, {"the table was read from": gdf.attrs.get(SOURCE)})
     extras = _extra_fields(gdf, path, layer, append)
     geometry_name = gdf.geometry.name
     with LabelWriter(path, crs, layer, "append" if append else "create", fields=_fields(extras)) as writer:
@@ -225,6 +232,15 @@ def write_labels(gdf, path: str, append: bool = False, layer: Optional[str] = No
             writer.add(Label(row[geometry_name], crs, {**_defaults(values), **{k: v for k, v in values.items()
                                                                              if k in FIELD_NAMES or k in extras}}))
     return writer.path
+
+
+def _check_outputs(outputs, inputs, folders=()) -> None:
+    """No output names an input (by any path) or another output; OutputError in one sentence,
+    before any work (core.outputs.output_checks)."""
+    from .core.outputs.output_checks import check_outputs
+
+    check_outputs({k: None if v is None else os.fspath(v) for k, v in outputs.items()},
+                  {k: None if v is None else os.fspath(v) for k, v in inputs.items()}, folders)
 
 
 def _frame(labels, crs):
