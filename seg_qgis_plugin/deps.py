@@ -19,6 +19,7 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import queue
@@ -340,7 +341,7 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     host = host_distributions(target)
     pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
-    dropped: List[str] = []
+    newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
     with open(log_path, "a", encoding="utf-8") as log:
         for _ in range(4):
             constraints = _write_constraints(os.path.dirname(target), host, requirements)
@@ -355,13 +356,15 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
             impossible = _impossible_constraint(lines) if rc != 0 else None
             if impossible is None or impossible not in host:
                 break
-            dropped.append(f"{impossible}=={host.pop(impossible)}")
-            log.write(f"=== the index has no {dropped[-1]} that fits: trying again without that constraint\n")
+            log.write(f"=== {impossible}=={host.pop(impossible)} (QGIS's own) does not fit: trying again without it\n")
+            newer.append(impossible)
     if rc != 0:
         raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
     installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
                       if ln.startswith("Successfully installed")), [])
-    copies = _drop_host_copies(target, host_distributions(target))
+    copies = _drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n not in newer})
+    if newer:
+        _remember_newer(target, newer)
     installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in copies]
     progress.set_progress(100.0)
     return InstallReport(tuple(installed), target, log_path)
@@ -523,6 +526,42 @@ def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[st
 
 
 _PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[\w.]+)?$")
+
+
+PREFERRED_FILE = "seg-preferred.json"
+
+
+def _remember_newer(target: str, names: Sequence[str]) -> None:
+    """Record the top-level modules of `names` (kept in `target` because Seg's packages need them newer
+    than QGIS's Python has them: sympy for torch on Debian 12) for `preferred_modules`."""
+    modules = set(preferred_modules(target))
+    for dist in importlib.metadata.distributions(path=[target]):
+        if _normalise(dist.metadata["Name"] or "") in names:
+            modules.update(_top_level_modules(dist))
+    with open(os.path.join(target, PREFERRED_FILE), "w", encoding="utf-8") as f:
+        json.dump(sorted(modules), f)
+
+
+def _top_level_modules(dist) -> List[str]:
+    """The importable top-level names a distribution installed, read from its RECORD."""
+    names = set()
+    for path in dist.files or []:
+        top = path.parts[0]
+        if len(path.parts) == 1 and top.endswith((".py", ".so", ".pyd")):
+            names.add(top.split(".")[0])
+        elif len(path.parts) > 1 and not top.endswith((".dist-info", ".data", ".libs")) and top not in ("bin", "__pycache__"):
+            names.add(top)
+    return sorted(names)
+
+
+def preferred_modules(target: str) -> List[str]:
+    """Modules that must come from `target` before QGIS's own copies (see install)."""
+    try:
+        with open(os.path.join(target, PREFERRED_FILE), encoding="utf-8") as f:
+            names = json.load(f)
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    except (OSError, ValueError):
+        return []
 
 
 def _drop_host_copies(target: str, host: Dict[str, str]) -> List[str]:

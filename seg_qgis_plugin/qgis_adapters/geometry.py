@@ -15,7 +15,7 @@ def to_shapely(geometry: QgsGeometry):
 
 def from_shapely(geometry) -> QgsGeometry:
     """A shapely geometry as a QgsGeometry (null for None)."""
-    from shapely import to_wkb
+    from ..core.geo.wkb import to_wkb
 
     out = QgsGeometry()
     if geometry is None or geometry.is_empty:

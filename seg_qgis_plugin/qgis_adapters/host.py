@@ -20,12 +20,17 @@ BLOCKED = ("triton",)
 
 
 class _QgisGuard(importlib.abc.MetaPathFinder):
+    def __init__(self):
+        self.private_first = {}  # module -> Seg's folder: a newer copy Seg's packages need (sympy for torch)
+
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
         if top in BLOCKED:
             raise ModuleNotFoundError(f"{name} is kept out of QGIS: it crashes the desktop.", name=name)
         if path is None and name in HOST_FIRST:
             return host_copy(name)
+        if path is None and name in self.private_first:
+            return importlib.machinery.PathFinder.find_spec(name, [self.private_first[name]])
         return None
 
 
@@ -42,10 +47,24 @@ def host_copy(name: str):
     return None
 
 
-def protect_qgis() -> None:
-    """Install the guard once, first on sys.meta_path."""
-    if not any(isinstance(finder, _QgisGuard) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QgisGuard())
+def protect_qgis() -> "_QgisGuard":
+    """Install the guard once, first on sys.meta_path; returns it."""
+    guard = next((finder for finder in sys.meta_path if isinstance(finder, _QgisGuard)), None)
+    if guard is None:
+        guard = _QgisGuard()
+        sys.meta_path.insert(0, guard)
+    return guard
+
+
+def prefer_private(folder: str) -> None:
+    """Modules the installer kept in Seg's `folder` because QGIS's Python has them too old for Seg's
+    packages (deps.preferred_modules) come from there first; the rest of the folder stays behind QGIS's."""
+    from .. import deps
+
+    guard = protect_qgis()
+    for module in deps.preferred_modules(folder):
+        if module not in sys.modules:
+            guard.private_first[module] = folder
 
 
 def proj_db_minor(folder: str) -> int:

@@ -272,7 +272,7 @@ class PostgisLabelWriter:
     def _flush(self) -> None:
         from psycopg2 import sql
         from psycopg2.extras import execute_values
-        from shapely import to_wkb
+        from ..geo.wkb import to_wkb
         from shapely.geometry import MultiPolygon
 
         from ..geo.vectorize import reproject_geometry
@@ -328,7 +328,7 @@ def update_label(conn, fid: int, changes: Dict[str, object], expected_version: i
     geometry in the table's SRID). Commits on success; raises StaleLabelError (nothing changed)
     when the stored version differs, SegError when the label does not exist."""
     from psycopg2 import sql
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     owned = isinstance(conn, str)
     if owned:

@@ -184,7 +184,9 @@ def write_split_layer(path: str, plan: SplitPlan, footprints, crs_wkt: str) -> s
     (the union of its chips' footprints) with fields split, block and chips, plus the dropped buffer
     chips as split 'buffer'."""
     import pyogrio.raw
-    from shapely import to_wkb, unary_union
+    from shapely import unary_union
+
+    from ..geo.wkb import to_wkb
 
     groups: Dict[Tuple[str, int], List] = {}
     for key, name in plan.split.items():

@@ -258,7 +258,7 @@ def read_labels(path: str, layer: Optional[str] = None) -> List[Label]:
 def _write(path, layer, driver, crs, geoms, columns: Dict[str, list], append: bool, fields: Sequence = FIELDS,
            layer_metadata: Optional[Dict[str, str]] = None) -> None:
     import pyogrio.raw
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     types = {name: kind for name, kind, _ in fields}
     types.update({short: kind for _, kind, short in fields})

@@ -145,12 +145,14 @@ def duplicate_groups(geometries: np.ndarray) -> List[np.ndarray]:
     geometries sharing bounds and vertex count (what any duplicate shares) are normalised."""
     import shapely
 
+    from ..geo.wkb import to_wkb
+
     if not len(geometries):
         return []
     cheap = np.column_stack([shapely.bounds(geometries), shapely.get_num_coordinates(geometries)])
     _, inverse, counts = np.unique(cheap, axis=0, return_inverse=True, return_counts=True)
     suspects = np.flatnonzero(counts[inverse.ravel()] > 1)
-    keys = shapely.to_wkb(shapely.normalize(geometries[suspects]))
+    keys = to_wkb(shapely.normalize(geometries[suspects]))
     first: Dict[bytes, int] = {}
     members: Dict[int, List[int]] = {}
     for position, key in zip(suspects.tolist(), keys):

@@ -113,7 +113,7 @@ def write_layer(path: str, geometries: Sequence, columns: Dict[str, list], crs: 
     transactions (geopackage.add_layer), never by replacing it, so its other layers stay.
     Column types follow the values (float, int or text; None stays NULL)."""
     import pyogrio.raw
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     from ..outputs.vectors import check_output, driver_for
 

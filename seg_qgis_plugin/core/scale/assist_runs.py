@@ -121,7 +121,7 @@ class BlockRunner:
 def assist_fingerprint(source, labels: Optional[Sequence], model_path: Optional[str], options: Dict[str, object]) -> Dict[str, object]:
     """What makes two assist runs the same run: the raster, what the model comes from (the labels'
     geometry and attributes, or the saved model file) and every option that changes the output."""
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     from ..models.download import sha256_file
 
@@ -152,7 +152,7 @@ def results_to_arrays(results: List[WindowResult]) -> Dict[str, np.ndarray]:
     """WindowResults as plain arrays (for np.savez): per window w: w{i}_window int64 (4,),
     w{i}_pixels, w{i}_probability / w{i}_uncertainty float32 when present, w{i}_blobs float64
     (n, 4) = class, total, count, at_edge, and w{i}_wkb uint8 with w{i}_offsets int64 (n + 1,)."""
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     arrays: Dict[str, np.ndarray] = {"windows": np.array([len(results)], np.int64)}
     for i, r in enumerate(results):

@@ -137,7 +137,7 @@ class ResumeManifest:
         """Store a finished block of prompt outcomes ((number, Label or None, skip reason), see
         prelabel.prompt_outcome) durably as JSON (geometry as WKB hex, attributes as they are),
         then name it in the manifest."""
-        from shapely import to_wkb
+        from ..geo.wkb import to_wkb
 
         crs_list: List[str] = []
         rows = []
@@ -239,7 +239,7 @@ def _differences(stored, current: Dict[str, object]) -> str:
 def pieces_to_arrays(pieces: List[Piece]) -> Dict[str, np.ndarray]:
     """Pieces as plain arrays: meta float64 (n, 10) = tile col,row,width,height,scale, score,
     stability, origin col,row, has mask; geom_i uint8 WKB; mask_i bool (h, w)."""
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     arrays: Dict[str, np.ndarray] = {"meta": np.zeros((len(pieces), 10), np.float64)}
     for i, p in enumerate(pieces):

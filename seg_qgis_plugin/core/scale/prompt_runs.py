@@ -25,7 +25,7 @@ from .manifest import ResumeGuard, ResumeManifest, run_fingerprint
 def prompts_fingerprint(features: Sequence[PromptFeature]) -> str:
     """sha256 (hex) of the prompt layer as this run sees it: every feature's geometry (WKB), CRS,
     class and tags, in order."""
-    from shapely import to_wkb
+    from ..geo.wkb import to_wkb
 
     digest = hashlib.sha256()
     for feature in features:
