@@ -178,9 +178,36 @@ def version_tuple(version: str) -> Tuple[int, ...]:
 
 
 def to_install(statuses: Sequence[Status], groups: Sequence[str] = ("core", "sam")) -> List[str]:
-    """The pins for what is missing or too old in `groups` (requirements with no pin are skipped)."""
-    return [s.requirement.pin for s in statuses
+    """The pins for what is missing or too old in `groups` (requirements with no pin are skipped),
+    fitted to the GEOS this process already runs."""
+    return [fit_to_loaded_geos(s.requirement.pin, loaded_geos()) for s in statuses
             if not s.usable and s.requirement.group in groups and s.requirement.pin]
+
+
+def loaded_geos() -> Optional[Tuple[int, ...]]:
+    """(major, minor) of the GEOS already loaded into this process (QGIS's), else None.
+
+    A shapely wheel's calls into its own GEOS resolve to that one first: the two must be of one
+    release, or shapely crashes QGIS (shapely 2.2, built on GEOS 3.13, inside QGIS 3.22 on GEOS 3.11)."""
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None).GEOSversion
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    return version_tuple(function().decode("ascii", "replace").split("-")[0])[:2]
+
+
+# The newest shapely releases whose wheels carry each GEOS (shapely 2.0 carries 3.11; 2.1 and later 3.13+).
+SHAPELY_FOR_GEOS = (((3, 12), "shapely>=2.0,<2.1"),)
+
+
+def fit_to_loaded_geos(pin: str, geos: Optional[Tuple[int, ...]]) -> str:
+    """`pin`, or for shapely under an older loaded GEOS, the shapely range built on that GEOS."""
+    if geos is None or not pin.startswith("shapely"):
+        return pin
+    return next((fitted for below, fitted in SHAPELY_FOR_GEOS if geos < below), pin)
 
 
 def missing(groups: Sequence[str] = ("core",), private: Optional[str] = None) -> List[str]:

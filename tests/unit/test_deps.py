@@ -263,3 +263,10 @@ def test_one_sentence_about_what_is_missing():
     assert deps.sentence_for(("sam",), ["torch", "torchvision"]) == (
         'SAM on torch needs torch and torchvision, which are not installed: install with: pip install "seg-qgis-plugin[sam]".')
     assert deps.sentence_for(("core",), []) == ""
+
+
+def test_shapely_is_fitted_to_the_geos_qgis_loaded():
+    assert deps.fit_to_loaded_geos("shapely>=2.0,<3", (3, 11)) == "shapely>=2.0,<2.1"
+    assert deps.fit_to_loaded_geos("shapely>=2.0,<3", (3, 13)) == "shapely>=2.0,<3"
+    assert deps.fit_to_loaded_geos("shapely>=2.0,<3", None) == "shapely>=2.0,<3"
+    assert deps.fit_to_loaded_geos("rasterio>=1.3,<2", (3, 11)) == "rasterio>=1.3,<2"
