@@ -78,8 +78,10 @@ def qgis_root(request):
 
 @pytest.fixture
 def work(tmp_path, qgis_root):
+    """Where a run keeps its files: inside the chroot for a chroot's QGIS."""
     if qgis_root is None:
-        return tmp_path
+        yield tmp_path
+        return
     folder = runner.chroot_work(qgis_root, "desktop")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
