@@ -18,8 +18,8 @@ def ranged(name: str, option: str):
     def parse(text: str):
         try:
             return parse_number(name, text, option)
-        except SettingError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        except SettingError:  # argparse names the option itself: "argument --simplify: must be ..."
+            raise argparse.ArgumentTypeError(f"must be {RANGES[name].text()}, not {text}") from None
 
     parse.__name__ = f"number ({name})"
     return parse

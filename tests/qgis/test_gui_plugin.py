@@ -134,8 +134,8 @@ def shapely_square():
 
 TORCH_MISSING = textwrap.dedent('''
     import json, os, sys
-    for name in ("torch", "torchvision", "segment_anything"):
-        sys.modules[name] = None  # `import torch` raises ImportError from here on
+    for name in ("torch", "torchvision", "segment_anything", "onnxruntime"):
+        sys.modules[name] = None  # `import torch` raises ImportError from here on (no SAM at all)
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     import importlib.util
     spec = importlib.util.spec_from_file_location("support", sys.argv[1])
@@ -177,8 +177,8 @@ TORCH_MISSING = textwrap.dedent('''
 
 
 def test_plugin_loads_and_unloads_without_torch(qgis_app, tmp_path):
-    """A fresh QGIS process in which `import torch` fails: the plugin loads, the dock says what is
-    missing and how to install it, the classic backend labels, and unload leaves nothing behind."""
+    """A fresh QGIS process in which `import torch` and onnxruntime fail: the plugin loads, the dock
+    says what is missing and to press Install dependencies, the classic backend labels, and unload leaves nothing behind."""
     script = tmp_path / "torch_missing.py"
     script.write_text(TORCH_MISSING)
     support_path = pathlib.Path(__file__).with_name("gui_support.py")
@@ -187,7 +187,7 @@ def test_plugin_loads_and_unloads_without_torch(qgis_app, tmp_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, f"subprocess failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     out = json.loads(lines[-1][len("RESULT "):])
-    assert "torch" in out["dependency_text"] and "pip install" in out["dependency_text"]
+    assert "torch" in out["dependency_text"] and "press Install dependencies" in out["dependency_text"]
     assert out["sam_enabled"] is False and out["backend"] == "classic"
     assert out["loaded"]["toolbars"] and "SegDock" in out["loaded"]["docks"]
     assert out["ready"] is True and out["fid"] is not None, "the classic backend works without torch"

@@ -179,7 +179,7 @@ def test_negative_simplify_is_one_sentence_in_the_cli_and_the_engine(tmp_path, c
     with pytest.raises(SystemExit) as exited:
         main(["segment", "in.tif", "--point", "1,2", "--class", "x", "--out", str(tmp_path / "o.gpkg"), "--simplify", "-1"])
     err = capsys.readouterr().err
-    assert exited.value.code == 2 and err.strip().endswith("argument --simplify: must be 0 or more, not -1")
+    assert exited.value.code == 2 and err.strip().endswith("argument --simplify: must be a number of at least 0, not -1")
     assert "Traceback" not in err and not os.path.exists(tmp_path / "o.gpkg")
     with pytest.raises(SettingError, match=r"^The simplification tolerance must be 0 or more \(map units\), not -1\.$"):
         clean_polygons([box(0, 0, 1, 1)], simplify=-1)

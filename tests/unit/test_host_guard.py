@@ -53,14 +53,14 @@ def test_qgis_proj_db_replaces_older_wheel_copies_in_the_private_folder_only(tmp
     private = tmp_path / "seg_deps"
     proj_db(private / "pyogrio" / "proj_data", 6)
     proj_db(private / "rasterio" / "proj_data", 8)
-    monkeypatch.delenv("PROJ_DATA", raising=False)
-    monkeypatch.delenv("PROJ_LIB", raising=False)
+    monkeypatch.setenv("PROJ_DATA", "")  # empty counts as unset; monkeypatch restores what was there
+    monkeypatch.setenv("PROJ_LIB", "")
     share_proj_data(str(private), [str(tmp_path / "nothing"), str(qgis)])
     assert proj_db_minor(str(private / "pyogrio" / "proj_data")) == 7
     assert proj_db_minor(str(private / "rasterio" / "proj_data")) == 8
     assert os.environ["PROJ_DATA"] == str(qgis)
 
     monkeypatch.setenv("PROJ_LIB", "/somewhere/the/user/chose")
-    monkeypatch.delenv("PROJ_DATA")
+    monkeypatch.setenv("PROJ_DATA", "")
     share_proj_data(str(private), [str(qgis)])
-    assert "PROJ_DATA" not in os.environ  # the user's choice stands
+    assert os.environ["PROJ_DATA"] == ""  # the user's choice stands

@@ -159,3 +159,12 @@ def test_int8_export_records_its_measured_error(tiny_checkpoint, tmp_path):
     assert error["decoder_logits_max_abs"] > 1e-4  # the decoder's weights were quantised too
     backend = OnnxBackend(str(path))
     assert backend.model_id == "sam-vit_tiny-int8"  # never shares cache entries with fp32 embeddings
+
+
+def test_without_onnxruntime_the_sentence_says_what_to_install(tmp_path, monkeypatch):
+    from seg_qgis_plugin.core.errors import MissingDependency
+    from seg_qgis_plugin.core.models.onnx_backend import OnnxBackend
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependency, match=r"^SAM on ONNX Runtime needs onnxruntime, which is not installed: "):
+        OnnxBackend(str(tmp_path))

@@ -1,7 +1,6 @@
 """What a run leaves on disk besides its outputs: every output file gets the mode of a new file
 (umask respected, whatever writer made it), and staging left by a killed run is removed by the next
 run writing to that folder."""
-import json
 import os
 import signal
 import socket
@@ -14,7 +13,7 @@ from shapely.geometry import box
 
 from seg_qgis_plugin.cli.main import main
 from seg_qgis_plugin.core.errors import OutputError
-from seg_qgis_plugin.core.outputs import atomic
+from seg_qgis_plugin.core.outputs import staging
 from seg_qgis_plugin.core.outputs.atomic import (TEMP_PREFIX, atomic_folder, atomic_path, remove_stale_staging,
                                                  write_json_atomic, write_text_atomic)
 from seg_qgis_plugin.core.quality.table import write_layer
@@ -79,8 +78,8 @@ def _dead_pid():
 
 
 def test_stale_staging_of_dead_processes_is_removed_and_nothing_else(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic, "_CLEANED", set())
-    host = atomic._host_tag()
+    monkeypatch.setattr(staging, "_CLEANED", set())
+    host = staging._host_tag()
     dead, alive = _dead_pid(), os.getppid()
     names = {"dead_folder": f"{TEMP_PREFIX}{dead}-{host}-abc", "dead_file": f"{TEMP_PREFIX}{dead}-{host}-xyz.json",
              "alive": f"{TEMP_PREFIX}{alive}-{host}-abc", "other_host": f"{TEMP_PREFIX}{dead}-00000000-abc",
@@ -112,7 +111,7 @@ def test_a_sigkilled_run_leaves_staging_that_the_next_run_removes(tmp_path, writ
     }[writer]
     script = textwrap.dedent("""\
         import os, sys, time
-        from seg_qgis_plugin.core.outputs import atomic
+        from seg_qgis_plugin.core.outputs import staging
         from seg_qgis_plugin.core.outputs.atomic import atomic_path, atomic_folder, write_text_atomic
         def hold():
             print('ready', flush=True)
@@ -131,6 +130,6 @@ def test_a_sigkilled_run_leaves_staging_that_the_next_run_removes(tmp_path, writ
 
 
 def test_staging_names_carry_the_process_and_host():
-    prefix = atomic._staging_prefix()
+    prefix = staging._staging_prefix()
     assert prefix.startswith(f"{TEMP_PREFIX}{os.getpid()}-") and len(prefix.split("-")[-2]) == 8
     assert socket.gethostname()  # the host tag is a hash of it

@@ -69,7 +69,9 @@ class OnnxBackend:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
-            raise MissingDependency(missing_sentence(("onnx",)) or "onnxruntime does not load here.") from exc
+            from ...deps import missing_sentence
+
+            raise MissingDependency(missing_sentence(("onnx",)) or f"onnxruntime does not load here ({exc}).") from exc
         self.folder = os.path.abspath(model_folder(folder))
         self.manifest = read_manifest(self.folder)
         self.model_type = self.manifest["model_type"]

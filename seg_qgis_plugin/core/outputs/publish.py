@@ -48,7 +48,7 @@ class Publication:
         self.pending.append((list(moves), cleanup, durable))
 
     def publish(self) -> None:
-        from .atomic import reason
+        from .staging import reason
 
         done: List[Tuple[Optional[str], str, Optional[str], bool]] = []
         ok = False
@@ -111,7 +111,7 @@ def _move_aside(dst: str) -> Optional[str]:
     """Move an existing `dst` into a hidden folder beside it; its new path, or None."""
     if not os.path.lexists(dst):
         return None
-    from .atomic import TEMP_PREFIX
+    from .staging import TEMP_PREFIX
 
     aside = os.path.join(tempfile.mkdtemp(dir=os.path.dirname(dst), prefix=TEMP_PREFIX), "old")
     os.replace(dst, aside)
