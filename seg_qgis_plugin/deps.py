@@ -5,11 +5,11 @@ QGIS-free (the GUI and the CLI both use it). Three steps, each safe on its own:
 1. `check(private)`: for every entry of PINS, finds the module with `importlib.util.find_spec` and
    its version with `importlib.metadata`; nothing heavy (torch, cv2) is imported, so checking costs
    milliseconds and cannot crash QGIS.
-2. `install(PINS..., target)`: runs `<python> -m pip install --target <target>` in a subprocess,
-   with progress, a log file and cancellation. The target is a plugin-private folder keyed by the
-   Python version and platform (`private_folder(base)` -> `<base>/seg_deps/py311-linux-x86_64`),
-   never QGIS's own site-packages. pip's own `--target` staging means a failed install leaves the
-   folder as it was. QGIS's numpy is pinned as a constraint, so nothing is built against another.
+2. `install_groups(...)` / `install(...)` (seg_qgis_plugin.installer):
+   runs `<python> -m pip install --target <target>` in a subprocess, with progress, a log file and
+   cancellation. The target is a plugin-private folder keyed by the Python version and platform
+   (`private_folder(base)` -> `<base>/seg_deps/py311-linux-x86_64`), never QGIS's own
+   site-packages. pip's own `--target` staging means a failed install leaves the folder as it was.
 3. `activate(target)`: appends the folder to the END of sys.path, so whatever QGIS's Python already
    has (numpy, GDAL, shapely...) keeps winning and only missing modules come from the folder.
 """
@@ -19,21 +19,14 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
-import queue
 import re
-import shutil
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .core.errors import Canceled, MissingDependency, SegError
-from .core.progress import NullProgress, Progress
+from .core.errors import SegError
 
 
 class InstallError(SegError, RuntimeError):
@@ -243,6 +236,14 @@ def sentence_for(groups: Sequence[str], names: Sequence[str]) -> str:
     return f"{subject} needs {_join(list(names))}, which {verb} not installed: {advice}."
 
 
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def summary(statuses: Sequence[Status]) -> str:
     """One sentence: what is missing, or that everything is there."""
     bad = [s for s in statuses if not s.usable]
@@ -283,419 +284,6 @@ def deactivate(target: str) -> None:
     importlib.invalidate_caches()
 
 
-# ---------------------------------------------------------------- finding a python to run pip
-
-
-_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)?)?w?(\.exe)?$", re.IGNORECASE)
-_checked: Dict[str, bool] = {}
-
-
-def find_python() -> str:
-    """A Python executable of this interpreter's version to run pip with.
-
-    Inside QGIS `sys.executable` is often QGIS itself ("qgis", "qgis-bin.exe"), which must never be
-    run with `-m pip`. Candidates: sys.executable when it is a python, sys._base_executable, the
-    interpreter next to sys.exec_prefix (OSGeo4W, the macOS bundle), then python3.X / python3 on PATH.
-    Each must report the same major.minor version.
-    """
-    major, minor = sys.version_info[:2]
-    names = ["python.exe", "python3.exe"] if os.name == "nt" else [f"python{major}.{minor}", "python3", "python"]
-    candidates = []
-    if _PYTHON_NAME.match(os.path.basename(sys.executable or "")):
-        candidates.append(sys.executable)
-    candidates.append(getattr(sys, "_base_executable", None))
-    for prefix in dict.fromkeys([sys.exec_prefix, sys.base_exec_prefix]):
-        for name in names:
-            candidates += [os.path.join(prefix, name), os.path.join(prefix, "bin", name)]
-    candidates += [shutil.which(f"python{major}.{minor}"), shutil.which("python3"), shutil.which("python")]
-    for candidate in dict.fromkeys(c for c in candidates if c):
-        if os.name == "nt" and os.path.basename(candidate).lower() == "pythonw.exe":
-            candidate = os.path.join(os.path.dirname(candidate), "python.exe")
-        if os.path.isfile(candidate) and _runs_this_version(candidate):
-            return candidate
-    raise MissingDependency(f"No Python {major}.{minor} executable was found next to QGIS to run pip with; "
-                            f"install the packages by hand: pip install {' '.join(r.pin for r in PINS if r.pin)}.")
-
-
-def _runs_this_version(python: str) -> bool:
-    if python not in _checked:
-        code = "import sys; print('%d.%d' % sys.version_info[:2])"
-        try:
-            out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
-                                 **_no_window()).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        _checked[python] = out == "%d.%d" % sys.version_info[:2]
-    return _checked[python]
-
-
-def _no_window() -> dict:
-    return {"creationflags": 0x08000000} if os.name == "nt" else {}  # CREATE_NO_WINDOW: no console flash
-
-
-# ---------------------------------------------------------------- installing
-
-
-@dataclass(frozen=True)
-class InstallReport:
-    installed: Tuple[str, ...]  # "name-version" as pip reports them
-    target: str
-    log_path: str
-
-
-def install(requirements: Sequence[str], target: str, python: Optional[str] = None, log_path: Optional[str] = None,
-            progress: Optional[Progress] = None, on_line: Optional[Callable[[str], None]] = None,
-            pip_options: Sequence[str] = (), timeout: Optional[float] = None) -> InstallReport:
-    """Install pip `requirements` (e.g. to_install(check(...))) into `target` with pip --target.
-
-    Only wheels are taken (a package is never built from source inside QGIS); what QGIS's Python
-    already has is a constraint at its version (`host_constraints`), and a constraint the index
-    cannot satisfy (a version only Debian has) is dropped and pip run again. pip_options go to pip
-    as they are: `--no-index --find-links DIR` for a local wheel folder, `--index-url URL` for a
-    mirror. torch comes from PyTorch's CPU index when that answers within seconds, else from the
-    main index. Every pip output line goes to the log file (default `<target>/../install.log`) and
-    to `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
-    Raises InstallError with pip's own reason and the log path, or Canceled.
-    """
-    requirements = list(requirements)
-    if not requirements:
-        raise InstallError("There is nothing to install: every requirement is already present.")
-    progress = progress or NullProgress()
-    python = python or find_python()
-    target = os.path.abspath(target)
-    log_path = log_path or os.path.join(os.path.dirname(target), "install.log")
-    os.makedirs(target, exist_ok=True)
-    host = host_distributions(target)
-    pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
-    env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
-    newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
-    with open(log_path, "a", encoding="utf-8") as log:
-        for _ in range(4):
-            constraints = _write_constraints(os.path.dirname(target), host, requirements)
-            command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input", "--only-binary", ":all:",
-                       "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
-            log.flush()
-            try:
-                rc, lines = _run_pip(command, env, log, progress, on_line, timeout)
-            finally:
-                os.remove(constraints)
-            impossible = _impossible_constraint(lines) if rc != 0 else None
-            if impossible is None or impossible not in host:
-                break
-            log.write(f"=== {impossible}=={host.pop(impossible)} (QGIS's own) does not fit: trying again without it\n")
-            newer.append(impossible)
-    if rc != 0:
-        raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
-    installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
-                      if ln.startswith("Successfully installed")), [])
-    copies = _drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n not in newer})
-    if newer:
-        _remember_newer(target, newer)
-    installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in copies]
-    progress.set_progress(100.0)
-    return InstallReport(tuple(installed), target, log_path)
-
-
-@dataclass(frozen=True)
-class GroupOutcome:
-    """One group's install: what was asked, what pip installed, and its error sentence ("" when it worked)."""
-
-    group: str
-    requirements: Tuple[str, ...]
-    installed: Tuple[str, ...]
-    error: str = ""
-
-
-def install_groups(statuses: Sequence[Status], groups: Sequence[str], target: str,
-                   progress: Optional[Progress] = None, **options) -> List[GroupOutcome]:
-    """Install what is missing of `groups`, one pip run per group in GROUPS order, so that a group
-    pip cannot install (no wheel yet for this Python, a download that fails) never blocks the
-    others. The core group failing raises InstallError; the others are reported in the outcomes.
-    `options` go to `install` (python, pip_options, on_line, log_path, timeout)."""
-    progress = progress or NullProgress()
-    plan = [(g, to_install(statuses, (g,))) for g in GROUPS if g in groups]
-    plan = [(g, wanted) for g, wanted in plan if wanted]
-    outcomes = []
-    for index, (group, wanted) in enumerate(plan):
-        part = _Part(progress, 100.0 * index / len(plan), 100.0 * (index + 1) / len(plan))
-        try:
-            report = install(wanted, target, progress=part, **options)
-        except InstallError as exc:
-            if group == "core":
-                raise
-            outcomes.append(GroupOutcome(group, tuple(wanted), (), str(exc)))
-            continue
-        outcomes.append(GroupOutcome(group, tuple(wanted), report.installed))
-    return outcomes
-
-
-def outcome_sentence(outcomes: Sequence[GroupOutcome]) -> str:
-    """What the installer says at the end: what works now, and for a group that failed, what to do."""
-    done = [GROUP_NAMES[o.group] for o in outcomes if not o.error]
-    failed = [o for o in outcomes if o.error]
-    text = f"Installed {_join(done)}." if done else "Nothing new was installed."
-    for outcome in failed:
-        text += f" {GROUP_NAMES[outcome.group][0].upper()}{GROUP_NAMES[outcome.group][1:]} could not be installed ({outcome.error})"
-        text += (" SAM still works from an exported ONNX model; press Install again later or give a mirror in pip options."
-                 if outcome.group == "sam" and not any(o.group == "onnx" and o.error for o in outcomes)
-                 else " Press Install again later, or give a mirror or a wheel folder in pip options.")
-    return text
-
-
-def _join(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-class _Part:
-    """A slice [low, high] of a parent progress."""
-
-    def __init__(self, parent: Progress, low: float, high: float):
-        self.parent, self.low, self.high = parent, low, high
-
-    def set_progress(self, percent: float) -> None:
-        self.parent.set_progress(self.low + (self.high - self.low) * percent / 100.0)
-
-    def is_canceled(self) -> bool:
-        return self.parent.is_canceled()
-
-
-# PyPI's Linux and Windows torch is the CUDA build (gigabytes, and it brings triton, which host.py keeps out of QGIS).
-CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-PROBE_SECONDS = 4.0
-
-
-def _torch_index(requirements: Sequence[str], pip_options: Sequence[str], on_line=None) -> List[str]:
-    wants_torch = any(_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) in ("torch", "torchvision") for r in requirements)
-    if not wants_torch or "--no-index" in pip_options or "--index-url" in pip_options or platform.system() == "Darwin":
-        return []
-    if _answers(CPU_TORCH_INDEX + "/torch/"):
-        return ["--extra-index-url", CPU_TORCH_INDEX]
-    if on_line is not None:
-        on_line(f"PyTorch's CPU index ({CPU_TORCH_INDEX}) does not answer: torch comes from the main index "
-                "(on Linux and Windows that is the larger CUDA build, about 3 GB).")
-    return []
-
-
-def _answers(url: str, seconds: float = PROBE_SECONDS) -> bool:
-    """True when `url` answers an HTTP HEAD within `seconds` (an extra index pip would otherwise retry for minutes)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=seconds):
-            return True
-    except Exception:  # noqa: BLE001 (DNS, TLS, proxy, HTTP errors all mean: do not use it)
-        return False
-
-
-def describe_step(line: str) -> Optional[str]:
-    """pip's 'Downloading torch-2.13.0-cp311-...whl (526.6 MB)' as 'Downloading torch 2.13.0 (526.6 MB)';
-    None for lines that are not a step worth showing."""
-    match = re.match(r"\s*Downloading (?:\S*/)?([A-Za-z0-9_.]+?)-([0-9][^-]*)(?:-\S*)?\.(?:whl|tar\.gz|zip)\S*\s*(\(.*\))?", line)
-    if match:
-        name, version, size = match.groups()
-        return f"Downloading {name.replace('_', '-')} {version}" + (f" {size}" if size else "")
-    if line.startswith("Collecting "):
-        return "Resolving " + line[len("Collecting "):].split(" (")[0].strip()
-    if line.startswith("Installing collected packages"):
-        return "Unpacking the downloaded packages"
-    return None
-
-
-def host_distributions(exclude: Optional[str] = None) -> Dict[str, str]:
-    """{normalised name: version} of every distribution this Python sees outside `exclude`."""
-    found: Dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        where = str(getattr(dist, "_path", "") or "")
-        if name and dist.version and not (exclude and _inside(where, exclude)):
-            found.setdefault(_normalise(name), dist.version)
-    return found
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# Packaging tools and the CA bundle are never held at the host's version: torch needs a newer
-# setuptools than Debian 12's, and Debian's certifi carries versions PyPI never had.
-UNPINNED = frozenset({"pip", "setuptools", "wheel", "certifi", "distribute", "pkg-resources"})
-
-
-def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str]] = None) -> List[str]:
-    """'name==version' for what QGIS's Python already has (numpy, attrs, ...), so what we install
-    works with the copies that win on sys.path; what was asked to be replaced is left free. A Debian
-    local version ('4.4.0+dfsg') is constrained by its public part, which the index can have."""
-    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested} | UNPINNED
-    host = host_distributions() if host is None else host
-    return [f"{name}=={version.split('+')[0]}" for name, version in sorted(host.items())
-            if name not in free and _PEP440.match(version) and any(version_tuple(version))]  # Debian's mpmath says 0.0.0
-
-
-def _impossible_constraint(lines: Sequence[str]) -> Optional[str]:
-    """The distribution whose host constraint pip could not satisfy, from its resolver's report."""
-    for line in lines:
-        found = re.search(r"The user requested \(constraint\) ([A-Za-z0-9_.\-]+)==", line)
-        if found:
-            return _normalise(found.group(1))
-    for line in lines:
-        found = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)==", line)
-        if found:
-            return _normalise(found.group(1))
-    return None
-
-
-def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
-    path = os.path.join(folder, f"constraints-{os.getpid()}.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in host_constraints(requested, host))
-    return path
-
-
-_PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[\w.]+)?$")
-
-
-PREFERRED_FILE = "seg-preferred.json"
-
-
-def _remember_newer(target: str, names: Sequence[str]) -> None:
-    """Record the top-level modules of `names` (kept in `target` because Seg's packages need them newer
-    than QGIS's Python has them: sympy for torch on Debian 12) for `preferred_modules`."""
-    modules = set(preferred_modules(target))
-    for dist in importlib.metadata.distributions(path=[target]):
-        if _normalise(dist.metadata["Name"] or "") in names:
-            modules.update(_top_level_modules(dist))
-    with open(os.path.join(target, PREFERRED_FILE), "w", encoding="utf-8") as f:
-        json.dump(sorted(modules), f)
-
-
-def _top_level_modules(dist) -> List[str]:
-    """The importable top-level names a distribution installed, read from its RECORD."""
-    names = set()
-    for path in dist.files or []:
-        top = path.parts[0]
-        if len(path.parts) == 1 and top.endswith((".py", ".so", ".pyd")):
-            names.add(top.split(".")[0])
-        elif len(path.parts) > 1 and not top.endswith((".dist-info", ".data", ".libs")) and top not in ("bin", "__pycache__"):
-            names.add(top)
-    return sorted(names)
-
-
-def preferred_modules(target: str) -> List[str]:
-    """Modules that must come from `target` before QGIS's own copies (see install)."""
-    try:
-        with open(os.path.join(target, PREFERRED_FILE), encoding="utf-8") as f:
-            names = json.load(f)
-        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
-    except (OSError, ValueError):
-        return []
-
-
-def _drop_host_copies(target: str, host: Dict[str, str]) -> List[str]:
-    """Remove from `target` the distributions QGIS's Python already has (pip --target installs every
-    dependency again): never a second numpy, attrs or GDAL binding beside QGIS's own."""
-    dropped = []
-    for info in sorted(os.listdir(target)):
-        name = _normalise(info[: -len(".dist-info")].rsplit("-", 1)[0]) if info.endswith(".dist-info") else ""
-        record = os.path.join(target, info, "RECORD")
-        if name not in host or not os.path.isfile(record):
-            continue
-        with open(record, encoding="utf-8") as f:
-            for line in f:
-                path = os.path.normpath(os.path.join(target, line.split(",", 1)[0]))
-                if line.strip() and _inside(path, target) and os.path.isfile(path):
-                    os.remove(path)
-        dropped.append(name)
-    for dirpath, _, _ in sorted(os.walk(target), key=lambda entry: len(entry[0]), reverse=True):
-        if dirpath != target and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-    return dropped
-
-
-def _run_pip(command, env, log, progress: Progress, on_line, timeout) -> Tuple[int, List[str]]:
-    try:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, text=True, encoding="utf-8", errors="replace", bufsize=1, **_no_window())
-    except OSError as exc:
-        raise InstallError(f"Cannot start {command[0]} to run pip ({exc.strerror or exc}).") from exc
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
-    reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-    reader.start()
-    seen: List[str] = []
-    percent, started, finished = 2.0, time.monotonic(), False
-    progress.set_progress(percent)
-    while not finished:
-        canceled = progress.is_canceled()
-        if canceled or (timeout is not None and time.monotonic() - started > timeout):
-            _stop(proc)
-            log.write("=== canceled\n" if canceled else "=== timed out\n")
-            if canceled:
-                raise Canceled(f"Installing was canceled; the log is {log.name}.")
-            raise InstallError(f"Installing took longer than {timeout:g} s and was stopped; the log is {log.name}.")
-        try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if line is None:
-            finished = True
-            continue
-        line = line.rstrip()
-        seen.append(line)
-        log.write(line + "\n")
-        log.flush()
-        if on_line is not None:
-            on_line(line)
-        percent = _estimate(line, percent)
-        progress.set_progress(percent)
-    rc = proc.wait()
-    log.write(f"=== exit status {rc}\n")
-    return rc, seen
-
-
-def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _estimate(line: str, percent: float) -> float:
-    """pip prints no totals: each package found moves 20% of the way to 70%; installing is 85%."""
-    if line.startswith(("Collecting", "Processing", "Downloading", "Looking in")):
-        return percent + (70.0 - percent) * 0.2
-    if line.startswith("Installing collected packages"):
-        return max(percent, 85.0)
-    return percent
-
-
-def _reason(lines: Sequence[str], rc: int) -> str:
-    errors = [ln[len("ERROR:"):].strip() for ln in lines if ln.startswith("ERROR:")]
-    for line in reversed(lines):
-        if "No module named pip" in line:
-            return "this Python has no pip (on Debian/Ubuntu: apt install python3-pip)"
-        if "NewConnectionError" in line or "Temporary failure in name resolution" in line or "ProxyError" in line:
-            return "the package index cannot be reached (check the internet connection, or give a proxy or mirror in pip options)"
-        if "No space left on device" in line:
-            return "the disk is full"
-        found = re.search(r"requirement (\S+) \(from versions: none\)", line)
-        if found:
-            return (f"pip found no {found.group(1)} for Python {sys.version_info[0]}.{sys.version_info[1]} on the index "
-                    "(it could not be reached, or has no build for this Python and platform)")
-    if errors:
-        return errors[-1].rstrip(".")
-    tail = next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
-    return tail.rstrip(".") or f"pip exited with status {rc}"
-
-
-__all__ = ["PINS", "GROUPS", "GROUP_NAMES", "Requirement", "Status", "InstallError", "InstallReport", "GroupOutcome",
-           "install_groups", "outcome_sentence", "describe_step", "check", "missing", "to_install", "summary",
-           "host_distributions", "host_constraints",
-           "platform_tag", "private_folder", "activate", "deactivate", "find_python", "install", "version_tuple"]
+__all__ = ["PINS", "GROUPS", "GROUP_NAMES", "Requirement", "Status", "InstallError", "check", "missing", "to_install",
+           "summary", "missing_sentence", "sentence_for", "advise_from_qgis", "loaded_geos", "fit_to_loaded_geos",
+           "platform_tag", "private_folder", "activate", "deactivate", "version_tuple"]

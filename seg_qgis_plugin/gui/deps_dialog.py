@@ -20,7 +20,7 @@ from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                  QProgressBar, QPushButton, QVBoxLayout)
 
-from .. import deps
+from .. import deps, installer
 from ..core.errors import SegError
 
 PIP_OPTIONS_ENV = "SEG_PIP_OPTIONS"  # e.g. "--no-index --find-links /media/wheels" for an offline install
@@ -151,7 +151,7 @@ class InstallDependenciesDialog(QDialog):
 
     def _find_python(self) -> None:
         try:
-            self.python.setFilePath(deps.find_python())
+            self.python.setFilePath(installer.find_python())
         except SegError as exc:
             self.result.setText(str(exc) + " Choose the Python executable QGIS runs above.")
 

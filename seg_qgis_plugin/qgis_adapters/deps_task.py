@@ -1,4 +1,4 @@
-"""Installing Seg's dependencies from QGIS: a QgsTask around `deps.install`, and the profile's
+"""Installing Seg's dependencies from QGIS: a QgsTask around `installer.install`, and the profile's
 private folder.
 
     folder = private_folder()                        # <profile>/python/seg_deps/py311-linux-x86_64
@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .. import deps
+from .. import deps, installer
 from ..core.errors import Canceled, SegError
 
 
@@ -50,7 +50,7 @@ class InstallDependenciesTask(QgsTask):
     (526.6 MB)"), then installFinished(ok, message).
 
     With `groups`, what deps.check finds missing of them is installed one group at a time
-    (deps.install_groups: an optional group that fails never blocks the core); with `requirements`,
+    (installer.install_groups: an optional group that fails never blocks the core); with `requirements`,
     exactly those, in one pip run. ok means the core works. On success the folder is activated, so
     new modules import without restarting QGIS (one QGIS had already imported in an older version
     still needs a restart; the message says so).
@@ -66,13 +66,13 @@ class InstallDependenciesTask(QgsTask):
         self.requirements, self.groups = list(requirements or ()), list(groups or ())
         self.pip_options, self.python = list(pip_options), python
         self.target = target or private_folder()
-        self.outcomes: List[deps.GroupOutcome] = []
+        self.outcomes: List[installer.GroupOutcome] = []
         self.exception: Optional[BaseException] = None
         self.message = ""
 
     def _line(self, line: str) -> None:
         self.lineReceived.emit(line)
-        step = deps.describe_step(line)
+        step = installer.describe_step(line)
         if step:
             self.stepChanged.emit(step)
 
@@ -80,11 +80,11 @@ class InstallDependenciesTask(QgsTask):
         options = dict(python=self.python, on_line=self._line, pip_options=self.pip_options)
         try:
             if self.groups:
-                self.outcomes = deps.install_groups(deps.check(self.target), self.groups, self.target,
+                self.outcomes = installer.install_groups(deps.check(self.target), self.groups, self.target,
                                                     progress=_TaskProgress(self), **options)
             else:
-                report = deps.install(self.requirements, self.target, progress=_TaskProgress(self), **options)
-                self.outcomes = [deps.GroupOutcome("core", tuple(self.requirements), report.installed)]
+                report = installer.install(self.requirements, self.target, progress=_TaskProgress(self), **options)
+                self.outcomes = [installer.GroupOutcome("core", tuple(self.requirements), report.installed)]
         except Canceled as exc:
             self.message = str(exc)
             return False
@@ -96,7 +96,7 @@ class InstallDependenciesTask(QgsTask):
             self.message = f"Installing Seg's dependencies failed unexpectedly ({type(exc).__name__}: {exc})."
             return False
         if self.groups:
-            self.message = deps.outcome_sentence(self.outcomes) + f" The packages are in {self.target}."
+            self.message = installer.outcome_sentence(self.outcomes) + f" The packages are in {self.target}."
         else:
             self.message = (f"Installed {', '.join(self.outcomes[0].installed) or 'nothing new'} into {self.target}; "
                             "restart QGIS if Seg still reports a module as missing.")

@@ -58,11 +58,11 @@ def protect_qgis() -> "_QgisGuard":
 
 def prefer_private(folder: str) -> None:
     """Modules the installer kept in Seg's `folder` because QGIS's Python has them too old for Seg's
-    packages (deps.preferred_modules) come from there first; the rest of the folder stays behind QGIS's."""
-    from .. import deps
+    packages (installer.preferred_modules) come from there first; the rest of the folder stays behind QGIS's."""
+    from .. import installer
 
     guard = protect_qgis()
-    for module in deps.preferred_modules(folder):
+    for module in installer.preferred_modules(folder):
         if module not in sys.modules:
             guard.private_first[module] = folder
 

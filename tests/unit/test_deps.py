@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from seg_qgis_plugin import deps
+from seg_qgis_plugin import deps, installer
 from seg_qgis_plugin.core.errors import Canceled
 
 HEAVY = ("torch", "torchvision", "segment_anything", "cv2", "rasterio", "pyogrio", "shapely", "pyproj", "safetensors")
@@ -98,7 +98,7 @@ def test_find_python_when_sys_executable_is_qgis(monkeypatch, tmp_path):
     fake_qgis = tmp_path / "qgis"
     fake_qgis.write_text("#!/bin/sh\nexit 3\n")
     monkeypatch.setattr(sys, "executable", str(fake_qgis))
-    python = deps.find_python()
+    python = installer.find_python()
     assert python != str(fake_qgis) and os.path.basename(python).startswith("python")
     version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True).stdout
     assert version.strip() == str(sys.version_info[:2])
@@ -117,7 +117,7 @@ def test_install_into_a_private_folder_then_activate(wheelhouse, tmp_path):
         def is_canceled(self):
             return False
 
-    report = deps.install(deps.to_install(statuses), target, progress=Progress(), on_line=lines.append,
+    report = installer.install(deps.to_install(statuses), target, progress=Progress(), on_line=lines.append,
                           pip_options=local(wheelhouse))
     assert set(report.installed) == {"seg-dummy-sam-2.0", "seg-dummy-core-1.0"}  # the dependency came along
     assert os.path.isfile(os.path.join(target, "segdummysam", "__init__.py"))
@@ -142,7 +142,7 @@ def test_what_the_host_has_is_pinned_to_its_version_and_never_copied(wheelhouse,
     import importlib.metadata as md
 
     target = deps.private_folder(str(tmp_path))
-    report = deps.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
+    report = installer.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
     log = open(report.log_path).read()
     assert f"pytest-{md.version('pytest')}" in log and "pytest-99.0" not in log  # the host's version, not the newest
     assert report.installed == ("seg-dummy-needs-host-1.0",)
@@ -151,12 +151,12 @@ def test_what_the_host_has_is_pinned_to_its_version_and_never_copied(wheelhouse,
 
 def test_failed_install_is_one_sentence_and_leaves_everything_usable(wheelhouse, tmp_path):
     target = deps.private_folder(str(tmp_path))
-    deps.install(["seg-dummy-core==1.0"], target, pip_options=local(wheelhouse))
+    installer.install(["seg-dummy-core==1.0"], target, pip_options=local(wheelhouse))
     before = sorted(os.listdir(target))
     path_before = list(sys.path)
 
     with pytest.raises(deps.InstallError) as err:
-        deps.install(["seg-dummy-sam==2.0", "seg-not-in-folder==1.0"], target, pip_options=local(wheelhouse))
+        installer.install(["seg-dummy-sam==2.0", "seg-not-in-folder==1.0"], target, pip_options=local(wheelhouse))
     message = str(err.value)
     assert message.startswith("Installing seg-dummy-sam==2.0 seg-not-in-folder==1.0 failed: ")
     assert "pip found no seg-not-in-folder==1.0 for Python" in message
@@ -178,7 +178,7 @@ def test_cancel_stops_pip_and_installs_nothing(wheelhouse, tmp_path):
             return True
 
     with pytest.raises(Canceled, match="Installing was canceled; the log is"):
-        deps.install(["seg-dummy-sam==2.0"], target, progress=CancelAtOnce(), pip_options=local(wheelhouse))
+        installer.install(["seg-dummy-sam==2.0"], target, progress=CancelAtOnce(), pip_options=local(wheelhouse))
     assert os.listdir(target) == []
 
 
@@ -209,54 +209,54 @@ def test_pins_agree_with_the_development_environment():
 def test_constraints_never_hold_packaging_tools_or_debian_versions():
     host = {"setuptools": "66.1.1", "certifi": "2026.10.23", "pip": "23.0.1", "wheel": "0.38.4", "lz4": "4.4.0+dfsg",
             "numpy": "1.24.2", "mpmath": "0.0.0"}
-    assert deps.host_constraints((), host) == ["lz4==4.4.0", "numpy==1.24.2"]
+    assert installer.host_constraints((), host) == ["lz4==4.4.0", "numpy==1.24.2"]
 
 
 def test_a_constraint_the_index_lacks_is_dropped_and_pip_runs_again(wheelhouse, tmp_path, monkeypatch):
     """The host has pytest at a version the index does not offer (as Debian's certifi was): the
     installer drops that constraint and installs."""
-    host = deps.host_distributions()
-    monkeypatch.setattr(deps, "host_distributions", lambda exclude=None: dict(host, pytest="7.0.0.post999"))
+    host = installer.host_distributions()
+    monkeypatch.setattr(installer, "host_distributions", lambda exclude=None: dict(host, pytest="7.0.0.post999"))
     target = deps.private_folder(str(tmp_path))
-    report = deps.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
+    report = installer.install(["seg-dummy-needs-host==1.0"], target, pip_options=local(wheelhouse))
     assert report.installed == ("pytest-99.0", "seg-dummy-needs-host-1.0")
     assert "(QGIS's own) does not fit: trying again without it" in open(report.log_path).read()
     # the copy pip installed instead is kept, and comes before QGIS's own once the plugin loads
-    assert deps.preferred_modules(target) == ["pytest_copy"] and os.path.isdir(os.path.join(target, "pytest_copy"))
+    assert installer.preferred_modules(target) == ["pytest_copy"] and os.path.isdir(os.path.join(target, "pytest_copy"))
 
 
 def test_groups_install_separately_and_an_optional_failure_never_blocks_the_core(wheelhouse, tmp_path):
     broken = deps.Requirement("segnotthere", ("seg-not-there",), "seg-not-there==1.0", "1.0", "sam", "the test")
     target = deps.private_folder(str(tmp_path))
-    outcomes = deps.install_groups(deps.check(target, DUMMIES[1:] + (broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
+    outcomes = installer.install_groups(deps.check(target, DUMMIES[1:] + (broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
     assert [(o.group, o.installed, bool(o.error)) for o in outcomes] == [("core", ("seg-dummy-core-1.0",), False),
                                                                         ("sam", (), True)]
-    sentence = deps.outcome_sentence(outcomes)
+    sentence = installer.outcome_sentence(outcomes)
     assert sentence.startswith("Installed the engine. SAM on torch could not be installed (Installing seg-not-there==1.0 failed: ")
     assert "\n" not in sentence and sentence.endswith(".")
     core_broken = deps.Requirement("segnotthere", ("seg-not-there",), "seg-not-there==1.0", "1.0", "core", "x")
     with pytest.raises(deps.InstallError):
-        deps.install_groups(deps.check(target, (core_broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
+        installer.install_groups(deps.check(target, (core_broken,)), deps.GROUPS, target, pip_options=local(wheelhouse))
 
 
 def test_an_unreachable_extra_index_costs_seconds(monkeypatch):
     import time
 
-    monkeypatch.setattr(deps, "CPU_TORCH_INDEX", "https://seg-no-such-host.invalid/whl/cpu")
-    monkeypatch.setattr(deps.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(installer, "CPU_TORCH_INDEX", "https://seg-no-such-host.invalid/whl/cpu")
+    monkeypatch.setattr(installer.platform, "system", lambda: "Linux")
     lines = []
     started = time.monotonic()
-    assert deps._torch_index(["torch>=2.1,<3"], [], lines.append) == []
-    assert time.monotonic() - started < deps.PROBE_SECONDS + 2
+    assert installer._torch_index(["torch>=2.1,<3"], [], lines.append) == []
+    assert time.monotonic() - started < installer.PROBE_SECONDS + 2
     assert "does not answer" in lines[0]
-    assert deps._torch_index(["shapely"], [], lines.append) == [] and len(lines) == 1  # no probe without torch
+    assert installer._torch_index(["shapely"], [], lines.append) == [] and len(lines) == 1  # no probe without torch
 
 
 def test_steps_name_the_download_and_its_size():
-    assert deps.describe_step("Downloading torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (526.6 MB)") == \
+    assert installer.describe_step("Downloading torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (526.6 MB)") == \
         "Downloading torch 2.13.0 (526.6 MB)"
-    assert deps.describe_step("Collecting rasterio<2,>=1.3") == "Resolving rasterio<2,>=1.3"
-    assert deps.describe_step("  Using cached x") is None
+    assert installer.describe_step("Collecting rasterio<2,>=1.3") == "Resolving rasterio<2,>=1.3"
+    assert installer.describe_step("  Using cached x") is None
 
 
 def test_one_sentence_about_what_is_missing():
