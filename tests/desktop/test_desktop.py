@@ -82,6 +82,7 @@ def work(tmp_path, qgis_root):
     """Where a run keeps its files: inside the chroot for a chroot's QGIS."""
     if qgis_root is None:
         yield tmp_path
+        shutil.rmtree(tmp_path / "profiles", ignore_errors=True)  # gigabytes of torch in the private folder
         return
     folder = runner.chroot_work(qgis_root, "desktop")
     yield folder
