@@ -20,6 +20,23 @@ SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."
 
 
 @pytest.fixture
+def tree_fingerprint():
+    """tree_fingerprint(folder) -> {relative path: sha256, or "dir"} for everything under `folder`."""
+    import hashlib
+
+    def walk(folder):
+        found = {}
+        for root, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                full = os.path.join(root, name)
+                found[os.path.relpath(full, folder)] = (hashlib.sha256(open(full, "rb").read()).hexdigest()
+                                                        if os.path.isfile(full) else "dir")
+        return found
+
+    return walk
+
+
+@pytest.fixture
 def shared():
     """shared("folder", "file") -> path in ../shared/data; skips the test where the data is absent."""
 

@@ -4,7 +4,6 @@ GeoPackage layer URI of the same file, a folder holding it) is refused with one 
 every input stays byte-identical; two destinations naming one file are refused; and a run that
 fails after QGIS made a sink leaves no output behind. The parameters come from each algorithm's
 own definitions, so a new algorithm or destination is covered without editing this test."""
-import hashlib
 import os
 
 import pytest
@@ -31,15 +30,6 @@ def inputs(tmp_path, vector_factory):
     paths["source"] = str(folder / "labels.gpkg")
     os.replace(labels, paths["source"])
     return paths
-
-
-def fingerprint(folder):
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            full = os.path.join(root, name)
-            found[os.path.relpath(full, folder)] = hashlib.sha256(open(full, "rb").read()).hexdigest() if os.path.isfile(full) else "dir"
-    return found
 
 
 def layout(alg, inputs, out):
@@ -84,13 +74,13 @@ def seg_algorithms(provider):
     return sorted(provider.algorithms(), key=lambda a: a.id())
 
 
-def test_no_destination_may_name_an_input(processing_registered, run_algorithm, inputs, tmp_path, monkeypatch):
+def test_no_destination_may_name_an_input(tree_fingerprint, processing_registered, run_algorithm, inputs, tmp_path, monkeypatch):
     from qgis.core import QgsProcessingException
 
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     layouts = [(alg, layout(alg, inputs, tmp_path)) for alg in seg_algorithms(processing_registered)]
-    before = fingerprint(tmp_path / "in")
+    before = tree_fingerprint(tmp_path / "in")
     tried = set()
     for alg, (params, named, dests) in layouts:
         for dest, kind in dests.items():
@@ -103,7 +93,7 @@ def test_no_destination_may_name_an_input(processing_registered, run_algorithm, 
                         run_algorithm(alg.id(), {**params, dest: value})
                     message = str(refused.value)
                     assert any(r in message for r in REFUSED) and "Traceback" not in message, (what, message)
-                    assert fingerprint(tmp_path / "in") == before, what
+                    assert tree_fingerprint(tmp_path / "in") == before, what
                     tried.add(alg.id())
     assert {"seg:rasterizelabels", "seg:labelqa", "seg:agreement", "seg:changereport", "seg:driftmap", "seg:assist",
             "seg:prelabel", "seg:propagatelabels", "seg:ranktiles", "seg:tileraster", "seg:exporttrainingdata"} <= tried

@@ -4,7 +4,6 @@ even with --overwrite, and every input stays byte-identical; two outputs naming 
 refused too. Whether a command declares all its output flags is checked from the parser itself,
 so a new command or flag cannot slip past."""
 import argparse
-import hashlib
 import os
 
 import pytest
@@ -68,16 +67,6 @@ def inputs(tmp_path):
     return paths
 
 
-def fingerprint(folder):
-    """Every file under `folder` (names and sha256), debris included."""
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            full = os.path.join(root, name)
-            found[os.path.relpath(full, folder)] = hashlib.sha256(open(full, "rb").read()).hexdigest() if os.path.isfile(full) else "dir"
-    return found
-
-
 def forms(tmp_path, path, folder_output):
     """The ways a user might name `path` again: itself, a symlink to it, a relative path, and for a
     folder output the folder that holds it."""
@@ -106,10 +95,10 @@ def one_sentence(err):
 
 
 @pytest.mark.parametrize("case", commands(), ids=[c[0] for c in commands()])
-def test_no_output_may_name_an_input(case, inputs, tmp_path, capsys, monkeypatch):
+def test_no_output_may_name_an_input(tree_fingerprint, case, inputs, tmp_path, capsys, monkeypatch):
     _, argv, named_inputs, outputs, folders, overwrite = case
     argv = [inputs.get(token, token) for token in argv]
-    before = fingerprint(tmp_path / "in")
+    before = tree_fingerprint(tmp_path / "in")
     tried = 0
     for flag in outputs:
         for input_name, key in named_inputs.items():
@@ -122,7 +111,7 @@ def test_no_output_may_name_an_input(case, inputs, tmp_path, capsys, monkeypatch
                 assert code == 2, what
                 assert one_sentence(err), (what, err)
                 assert ("is the input" in err or "holds the input" in err), (what, err)
-                assert fingerprint(tmp_path / "in") == before, what
+                assert tree_fingerprint(tmp_path / "in") == before, what
                 tried += 1
     assert tried >= len(outputs) * 3
 
