@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 RESULT_TIMEOUT = 360.0  # the driver's own waits add up to less
 ENV_KINDS = ("stock", "venv")
+
 
 @dataclass
 class DesktopRun:
@@ -146,8 +148,6 @@ def chroot_root(suite: str) -> Optional[Path]:
 
 def chroot_work(root: Path, name: str) -> Path:
     """A fresh folder inside the chroot for one run."""
-    import tempfile
-
     return Path(tempfile.mkdtemp(prefix=f"seg-{name}-", dir=Path(root) / "tmp"))
 
 
