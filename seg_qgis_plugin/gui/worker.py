@@ -45,9 +45,11 @@ RUNNING_MAX_PERCENT = 99.0
 def error_message(error: BaseException) -> str:
     """One sentence for the user: a SegError's own text; a missing package named, with the way out."""
     if isinstance(error, ModuleNotFoundError) and not isinstance(error, SegError) and error.name:
-        package = error.name.split(".")[0]
-        return (f"Seg needs the Python package {package!r}, which is not installed in QGIS's Python: press "
-                "Install dependencies in the Seg dock (or Plugins > Seg > Install dependencies...), then restart QGIS.")
+        from .. import deps
+
+        module = error.name.split(".")[0]
+        group = next((r.group for r in deps.PINS if r.module == module), "core")
+        return deps.sentence_for((group,), [module])  # the dock's, Processing's and the message bar's wording
     return str(error) or type(error).__name__
 
 
