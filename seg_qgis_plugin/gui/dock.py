@@ -28,6 +28,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDial
                                  QSpinBox, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from .qt_compat import QAction
+from .. import deps
 from ..core.errors import SegError, SettingError
 from ..core.models.checkpoints import ARCHITECTURES
 from ..core.models.registry import OFFICIAL_MODELS
@@ -53,6 +54,7 @@ class SegDock(QgsDockWidget):
         self.controller, self.project = controller, project
         self.install_dialog = None
         self.download_task = None
+        deps.advise_from_qgis()  # in the dock, what is missing comes with the Install dependencies button
         self._loading = True
         self._restart_timer = QTimer(self)
         self._restart_timer.setSingleShot(True)

@@ -259,10 +259,14 @@ def test_steps_name_the_download_and_its_size():
     assert installer.describe_step("  Using cached x") is None
 
 
-def test_one_sentence_about_what_is_missing():
+def test_one_sentence_about_what_is_missing(monkeypatch):
+    monkeypatch.setattr(deps, "_advice", {})  # outside QGIS: pip; inside: the Install dependencies button
     assert deps.sentence_for(("sam",), ["torch", "torchvision"]) == (
         'SAM on torch needs torch and torchvision, which are not installed: install with: pip install "seg-qgis-plugin[sam]".')
     assert deps.sentence_for(("core",), []) == ""
+    deps.advise_from_qgis()
+    assert deps.sentence_for(("assist",), ["lightgbm"]) == ("The assistant needs lightgbm, which is not installed: press Install "
+                                                            "dependencies in the Seg dock (or Plugins > Seg), then restart QGIS.")
 
 
 def test_shapely_is_fitted_to_the_geos_qgis_loaded():
