@@ -135,7 +135,7 @@ class ReviewPanel(QgsDockWidget):
         form = QFormLayout()
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
-        self.layer_combo.layerChanged.connect(lambda layer: self.set_layer(layer))
+        self.layer_combo.layerChanged.connect(self.set_layer)  # a bound slot: disconnected when the panel goes
         form.addRow("Labels", self.layer_combo)
         self.status_combo = QComboBox()
         self.status_combo.addItems(STATUS_CHOICES)
@@ -147,7 +147,7 @@ class ReviewPanel(QgsDockWidget):
         order.addWidget(self.descending)
         form.addRow("Order", order)
         self.reviewer_edit = QLineEdit(reviewer_name())
-        self.reviewer_edit.editingFinished.connect(lambda: QgsSettings().setValue(REVIEWER_KEY, self.reviewer_edit.text().strip()))
+        self.reviewer_edit.editingFinished.connect(self._remember_reviewer)
         form.addRow("Reviewer", self.reviewer_edit)
         layout.addLayout(form)
         self.start_button = QPushButton("Start review")
@@ -187,6 +187,9 @@ class ReviewPanel(QgsDockWidget):
             self.shortcuts.append(shortcut)
 
     # -- the queue ------------------------------------------------------------------------------
+
+    def _remember_reviewer(self) -> None:
+        QgsSettings().setValue(REVIEWER_KEY, self.reviewer_edit.text().strip())
 
     def set_layer(self, layer: Optional[QgsVectorLayer]) -> None:
         self.cancel_edit()
