@@ -95,6 +95,8 @@ class SegGui:
             canvas.unsetMapTool(tool)
             tool.deleteLater()
         self.iface.removeDockWidget(self.dock)
+        for combo in (self.dock.raster_combo, self.dock.target_combo):
+            combo.blockSignals(True)  # until deleteLater runs, layers added to the project must not reach the dock
         self.dock.setParent(None)
         self.dock.deleteLater()
         self.iface.mainWindow().removeToolBar(self.toolbar)

@@ -463,6 +463,7 @@ def install_review_panel(iface, controller, activate_tool, toolbar, menu: str):
 
 def uninstall_review_panel(iface, panel, action, menu: str) -> None:
     panel.close_review()
+    panel.layer_combo.blockSignals(True)  # until deleteLater runs, layers added to the project must not reach it
     if hasattr(iface, "removePluginMenu"):
         iface.removePluginMenu(menu, action)
     iface.removeDockWidget(panel)
