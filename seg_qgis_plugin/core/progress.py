@@ -41,3 +41,16 @@ def track(items: Iterable[T], total: int, progress: Optional[Progress]) -> Itera
         check_canceled(progress)
         yield item
         progress.set_progress(100.0 * done / max(total, 1))
+
+
+class Part:
+    """A stretch start..end (percent) of another progress: a job's steps share one bar."""
+
+    def __init__(self, progress: Optional[Progress], start: float, end: float):
+        self.progress, self.start, self.end = progress or NullProgress(), start, end
+
+    def set_progress(self, percent: float) -> None:
+        self.progress.set_progress(self.start + (self.end - self.start) * min(max(percent, 0.0), 100.0) / 100.0)
+
+    def is_canceled(self) -> bool:
+        return self.progress.is_canceled()

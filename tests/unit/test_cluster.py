@@ -24,19 +24,21 @@ def test_local_cluster_gives_the_serial_output_feature_for_feature(bright_scene,
     pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install distributed==2024.8.0)")
     from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels
     from seg_qgis_plugin.core.scale.cluster import ModelSpec
+    from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions
+    from seg_qgis_plugin.core.scale.block_run import BlockRun
     from seg_qgis_plugin.core.scale.runs import prelabel_blocks
 
     Oracle = helpers.oracle_class()
     job = RasterJob(bright_scene, tile=256, overlap=64)
-    options = dict(points_per_side=8, min_score=0.5, min_stability=0.5)
-    serial = prelabel_raster(job, Oracle(), **options)
+    options = PrelabelOptions(points_per_side=8, min_score=0.5, min_stability=0.5)
+    serial = prelabel_raster(job, Oracle(), options=options)
     assert serial.count >= 8
     assert any(lab.attributes["prompt_count"] > 1 for lab in serial.labels)  # objects merged across tiles
     write_labels(serial.labels, str(tmp_path / "serial.gpkg"))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        distributed, _ = prelabel_blocks(job, Oracle(), ModelSpec.from_factory(Oracle), cluster="local:2", block_tiles=2, **options)
+        distributed, _ = prelabel_blocks(job, Oracle(), options, BlockRun(ModelSpec.from_factory(Oracle), cluster="local:2", block_tiles=2))
     write_labels(distributed.labels, str(tmp_path / "cluster.gpkg"))
     a, b = read_labels(str(tmp_path / "serial.gpkg")), read_labels(str(tmp_path / "cluster.gpkg"))
     assert len(a) == len(b) == serial.count

@@ -15,9 +15,10 @@ import warnings
 import numpy as np
 import pytest
 
-from seg_qgis_plugin.core.batch.prelabel import PromptFeature
+from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions, PromptFeature
 from seg_qgis_plugin.core.batch.raster_job import RasterJob, prelabel_raster
 from seg_qgis_plugin.core.errors import Canceled, SegError
+from seg_qgis_plugin.core.scale.block_run import BlockRun
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -101,8 +102,8 @@ def test_prompt_layer_on_a_local_cluster_equals_the_serial_run(bright_scene, tmp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         found = []
-        distributed, manifest = prelabel_scaled(job, Oracle(), features, ModelSpec.from_factory(Oracle), cluster="local:2",
-                                                block_tiles=1, on_label=found.append)
+        distributed, manifest = prelabel_scaled(job, Oracle(), features, run=BlockRun(ModelSpec.from_factory(Oracle), cluster="local:2",
+                                                block_tiles=1), on_label=found.append)
     assert manifest is None and distributed.count == serial.count and not distributed.labels
     assert distributed.skipped == serial.skipped
     assert same_features(serial.labels, found, tmp_path)  # streamed in the serial order
@@ -115,10 +116,10 @@ def test_a_canceled_prompt_run_resumes_without_redoing_finished_blocks(bright_sc
     job, features = RasterJob(bright_scene, tile=256, overlap=64), features_for(bright_scene)
     serial = prelabel_raster(job, Oracle(), features)
     whole = Oracle()
-    prelabel_prompt_blocks(job, whole, features, block_tiles=1)
+    prelabel_prompt_blocks(job, whole, features, run=BlockRun(block_tiles=1))
     out = str(tmp_path / "out.gpkg")
     with pytest.raises(Canceled):
-        prelabel_prompt_blocks(job, Oracle(), features, output=out, block_tiles=1, progress=CancelAfter(12))
+        prelabel_prompt_blocks(job, Oracle(), features, run=BlockRun(output=out, block_tiles=1), progress=CancelAfter(12))
     with open(os.path.join(out + ".seg-resume", "manifest.json")) as f:
         finished = len(json.load(f)["blocks"])
     with job.open(Oracle()) as segmenter:
@@ -129,7 +130,7 @@ def test_a_canceled_prompt_run_resumes_without_redoing_finished_blocks(bright_sc
     assert sorted(os.listdir(out + ".seg-resume")) == [f"block-{b:05d}.json" for b in range(finished)] + ["manifest.json"]
 
     counted = Oracle()
-    resumed, manifest = prelabel_prompt_blocks(job, counted, features, output=out, resume=True, block_tiles=1)
+    resumed, manifest = prelabel_prompt_blocks(job, counted, features, run=BlockRun(output=out, resume=True, block_tiles=1))
     assert counted.encoded < whole.encoded  # the finished blocks' tiles were not encoded again
     assert resumed.skipped == serial.skipped and resumed.count == serial.count
     assert same_features(serial.labels, resumed.labels, tmp_path)
@@ -143,14 +144,14 @@ def test_a_manifest_from_another_prompt_layer_is_refused_in_one_sentence(bright_
     Oracle = helpers.oracle_class()
     job, out = RasterJob(bright_scene, tile=256, overlap=64), str(tmp_path / "out.gpkg")
     with pytest.raises(Canceled):
-        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), output=out, block_tiles=1, progress=CancelAfter(12))  # a block finished
+        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), run=BlockRun(output=out, block_tiles=1), progress=CancelAfter(12))  # a block finished
     moved = features_for(bright_scene, seed=1)
     with pytest.raises(SegError, match=r"belongs to a different run \(another prompt layer\); run without --resume") as err:
-        prelabel_prompt_blocks(job, Oracle(), moved, output=out, resume=True, block_tiles=1)
+        prelabel_prompt_blocks(job, Oracle(), moved, run=BlockRun(output=out, resume=True, block_tiles=1))
     assert str(err.value).count(". ") == 0
     with pytest.raises(SegError, match=r"different run \(other options\)"):
-        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), output=out, resume=True, block_tiles=1,
-                               simplify=0.5)
+        prelabel_prompt_blocks(job, Oracle(), features_for(bright_scene), PrelabelOptions(simplify=0.5),
+                               BlockRun(output=out, resume=True, block_tiles=1))
 
 
 RUNNER = '''
@@ -171,13 +172,11 @@ if __name__ == "__main__":  # `seg` itself, with the oracle (slowed down) as the
     spec.loader.exec_module(helpers)
     sys.modules["seg_scale_helpers"] = helpers
     cloudpickle.register_pickle_by_value(helpers)
-    from seg_qgis_plugin.cli import batch, options
     from seg_qgis_plugin.cli.main import main
+    from seg_qgis_plugin.core.jobs.base import ModelFields
     from seg_qgis_plugin.core.scale.cluster import ModelSpec
-    from seg_qgis_plugin.core.settings import load_settings
 
-    batch.resolve_model = lambda args: (helpers.SlowOracle(DELAY), load_settings())
-    options.model_spec_from_args = lambda args: ModelSpec.from_factory(slow_model)
+    ModelFields.model_spec = lambda request: ModelSpec.from_factory(slow_model)  # the request's model, here and on workers
     sys.exit(main(sys.argv[1:]))
 '''
 

@@ -6,8 +6,8 @@ from seg_qgis_plugin.core.errors import Canceled, SegError
 from seg_qgis_plugin.core.engine.labeling import open_segmenter
 from seg_qgis_plugin.core.batch.mask_merge import Piece, merge_pieces
 from seg_qgis_plugin.core.batch.point_grid import TileMask, decode_points, filter_masks, grid_points
-from seg_qgis_plugin.core.batch.prelabel import PromptFeature, prelabel_automatic, prelabel_from_prompts
-from seg_qgis_plugin.core.geo.tiling import Tile
+from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions, PromptFeature, prelabel_automatic, prelabel_from_prompts
+from seg_qgis_plugin.core.geo.tiling import Tile, Tiling
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 CRS = "EPSG:32633"
@@ -33,13 +33,13 @@ def bright_scene(raster_factory):
 
 def test_points_become_whole_objects_with_class_and_tags(bright_scene, oracle):
     path, truth = bright_scene
-    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tile=128, overlap=32)
+    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tiling=Tiling(128, 32))
     features = [
         PromptFeature(px_point(25.5, 20.5), CRS, "roof", {"season": "summer", "note": "x"}),
         PromptFeature(MultiPoint([(X0 + 101 * RES, Y0 - 61 * RES), (X0 + 160 * RES, Y0 - 80 * RES)]), CRS, "", {}),
         PromptFeature(Point(0, 0), CRS, "roof", {}),  # outside the raster
     ]
-    result = prelabel_from_prompts(segmenter, features, default_class="object")
+    result = prelabel_from_prompts(segmenter, features, PrelabelOptions(class_name="object"))
     assert [n for n, _ in result.skipped] == [3] and "outside" in result.skipped[0][1]
     by_class = {lab.attributes["class"]: lab for lab in result.labels}
     assert by_class["roof"].geometry.equals(truth["A"])
@@ -51,7 +51,7 @@ def test_points_become_whole_objects_with_class_and_tags(bright_scene, oracle):
 
 def test_polygons_become_box_prompts(bright_scene, oracle):
     path, _ = bright_scene
-    segmenter = open_segmenter(path, oracle("box"), value_range=(0, 255), tile=128, overlap=32)
+    segmenter = open_segmenter(path, oracle("box"), value_range=(0, 255), tiling=Tiling(128, 32))
     result = prelabel_from_prompts(segmenter, [PromptFeature(px_box(50, 20, 80, 60), CRS, "field", {})])
     (lab,) = result.labels
     assert lab.attributes["prompt_type"] == "box"
@@ -60,8 +60,8 @@ def test_polygons_become_box_prompts(bright_scene, oracle):
 
 def test_automatic_finds_each_object_once_and_merges_across_tiles(bright_scene, oracle):
     path, truth = bright_scene
-    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tile=128, overlap=48)
-    result = prelabel_automatic(segmenter, points_per_side=24, min_score=0.5, min_stability=0.5)
+    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tiling=Tiling(128, 48))
+    result = prelabel_automatic(segmenter, options=PrelabelOptions(points_per_side=24, min_score=0.5, min_stability=0.5))
     geometries = sorted((lab.geometry for lab in result.labels), key=lambda g: g.bounds[0])
     assert len(geometries) == 3
     for geometry, key in zip(geometries, "ABC"):
@@ -74,7 +74,7 @@ def test_automatic_is_refused_by_the_classic_backend(bright_scene):
     from seg_qgis_plugin.core.models.classic import ClassicBackend
 
     path, _ = bright_scene
-    segmenter = open_segmenter(path, ClassicBackend(), value_range=(0, 255), tile=128, overlap=32)
+    segmenter = open_segmenter(path, ClassicBackend(), value_range=(0, 255), tiling=Tiling(128, 32))
     with pytest.raises(SegError, match="classic-grabcut backend cannot pre-label automatically"):
         prelabel_automatic(segmenter)
 
@@ -89,7 +89,7 @@ def test_automatic_can_be_canceled(bright_scene, oracle):
         def is_canceled(self):
             return True
 
-    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tile=128, overlap=32)
+    segmenter = open_segmenter(path, oracle("bright"), value_range=(0, 255), tiling=Tiling(128, 32))
     with pytest.raises(Canceled):
         prelabel_automatic(segmenter, progress=Cancel())
 

@@ -20,7 +20,7 @@ _spec = importlib.util.spec_from_file_location("scale_helpers", os.path.join(HER
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
-OPTIONS = dict(points_per_side=8, min_score=0.5, min_stability=0.5, block_tiles=1)
+OPTIONS = dict(points_per_side=8, min_score=0.5, min_stability=0.5)
 
 RUN = """
 import importlib.util, sys
@@ -28,8 +28,11 @@ spec = importlib.util.spec_from_file_location("scale_helpers", {helpers!r})
 h = importlib.util.module_from_spec(spec); spec.loader.exec_module(h)
 from seg_qgis_plugin.core.batch.raster_job import RasterJob
 from seg_qgis_plugin.core.outputs.vectors import write_labels
+from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions
+from seg_qgis_plugin.core.scale.block_run import BlockRun
 from seg_qgis_plugin.core.scale.runs import prelabel_blocks
-result, manifest = prelabel_blocks(RasterJob({raster!r}, tile=256, overlap=64), h.SlowOracle(0.4), output={out!r}, **{options!r})
+result, manifest = prelabel_blocks(RasterJob({raster!r}, tile=256, overlap=64), h.SlowOracle(0.4), PrelabelOptions(**{options!r}),
+                                   BlockRun(output={out!r}, block_tiles=1))
 write_labels(result.labels, {out!r})
 manifest.finish()
 """
@@ -37,10 +40,12 @@ manifest.finish()
 
 def _run(raster, out, resume=False, backend=None):
     from seg_qgis_plugin.core.outputs.vectors import write_labels
+    from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions
+    from seg_qgis_plugin.core.scale.block_run import BlockRun
     from seg_qgis_plugin.core.scale.runs import prelabel_blocks
 
-    result, manifest = prelabel_blocks(RasterJob(raster, tile=256, overlap=64), backend or helpers.SlowOracle(), output=out,
-                                       resume=resume, **OPTIONS)
+    result, manifest = prelabel_blocks(RasterJob(raster, tile=256, overlap=64), backend or helpers.SlowOracle(),
+                                       PrelabelOptions(**OPTIONS), BlockRun(output=out, resume=resume, block_tiles=1))
     write_labels(result.labels, out)
     manifest.finish()
     return result

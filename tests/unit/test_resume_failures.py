@@ -15,13 +15,15 @@ from seg_qgis_plugin.core.batch.raster_job import RasterJob
 from seg_qgis_plugin.core.errors import Canceled, OutputError, SegError
 from seg_qgis_plugin.core.scale.manifest import ResumeManifest, resume_folder
 from seg_qgis_plugin.core.scale.runs import prelabel_blocks
+from seg_qgis_plugin.core.scale.block_run import BlockRun
+from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("scale_helpers", os.path.join(HERE, "scale_helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
-OPTIONS = dict(points_per_side=8, min_score=0.5, min_stability=0.5, block_tiles=1)
+OPTIONS = PrelabelOptions(points_per_side=8, min_score=0.5, min_stability=0.5)
 FINGERPRINT = {"raster": "abc", "options": {"min_score": 0.5}}
 
 WRONG_SHAPES = [[], 3, "text", None, {}, {"fingerprint": 3}, {"fingerprint": [], "blocks": {}},
@@ -86,7 +88,7 @@ class FailingOracle:
 
 
 def _run(raster, out, backend, resume=False):
-    return prelabel_blocks(RasterJob(raster, tile=256, overlap=64), backend, output=out, resume=resume, **OPTIONS)
+    return prelabel_blocks(RasterJob(raster, tile=256, overlap=64), backend, OPTIONS, BlockRun(output=out, resume=resume, block_tiles=1))
 
 
 @pytest.mark.parametrize("error, kept_without_resume", [

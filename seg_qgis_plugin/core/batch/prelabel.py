@@ -33,7 +33,7 @@ from ..engine.labels import Label, attributes
 from ..engine.segmenter import Segmenter
 from ..models.backend import AUTOMATIC
 from ..geo.tiling import Tile
-from ..geo.vectorize import clean_polygons, mask_to_geometry
+from ..geo.vectorize import Cleanup, clean_polygons, mask_to_geometry
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,36 @@ class PromptFeature:
     crs: str
     class_name: str = ""
     tags: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrelabelOptions:
+    """How objects are found and cleaned up: the class for prompts without one (and for automatic
+    objects) and tags for every object; automatic mode's SAM thresholds (points_per_side squared
+    grid points per tile, min_score on the predicted IoU, min_stability on the stability score,
+    nms_iou within a tile, merge_iou across tiles in their shared window); clean-up in map units
+    (simplify tolerance, min_area and fill_holes in units squared)."""
+
+    class_name: str = "object"
+    tags: Dict[str, str] = field(default_factory=dict)
+    points_per_side: int = 16
+    min_score: float = 0.7
+    min_stability: float = 0.85
+    nms_iou: float = 0.7
+    merge_iou: float = 0.5
+    simplify: float = 0.0
+    min_area: float = 0.0
+    fill_holes: float = 0.0
+
+    def grid(self) -> Dict[str, float]:
+        """tile_pieces' keyword arguments: what finding objects on one tile depends on."""
+        return dict(points_per_side=self.points_per_side, min_score=self.min_score, min_stability=self.min_stability,
+                    nms_iou=self.nms_iou, min_area=self.min_area)
+
+    def cleanup(self) -> Dict[str, object]:
+        """prompt_outcome's keyword arguments: what one prompt's object depends on."""
+        return dict(default_class=self.class_name, simplify=self.simplify, min_area=self.min_area,
+                    fill_holes=self.fill_holes)
 
 
 @dataclass
@@ -82,16 +112,16 @@ def feature_to_prompt(feature: PromptFeature) -> Prompt:
     raise PromptError(f"A {kind} cannot be a prompt; use points or polygons (boxes).")
 
 
-def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature], default_class: str = "object",
-                          simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+def prelabel_from_prompts(segmenter: Segmenter, features: Sequence[PromptFeature], options: PrelabelOptions = PrelabelOptions(),
                           progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
-    """Segment one object per prompt feature. Features outside the raster or that give an empty
-    mask are skipped and listed in `skipped` (1-based feature numbers), never fatal."""
+    """Segment one object per prompt feature (class: the feature's, else options.class_name).
+    Features outside the raster or that give an empty mask are skipped and listed in `skipped`
+    (1-based feature numbers), never fatal."""
     result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
     prompts, result.skipped = order_prompts(segmenter, features)
     for done, item in enumerate(prompts, start=1):
         check_canceled(progress)
-        add_outcome(result, prompt_outcome(segmenter, item, default_class, simplify, min_area, fill_holes))
+        add_outcome(result, prompt_outcome(segmenter, item, **options.cleanup()))
         if progress is not None:
             progress.set_progress(100.0 * done / len(prompts))
     return result
@@ -125,7 +155,7 @@ def prompt_outcome(segmenter: Segmenter, item, default_class: str = "object", si
     except PromptError as exc:
         return number, None, str(exc)
     label = to_label(segmentation, segmenter, feature.class_name or default_class, feature.tags, "prelabel",
-                     simplify, min_area, fill_holes)
+                     Cleanup(simplify, min_area, fill_holes))
     return (number, label, "") if label is not None else (number, None, "the mask was empty after clean-up")
 
 
@@ -137,24 +167,21 @@ def add_outcome(result: PrelabelResult, outcome: Tuple[int, Optional[Label], str
         result.add(label)
 
 
-def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = None, class_name: str = "object",
-                       tags: Optional[Dict[str, str]] = None, points_per_side: int = 16, min_score: float = 0.7,
-                       min_stability: float = 0.85, nms_iou: float = 0.7, merge_iou: float = 0.5,
-                       simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
-                       progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
+def prelabel_automatic(segmenter: Segmenter, tiles: Optional[Sequence[Tile]] = None,
+                       options: PrelabelOptions = PrelabelOptions(), progress: Optional[Progress] = None,
+                       on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Find every object SAM sees on `tiles` (default: the segmenter's grid; all-nodata tiles are
-    skipped) and merge them across tiles. Thresholds follow SAM's automatic mask generator:
-    min_score on the predicted IoU, min_stability on the stability score, nms_iou within a tile,
-    merge_iou across tiles (in their shared window). min_area is in map units squared."""
+    skipped) and merge them across tiles; thresholds follow SAM's automatic mask generator (see
+    PrelabelOptions)."""
     check_automatic(segmenter.backend)
     tiles = list(segmenter.grid if tiles is None else tiles)
     pieces: List[Piece] = []
     for done, tile in enumerate(tiles, start=1):
         check_canceled(progress)
-        pieces.extend(tile_pieces(segmenter, tile, points_per_side, min_score, min_stability, nms_iou, min_area))
+        pieces.extend(tile_pieces(segmenter, tile, **options.grid()))
         if progress is not None:
             progress.set_progress(95.0 * done / len(tiles))
-    result = labels_from_pieces(segmenter, pieces, class_name, tags, merge_iou, simplify, min_area, fill_holes, on_label)
+    result = labels_from_pieces(segmenter, pieces, options, on_label)
     if progress is not None:
         progress.set_progress(100.0)
     if not result.count and tiles:
@@ -195,21 +222,19 @@ def tile_pieces(segmenter: Segmenter, tile: Tile, points_per_side: int = 16, min
     return pieces
 
 
-def labels_from_pieces(segmenter: Segmenter, pieces: Sequence[Piece], class_name: str = "object",
-                       tags: Optional[Dict[str, str]] = None, merge_iou: float = 0.5, simplify: float = 0.0,
-                       min_area: float = 0.0, fill_holes: float = 0.0,
+def labels_from_pieces(segmenter: Segmenter, pieces: Sequence[Piece], options: PrelabelOptions = PrelabelOptions(),
                        on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Merge the pieces of all tiles (in tile order) into objects and make them Labels, in a fixed
     order (north to south, then west to east)."""
-    objects = merge_pieces(pieces, segmenter.level_transform, merge_iou)
+    objects = merge_pieces(pieces, segmenter.level_transform, options.merge_iou)
     shared = provenance(segmenter)
     crs = segmenter.source.crs.to_wkt()
     result = PrelabelResult(on_label=on_label, grid=segmenter.level_transform)
     for obj in sorted(objects, key=lambda o: (-o.geometry.bounds[3], o.geometry.bounds[0])):
-        geometry = clean_polygons(obj.geometry, simplify, min_area, fill_holes)
+        geometry = clean_polygons(obj.geometry, options.simplify, options.min_area, options.fill_holes)
         if geometry is None:
             continue
-        attrs = attributes(class_name, tags, score=obj.score, stability=obj.stability, prompt_type="auto-grid",
+        attrs = attributes(options.class_name, options.tags, score=obj.score, stability=obj.stability, prompt_type="auto-grid",
                            prompt_count=len(obj.pieces), window=obj.extent.label(), status="prelabel", **shared)
         result.add(Label(geometry, crs, attrs))
     return result

@@ -15,10 +15,11 @@ import hashlib
 import json
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..batch.prelabel import PrelabelResult, PromptFeature, add_outcome, order_prompts, prompt_outcome
+from ..batch.prelabel import PrelabelOptions, PrelabelResult, PromptFeature, add_outcome, order_prompts, prompt_outcome
 from ..geo.vectorize import check_cleanup
 from ..progress import Progress, check_canceled
-from .cluster import ModelSpec, block_prompt_outcomes, open_client, run_blocks
+from .block_run import BlockRun
+from .cluster import block_prompt_outcomes, open_client, run_blocks
 from .manifest import ResumeGuard, ResumeManifest, run_fingerprint
 
 
@@ -80,31 +81,27 @@ class _InOrder:
             self.next += 1
 
 
-def prelabel_prompt_blocks(job, backend, features: Sequence[PromptFeature], model: Optional[ModelSpec] = None,
-                           cache_dir: Optional[str] = None, default_class: str = "object", simplify: float = 0.0,
-                           min_area: float = 0.0, fill_holes: float = 0.0, cluster: Optional[str] = None,
-                           output: Optional[str] = None, resume: bool = False, block_tiles: int = 4,
-                           block_prompts: int = 256, progress: Optional[Progress] = None,
-                           on_label: Optional[Callable] = None):
-    """One object per prompt feature of `job` (RasterJob), as prelabel_from_prompts does, in blocks.
-    backend: the model here (prompt order, provenance, serial work); model: how workers open it
-    (needed with `cluster`). output: where the result goes; with it a resume manifest is kept beside
-    it (resume=True reuses the finished blocks of the same run on the same prompt layer). Returns
-    (PrelabelResult, manifest or None); call manifest.finish() once the output is written."""
-    check_cleanup(simplify, min_area, fill_holes)
-    if cluster and model is None:
+def prelabel_prompt_blocks(job, backend, features: Sequence[PromptFeature], options: PrelabelOptions = PrelabelOptions(),
+                           run=None, progress: Optional[Progress] = None, on_label: Optional[Callable] = None):
+    """One object per prompt feature of `job` (RasterJob), as prelabel_from_prompts does, in blocks
+    (run: runs.BlockRun: cluster, resume manifest beside its output, block sizes). backend: the
+    model here (prompt order, provenance, serial work). Returns (PrelabelResult, manifest or
+    None); call manifest.finish() once the output is written."""
+    run = run or BlockRun()
+    check_cleanup(options.simplify, options.min_area, options.fill_holes)
+    if run.cluster and run.model is None:
         raise ValueError("prelabel_prompt_blocks needs a ModelSpec to run on a cluster")
-    options = dict(default_class=default_class, simplify=simplify, min_area=min_area, fill_holes=fill_holes)
-    with job.open(backend, cache_dir) as segmenter, ResumeGuard() as guard:
+    cleanup = options.cleanup()
+    with job.open(backend, run.cache_dir) as segmenter, ResumeGuard() as guard:
         items, skipped = order_prompts(segmenter, features)
-        blocks = split_prompt_blocks(segmenter, items, block_tiles, block_prompts)
+        blocks = split_prompt_blocks(segmenter, items, run.block_tiles, run.block_prompts)
         result = PrelabelResult(skipped=list(skipped), on_label=on_label, grid=segmenter.level_transform)
         manifest = None
-        if output is not None:
+        if run.output is not None:
             fingerprint = run_fingerprint(segmenter, list(segmenter.grid), dict(
-                options, mode="prompts", block_tiles=block_tiles, block_prompts=block_prompts))
-            fingerprint["prompts"] = prompts_fingerprint(features)
-            manifest = guard.keep(ResumeManifest(output, fingerprint, resume))
+                cleanup, mode="prompts", block_tiles=run.block_tiles, block_prompts=run.block_prompts))
+            fingerprint.update(prompts=prompts_fingerprint(features), request=run.request)
+            manifest = guard.keep(ResumeManifest(run.output, fingerprint, run.resume))
         in_order = _InOrder(blocks, result, manifest)
         todo = {b: block for b, block in blocks.items() if manifest is None or not manifest.done(b)}
         answered = [len(items) - sum(len(block) for block in todo.values())]
@@ -113,20 +110,20 @@ def prelabel_prompt_blocks(job, backend, features: Sequence[PromptFeature], mode
             if manifest is not None:
                 manifest.save_outcomes(block, outcomes)
             in_order.add(block, outcomes)
-            if cluster:
+            if run.cluster:
                 answered[0] += len(outcomes)
                 _report(progress, answered[0], len(items))
 
         in_order.flush()
-        if cluster and todo:
-            with open_client(cluster) as client:
-                run_blocks(client, block_prompt_outcomes, todo, (job, model, cache_dir, options), finished, progress)
+        if run.cluster and todo:
+            with open_client(run.cluster) as client:
+                run_blocks(client, block_prompt_outcomes, todo, (job, run.model, run.cache_dir, cleanup), finished, progress)
         else:
             for block, block_items in todo.items():
                 outcomes = []
                 for item in block_items:
                     check_canceled(progress)
-                    outcomes.append(prompt_outcome(segmenter, item, **options))
+                    outcomes.append(prompt_outcome(segmenter, item, **cleanup))
                     answered[0] += 1
                     _report(progress, answered[0], len(items))
                 finished(block, outcomes)

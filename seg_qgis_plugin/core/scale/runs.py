@@ -11,10 +11,11 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Dict, List, Optional
 
-from ..batch.prelabel import check_automatic, labels_from_pieces, tile_pieces
+from ..batch.prelabel import PrelabelOptions, check_automatic, labels_from_pieces, tile_pieces
 from ..errors import SegWarning
 from ..geo.vectorize import check_cleanup
 from ..progress import Progress, check_canceled
+from .block_run import BlockRun
 from .cluster import ModelSpec, block_encode, block_pieces, open_client, run_blocks
 from .manifest import ResumeGuard, ResumeManifest, run_fingerprint
 
@@ -25,28 +26,22 @@ def split_blocks(tiles: List, block_tiles: int) -> Dict[int, List]:
     return {i // size: tiles[i:i + size] for i in range(0, len(tiles), size)}
 
 
-def prelabel_blocks(job, backend, model: Optional[ModelSpec] = None, cache_dir: Optional[str] = None,
-                    class_name: str = "object", tags: Optional[Dict[str, str]] = None, points_per_side: int = 16,
-                    min_score: float = 0.7, min_stability: float = 0.85, simplify: float = 0.0, min_area: float = 0.0,
-                    fill_holes: float = 0.0, nms_iou: float = 0.7, merge_iou: float = 0.5, cluster: Optional[str] = None,
-                    output: Optional[str] = None, resume: bool = False, block_tiles: int = 4,
+def prelabel_blocks(job, backend, options: PrelabelOptions = PrelabelOptions(), run: BlockRun = BlockRun(),
                     progress: Optional[Progress] = None, on_label: Optional[Callable] = None):
     """Automatic pre-labeling of `job` (RasterJob) as prelabel_automatic does, in blocks.
-    backend: the model here (for provenance and serial work); model: how workers open it (needed
-    with `cluster`). output: where the result goes; with it a resume manifest is kept beside it
-    (resume=True reuses the finished blocks of the same run). Returns (PrelabelResult, manifest or
+    backend: the model here (for provenance and serial work). Returns (PrelabelResult, manifest or
     None); call manifest.finish() once the output is written."""
-    check_cleanup(simplify, min_area, fill_holes)
+    check_cleanup(options.simplify, options.min_area, options.fill_holes)
     check_automatic(backend)
-    options = dict(points_per_side=points_per_side, min_score=min_score, min_stability=min_stability,
-                   nms_iou=nms_iou, min_area=min_area)
-    with job.open(backend, cache_dir) as segmenter, ResumeGuard() as guard:
+    grid = options.grid()
+    with job.open(backend, run.cache_dir) as segmenter, ResumeGuard() as guard:
         tiles = list(job.tiles(segmenter) or segmenter.grid)
-        blocks = split_blocks(tiles, block_tiles)
+        blocks = split_blocks(tiles, run.block_tiles)
         manifest = None
-        if output is not None:
-            fp_options = dict(options, block_tiles=block_tiles, merge_iou=merge_iou)
-            manifest = guard.keep(ResumeManifest(output, run_fingerprint(segmenter, tiles, fp_options), resume))
+        if run.output is not None:
+            fp_options = dict(grid, block_tiles=run.block_tiles, merge_iou=options.merge_iou)
+            fingerprint = dict(run_fingerprint(segmenter, tiles, fp_options), request=run.request)
+            manifest = guard.keep(ResumeManifest(run.output, fingerprint, run.resume))
         done: Dict[int, List] = {b: manifest.load(b) for b in blocks if manifest and manifest.done(b)}
 
         def finished(block: int, pieces: List) -> None:
@@ -57,20 +52,20 @@ def prelabel_blocks(job, backend, model: Optional[ModelSpec] = None, cache_dir: 
                 progress.set_progress(95.0 * len(done) / max(len(blocks), 1))
 
         todo = {b: t for b, t in blocks.items() if b not in done}
-        if cluster and todo:
-            if model is None:
+        if run.cluster and todo:
+            if run.model is None:
                 raise ValueError("prelabel_blocks needs a ModelSpec to run on a cluster")
-            with open_client(cluster) as client:
-                run_blocks(client, block_pieces, todo, (job, model, cache_dir, options), finished, progress)
+            with open_client(run.cluster) as client:
+                run_blocks(client, block_pieces, todo, (job, run.model, run.cache_dir, grid), finished, progress)
         else:
             for block, block_list in todo.items():
                 pieces = []
                 for tile in block_list:
                     check_canceled(progress)
-                    pieces.extend(tile_pieces(segmenter, tile, **options))
+                    pieces.extend(tile_pieces(segmenter, tile, **grid))
                 finished(block, pieces)
         pieces = [p for b in sorted(done) for p in done[b]]
-        result = labels_from_pieces(segmenter, pieces, class_name, tags, merge_iou, simplify, min_area, fill_holes, on_label)
+        result = labels_from_pieces(segmenter, pieces, options, on_label)
     if progress is not None:
         progress.set_progress(100.0)
     if not result.count and tiles:
@@ -79,9 +74,10 @@ def prelabel_blocks(job, backend, model: Optional[ModelSpec] = None, cache_dir: 
 
 
 def encode_blocks(job, backend, model: ModelSpec, cache_dir: str, cluster: str, float16: bool = False,
-                  skip_nodata: bool = True, block_tiles: int = 4, progress: Optional[Progress] = None) -> Dict[str, int]:
+                  block_tiles: int = 4, progress: Optional[Progress] = None) -> Dict[str, int]:
     """Encode `job`'s tiles into `cache_dir` on a cluster (resumable by nature: cached tiles are
-    skipped). Returns the summed counts (encoded, cached, nodata)."""
+    skipped; all-nodata tiles too when job.skip_nodata). Returns the summed counts (encoded,
+    cached, nodata)."""
     from ..errors import SegError
 
     if not backend.cacheable:
@@ -100,25 +96,17 @@ def encode_blocks(job, backend, model: ModelSpec, cache_dir: str, cluster: str, 
             progress.set_progress(100.0 * len(finished) / max(len(blocks), 1))
 
     with open_client(cluster) as client:
-        run_blocks(client, block_encode, blocks, (job, model, cache_dir, skip_nodata, float16), add, progress)
+        run_blocks(client, block_encode, blocks, (job, model, cache_dir, job.skip_nodata, float16), add, progress)
     return counts
 
 
-def prelabel_scaled(job, backend, features=None, model: Optional[ModelSpec] = None, cache_dir: Optional[str] = None,
-                    default_class: str = "object", tags: Optional[Dict[str, str]] = None, points_per_side: int = 16,
-                    min_score: float = 0.7, min_stability: float = 0.85, simplify: float = 0.0, min_area: float = 0.0,
-                    fill_holes: float = 0.0, cluster: Optional[str] = None, output: Optional[str] = None,
-                    resume: bool = False, block_tiles: int = 4, progress: Optional[Progress] = None,
-                    on_label: Optional[Callable] = None):
+def prelabel_scaled(job, backend, features=None, options: PrelabelOptions = PrelabelOptions(),
+                    run: BlockRun = BlockRun(), progress: Optional[Progress] = None, on_label: Optional[Callable] = None):
     """raster_job.prelabel_raster in blocks: prompt-layer mode when `features` is given (their own
     fields and tags travel on them; see prompt_runs.py), else automatic mode (prelabel_blocks).
     Returns (PrelabelResult, manifest or None); call manifest.finish() once the output is written."""
     if features is not None:
         from .prompt_runs import prelabel_prompt_blocks
 
-        return prelabel_prompt_blocks(job, backend, features, model, cache_dir, default_class, simplify, min_area,
-                                      fill_holes, cluster, output, resume, block_tiles, progress=progress,
-                                      on_label=on_label)
-    return prelabel_blocks(job, backend, model, cache_dir, default_class, tags, points_per_side, min_score,
-                           min_stability, simplify, min_area, fill_holes, cluster=cluster, output=output, resume=resume,
-                           block_tiles=block_tiles, progress=progress, on_label=on_label)
+        return prelabel_prompt_blocks(job, backend, features, options, run, progress, on_label)
+    return prelabel_blocks(job, backend, options, run, progress, on_label)
