@@ -40,7 +40,7 @@ def append_by_copy(path: str, label: Label) -> None:
     copy = os.path.join(folder, os.path.basename(path))
     shutil.copy2(path, copy)
     columns = {name: [label.attributes.get(name)] for name, _, _ in FIELDS}
-    _write(copy, os.path.splitext(os.path.basename(path))[0], "GPKG", UTM, [label.geometry], columns, append=True)
+    _write(copy, os.path.splitext(os.path.basename(path))[0], UTM, [label.geometry], columns, append=True)
     os.replace(copy, path)
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -25,6 +25,7 @@ from seg_qgis_plugin.core.engine.embedding_cache import EmbeddingCache  # noqa: 
 from seg_qgis_plugin.core.engine.segmenter import Segmenter, _clicked_parts  # noqa: E402
 from seg_qgis_plugin.core.geo.prompts import Prompt  # noqa: E402
 from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
+from seg_qgis_plugin.core.geo.tiling import Tiling  # noqa: E402
 from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry  # noqa: E402
 from seg_qgis_plugin.core.models.backend import TilePrompt  # noqa: E402
 from seg_qgis_plugin.core.models.onnx_backend import OnnxBackend, is_exported_model  # noqa: E402
@@ -62,8 +63,8 @@ def main():
     cache = EmbeddingCache(os.path.join(folder, "cache"))
     torch_model = SamBackend(random_checkpoint(args.model), device="cpu", threads=2, precision="fp32")
     onnx_model = OnnxBackend(exported_model(args.model), threads=2)
-    ours_torch = Segmenter(source, torch_model, tile=1024, overlap=256, max_windows=1, cache=cache)
-    ours_onnx = Segmenter(source, onnx_model, tile=1024, overlap=256, max_windows=1, cache=cache)
+    ours_torch = Segmenter(source, torch_model, tiling=Tiling(1024, 256), max_windows=1, cache=cache)
+    ours_onnx = Segmenter(source, onnx_model, tiling=Tiling(1024, 256), max_windows=1, cache=cache)
     tile = ours_torch.grid.at(0, 0)
     embedding = ours_torch.embedding(tile)  # encoded once by torch; the ONNX session reads it from the same cache
     assert ours_onnx.is_encoded(tile)

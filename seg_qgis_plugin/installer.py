@@ -1,14 +1,13 @@
-"""Installing what Seg needs into its private folder with pip (the checking half is seg_qgis_plugin.deps).
+"""Installing what Seg needs into its private folder with pip (the checking half is seg_qgis_plugin.core.dependencies).
 
 QGIS-free and stdlib-only, so it runs inside QGIS's Python before any of Seg's packages exist.
 `install_groups` installs one group at a time (deps.GROUPS), `install` one pip run: wheels only,
-held to what QGIS's Python already has (`host_constraints`), torch from PyTorch's CPU index when it
-answers, pip's lines logged and turned into steps (`describe_step`), cancel and a timeout honoured.
+held to what QGIS's Python already has (seg_qgis_plugin.host_packages), torch from PyTorch's CPU
+index when it answers, pip's lines logged and turned into steps (`describe_step`), cancel and a
+timeout honoured.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import json
 import os
 import platform
 import queue
@@ -21,10 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .core.dependencies import GROUP_NAMES, GROUPS, PINS, InstallError, Status, _join, _normalise, to_install
 from .core.errors import Canceled, MissingDependency
 from .core.progress import NullProgress, Progress
-from .deps import (GROUP_NAMES, GROUPS, PINS, InstallError, Status, _inside, _join, _normalise, to_install,
-                   version_tuple)
+from .host_packages import (PREFERRED_FILE, UNPINNED, drop_host_copies, host_constraints, host_distributions,  # noqa: F401
+                            impossible_constraint, preferred_modules, remember_newer, write_constraints)
 
 
 # ---------------------------------------------------------------- finding a python to run pip
@@ -115,7 +115,7 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
     with open(log_path, "a", encoding="utf-8") as log:
         for _ in range(4):
-            constraints = _write_constraints(os.path.dirname(target), host, requirements)
+            constraints = write_constraints(os.path.dirname(target), host, requirements)
             command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input", "--only-binary", ":all:",
                        "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
@@ -124,7 +124,7 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
                 rc, lines = _run_pip(command, env, log, progress, on_line, timeout)
             finally:
                 os.remove(constraints)
-            impossible = _impossible_constraint(lines) if rc != 0 else None
+            impossible = impossible_constraint(lines) if rc != 0 else None
             if impossible is None or impossible not in host:
                 break
             log.write(f"=== {impossible}=={host.pop(impossible)} (QGIS's own) does not fit: trying again without it\n")
@@ -133,9 +133,9 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
         raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
     installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
                       if ln.startswith("Successfully installed")), [])
-    copies = _drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n not in newer})
+    copies = drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n not in newer})
     if newer:
-        _remember_newer(target, newer)
+        remember_newer(target, newer)
     installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in copies]
     progress.set_progress(100.0)
     return InstallReport(tuple(installed), target, log_path)
@@ -240,112 +240,6 @@ def describe_step(line: str) -> Optional[str]:
     if line.startswith("Installing collected packages"):
         return "Unpacking the downloaded packages"
     return None
-
-
-def host_distributions(exclude: Optional[str] = None) -> Dict[str, str]:
-    """{normalised name: version} of every distribution this Python sees outside `exclude`."""
-    found: Dict[str, str] = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        where = str(getattr(dist, "_path", "") or "")
-        if name and dist.version and not (exclude and _inside(where, exclude)):
-            found.setdefault(_normalise(name), dist.version)
-    return found
-
-
-# Packaging tools and the CA bundle are never held at the host's version: torch needs a newer
-# setuptools than Debian 12's, and Debian's certifi carries versions PyPI never had.
-UNPINNED = frozenset({"pip", "setuptools", "wheel", "certifi", "distribute", "pkg-resources"})
-
-
-def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str]] = None) -> List[str]:
-    """'name==version' for what QGIS's Python already has (numpy, attrs, ...), so what we install
-    works with the copies that win on sys.path; what was asked to be replaced is left free. A Debian
-    local version ('4.4.0+dfsg') is constrained by its public part, which the index can have."""
-    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested} | UNPINNED
-    host = host_distributions() if host is None else host
-    return [f"{name}=={version.split('+')[0]}" for name, version in sorted(host.items())
-            if name not in free and _PEP440.match(version) and any(version_tuple(version))]  # Debian's mpmath says 0.0.0
-
-
-def _impossible_constraint(lines: Sequence[str]) -> Optional[str]:
-    """The distribution whose host constraint pip could not satisfy, from its resolver's report."""
-    for line in lines:
-        found = re.search(r"The user requested \(constraint\) ([A-Za-z0-9_.\-]+)==", line)
-        if found:
-            return _normalise(found.group(1))
-    for line in lines:
-        found = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)==", line)
-        if found:
-            return _normalise(found.group(1))
-    return None
-
-
-def _write_constraints(folder: str, host: Dict[str, str], requested: Sequence[str]) -> str:
-    path = os.path.join(folder, f"constraints-{os.getpid()}.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in host_constraints(requested, host))
-    return path
-
-
-_PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[\w.]+)?$")
-
-
-PREFERRED_FILE = "seg-preferred.json"
-
-
-def _remember_newer(target: str, names: Sequence[str]) -> None:
-    """Record the top-level modules of `names` (kept in `target` because Seg's packages need them newer
-    than QGIS's Python has them: sympy for torch on Debian 12) for `preferred_modules`."""
-    modules = set(preferred_modules(target))
-    for dist in importlib.metadata.distributions(path=[target]):
-        if _normalise(dist.metadata["Name"] or "") in names:
-            modules.update(_top_level_modules(dist))
-    with open(os.path.join(target, PREFERRED_FILE), "w", encoding="utf-8") as f:
-        json.dump(sorted(modules), f)
-
-
-def _top_level_modules(dist) -> List[str]:
-    """The importable top-level names a distribution installed, read from its RECORD."""
-    names = set()
-    for path in dist.files or []:
-        top = path.parts[0]
-        if len(path.parts) == 1 and top.endswith((".py", ".so", ".pyd")):
-            names.add(top.split(".")[0])
-        elif len(path.parts) > 1 and not top.endswith((".dist-info", ".data", ".libs")) and top not in ("bin", "__pycache__"):
-            names.add(top)
-    return sorted(names)
-
-
-def preferred_modules(target: str) -> List[str]:
-    """Modules that must come from `target` before QGIS's own copies (see install)."""
-    try:
-        with open(os.path.join(target, PREFERRED_FILE), encoding="utf-8") as f:
-            names = json.load(f)
-        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
-    except (OSError, ValueError):
-        return []
-
-
-def _drop_host_copies(target: str, host: Dict[str, str]) -> List[str]:
-    """Remove from `target` the distributions QGIS's Python already has (pip --target installs every
-    dependency again): never a second numpy, attrs or GDAL binding beside QGIS's own."""
-    dropped = []
-    for info in sorted(os.listdir(target)):
-        name = _normalise(info[: -len(".dist-info")].rsplit("-", 1)[0]) if info.endswith(".dist-info") else ""
-        record = os.path.join(target, info, "RECORD")
-        if name not in host or not os.path.isfile(record):
-            continue
-        with open(record, encoding="utf-8") as f:
-            for line in f:
-                path = os.path.normpath(os.path.join(target, line.split(",", 1)[0]))
-                if line.strip() and _inside(path, target) and os.path.isfile(path):
-                    os.remove(path)
-        dropped.append(name)
-    for dirpath, _, _ in sorted(os.walk(target), key=lambda entry: len(entry[0]), reverse=True):
-        if dirpath != target and not os.listdir(dirpath):
-            os.rmdir(dirpath)
-    return dropped
 
 
 def _run_pip(command, env, log, progress: Progress, on_line, timeout) -> Tuple[int, List[str]]:

@@ -9,8 +9,10 @@ import numpy as np
 
 from ..core.errors import MissingDependency
 from ..core.engine.labeling import open_backend, open_segmenter, segment_prompts
+from ..core.geo.tiling import Tiling
+from ..core.geo.vectorize import Cleanup
 from ..core.engine.ontology import Ontology, OntologyClass, save_ontology
-from ..core.outputs.label_rasters import rasterize_labels, write_probability
+from ..core.outputs.label_rasters import RasterizeOptions, rasterize_labels, write_probability
 from ..core.geo.prompts import Prompt
 from .scene import write_scene
 from ..core.outputs.vectors import write_labels
@@ -33,7 +35,7 @@ def run_demo(out_dir: str, checkpoint: Optional[str] = None, report: Callable[[s
         report(f"SAM is not available ({exc}); using the classic backend.")
         model = open_backend(None)
     report(f"backend: {model.model_id}" + ("" if checkpoint else " (weights-free; set SEG_CHECKPOINT or --checkpoint to use SAM)"))
-    segmenter = open_segmenter(raster, model, tile=512, overlap=128)
+    segmenter = open_segmenter(raster, model, tiling=Tiling(512, 128))
     t = segmenter.source.transform
     prompts, classes = [], []
     for obj in truth:
@@ -47,7 +49,7 @@ def run_demo(out_dir: str, checkpoint: Optional[str] = None, report: Callable[[s
     labels, segmentations, ious = [], [], []
     started = time.perf_counter()
     for prompt, class_name, obj in zip(prompts, classes, truth):
-        found, segs = segment_prompts(segmenter, [prompt], class_name, {"sensor": "synthetic", "date": "2026-06-01"}, min_area=1.0)
+        found, segs = segment_prompts(segmenter, [prompt], class_name, {"sensor": "synthetic", "date": "2026-06-01"}, Cleanup(min_area=1.0))
         labels += found
         segmentations += segs
         ious.append(_iou(segs[0], obj.mask))
@@ -61,7 +63,7 @@ def run_demo(out_dir: str, checkpoint: Optional[str] = None, report: Callable[[s
         "probability": os.path.join(out_dir, "big_pond_probability.tif"),
         "preview": os.path.join(out_dir, "preview.png"),
     }
-    rasterize_labels(labels, raster, outputs["class_raster"], overwrite=True, ontology=DEMO_CLASSES)
+    rasterize_labels(labels, raster, outputs["class_raster"], RasterizeOptions(ontology=DEMO_CLASSES), overwrite=True)
     write_probability(segmentations[0], outputs["probability"], overwrite=True)
     _preview(segmenter, labels, outputs["preview"])
     report(f"segmented {len(labels)} objects in {elapsed:.1f} s, mean IoU {np.mean(ious):.3f}")

@@ -118,9 +118,13 @@ class AssistPanel(QGroupBox):
                  "save_model": stem + "_model.json"}
 
         def job(progress):
+            from ..core.assist.options import AssistOptions, LearnOptions, PredictOptions
             from ..core.assist.pipeline import assist
 
-            return assist(raster, labels=labels, region=region, statuses=("accepted", "reviewed"), progress=progress, **paths)
+            options = AssistOptions(out=paths["out"], save_model=paths["save_model"],
+                                    learn=LearnOptions(statuses=("accepted", "reviewed")),
+                                    predict=PredictOptions(paths["probability"], paths["uncertainty"], region=region))
+            return assist(raster, labels, options, progress)
 
         self.task = AssistTask("Seg: learn from accepted labels", job, lambda result, error: self._finished(result, error, paths))
         self.learn_button.setEnabled(False)

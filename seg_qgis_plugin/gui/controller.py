@@ -13,49 +13,36 @@ target layer's CRS when accepted. The three may all differ.
 Messages: `statusChanged` carries the state of the object being labeled (the dock's status line);
 `backgroundChanged` carries what runs in the background (encoding ahead), shown apart so it never
 replaces the status. Nothing third-party is imported until a session opens.
+
+The hover preview, encoding ahead and the canvas-raster helpers are gui/canvas_raster.py (mixed in);
+opening a session in the background is `session.open_session`.
 """
 from __future__ import annotations
 
 import os
 from typing import Callable, Dict, List, Optional
 
-from qgis.core import QgsCoordinateTransform, QgsCsException, QgsPointXY, QgsProject, QgsRectangle, QgsVectorLayer
+from qgis.core import QgsPointXY, QgsProject, QgsRectangle, QgsVectorLayer
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 
 from ..core.errors import PromptError, SegError
-from ..qgis_adapters.crs import crs_from_core, crs_to_core
-from ..qgis_adapters.geometry import from_shapely
+from ..qgis_adapters.crs import crs_from_core
+from .canvas_raster import ENCODE_AHEAD_TILES, CanvasRaster
 from .classes import DEFAULT_CLASSES, LabelClass
 from .label_layer import add_label, check_label_layer, style_by_class
 from .preview import MaskPreview
 from .prompt_state import PromptState, Step
-from .session import SessionConfig
+from .session import SessionConfig, open_session
 from .worker import Job, ModelWorker, error_message, log_problem
 
-ENCODE_AHEAD_TILES = 4  # tiles around the view encoded while the user looks (memory keeps 8)
+__all__ = ["ENCODE_AHEAD_DELAY_MS", "ENCODE_AHEAD_TILES", "LOW_SCORE", "SegController", "open_session"]
+
 ENCODE_AHEAD_DELAY_MS = 600  # wait for the view to settle after a pan or zoom
 LOW_SCORE = 0.5  # below this predicted IoU the status warns before the mask is accepted
 
 
-def open_session(config: SessionConfig, backend_factory: Optional[Callable] = None):
-    """SessionConfig -> (Segmenter, raster CRS as WKT). Runs in a worker task: loading a checkpoint
-    takes seconds. The raster fingerprint is computed here too, so that the UI thread can later ask
-    `is_encoded` without touching the raster file (rasterio and GDAL objects stay in one thread)."""
-    from ..core.engine.labeling import open_backend, open_segmenter
-
-    if backend_factory is not None:
-        backend = backend_factory(config)
-    else:
-        backend = open_backend(config.checkpoint, config.model_type, "auto" if config.backend == "sam" else config.backend,
-                               config.device)
-    segmenter = open_segmenter(config.raster, backend, config.bands, config.value_range, cache_dir=config.cache_dir,
-                               tile=config.tile, overlap=config.overlap)
-    segmenter.source.fingerprint()
-    return segmenter, segmenter.source.crs.to_wkt()
-
-
-class SegController(QObject):
+class SegController(CanvasRaster, QObject):
     statusChanged = pyqtSignal(str)
     backgroundChanged = pyqtSignal(str)
     errorRaised = pyqtSignal(str)
@@ -362,116 +349,3 @@ class SegController(QObject):
         self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.{warning}")
         self.featureAdded.emit(fid)
         return fid
-
-    # -- hover and encoding ahead ---------------------------------------------------------------
-
-    def hover(self, point: QgsPointXY) -> None:
-        """Preview the object under the cursor, only where the tile is already encoded (a hover
-        never starts a slow encode) and while no prompt is being built."""
-        if not (self.hover_enabled and self.ready and not self.steps):
-            return
-        state = PromptState().with_point(point.x(), point.y(), True)
-        try:
-            prompt = state.to_prompt(self._canvas_crs())
-            if not self._start_tile_encoded(state):
-                return
-        except SegError:
-            self.preview.show_hover(None)
-            return
-        segmenter = self.segmenter
-
-        def run(progress):
-            from ..core.geo.vectorize import mask_to_geometry
-
-            segmentation = segmenter.segment(prompt, progress=progress)
-            return mask_to_geometry(segmentation.mask, segmentation.transform)
-
-        self.worker.submit(Job("hover", "hover preview", run, self._hovered, lambda error: None))
-
-    def _hovered(self, geometry) -> None:
-        if not self.steps and self.hover_enabled:
-            self.preview.show_hover(self._to_canvas(geometry))
-
-    def encode_view(self) -> None:
-        """Encode, in the background, up to ENCODE_AHEAD_TILES tiles under the view (nearest the
-        centre first), for backends whose encoder is the expensive step."""
-        segmenter = self.segmenter
-        if segmenter is None or not getattr(segmenter.backend, "cacheable", False):
-            return
-        tiles = self._tiles_in_view()
-        todo = [t for t in tiles if not segmenter.is_encoded(t)][:ENCODE_AHEAD_TILES]
-        if not todo:
-            return
-
-        def run(progress):
-            for done, tile in enumerate(todo):
-                if progress.is_canceled():
-                    from ..core.errors import Canceled
-
-                    raise Canceled("Encoding ahead was interrupted.")
-                progress.set_progress(100.0 * done / len(todo))
-                segmenter.embedding(tile)
-            return len(todo)
-
-        self.backgroundChanged.emit(f"Encoding {len(todo)} tile(s) around the view...")
-        self.worker.submit(Job("encode", f"encoding {len(todo)} tile(s) around the view", run,
-                               lambda count: self.backgroundChanged.emit(f"Encoded {count} tile(s) around the view."),
-                               lambda error: self.backgroundChanged.emit("Encoding ahead failed: " + error_message(error))))
-
-    def _tiles_in_view(self):
-        segmenter = self.segmenter
-        try:
-            to_raster = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), self._raster_crs, self.project)
-            extent = to_raster.transformBoundingBox(self.canvas.extent())
-        except QgsCsException:  # the view does not project onto the raster
-            return []
-        inverse = ~segmenter.source.transform
-        (c0, r0), (c1, r1) = inverse * (extent.xMinimum(), extent.yMaximum()), inverse * (extent.xMaximum(), extent.yMinimum())
-        grid, scale = segmenter.grid, segmenter.grid.scale
-        x0, x1, y0, y1 = min(c0, c1) / scale, max(c0, c1) / scale, min(r0, r1) / scale, max(r0, r1) / scale
-        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-        tiles = grid.tiles_intersecting(x0, y0, x1, y1)
-        return sorted(tiles, key=lambda t: (t.col + t.width / 2 - centre[0]) ** 2 + (t.row + t.height / 2 - centre[1]) ** 2)
-
-    # -- CRS helpers ----------------------------------------------------------------------------
-
-    def _canvas_crs(self) -> str:
-        return crs_to_core(self.canvas.mapSettings().destinationCrs())
-
-    def _start_tile_encoded(self, state: PromptState) -> bool:
-        """Whether the tile that will answer `state` is already encoded (memory or disk cache).
-        Worked out with QGIS transforms and the grid alone: the UI thread never touches the
-        raster file or pyproj objects the worker thread may be using."""
-        import numpy as np
-
-        from ..core.geo.prompts import PixelPrompt
-
-        segmenter = self.segmenter
-        inverse = ~segmenter.source.transform
-        try:
-            to_raster = QgsCoordinateTransform(self.canvas.mapSettings().destinationCrs(), self._raster_crs, self.project)
-
-            def pixel(x, y):
-                p = to_raster.transform(QgsPointXY(x, y))
-                return inverse * (p.x(), p.y())
-
-            points = np.array([pixel(*xy) for xy in state.points], float).reshape(-1, 2)
-            box = None
-            if state.box is not None:
-                xmin, ymin, xmax, ymax = state.box
-                corners = np.array([pixel(x, y) for x in (xmin, xmax) for y in (ymin, ymax)])
-                box = (*corners.min(axis=0), *corners.max(axis=0))
-        except QgsCsException:
-            return False
-        pixels = PixelPrompt(points, np.asarray(state.labels, np.int32), box)
-        return segmenter.is_encoded(segmenter.start_tile(pixels))
-
-    def _to_canvas(self, geometry):
-        """A shapely geometry in the raster CRS as a QgsGeometry in the canvas CRS (None stays None)."""
-        if geometry is None:
-            return None
-        out = from_shapely(geometry)
-        canvas_crs = self.canvas.mapSettings().destinationCrs()
-        if canvas_crs != self._raster_crs:
-            out.transform(QgsCoordinateTransform(self._raster_crs, canvas_crs, self.project))
-        return out

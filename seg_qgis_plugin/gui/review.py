@@ -2,110 +2,45 @@
 
 A queue of the features of any polygon layer whose `status` is the one chosen (default
 "prelabel"; a feature without status counts as a pre-label), ordered by doubt (lowest score, then
-lowest stability, missing values first) or by any field. The panel zooms to each feature, selects
-it, and shows its attributes and the window it came from.
+lowest stability, missing values first) or by any field (gui/review_queue.py). The panel zooms to
+each feature, selects it, and shows its attributes and the window it came from.
 
 Keys (with the panel focused): A accept, R reject, E edit (re-prompt with the Seg point and box
 tools; the next mask accepted with Enter replaces the geometry), N or Space next, P previous,
 1-9 set the class (the project's class list), Ctrl+Z undo the last decision, Esc leave editing.
 
 Each decision writes `status` (accepted, rejected; reviewed after a class change or an edit),
-`reviewer` (setting seg/reviewer, the OS user by default) and `reviewed` (UTC, ISO 8601) through
-the layer's edit buffer as one edit command, and commits it at once ("saved as it goes"). QGIS
-empties a layer's undo stack on commit, so the panel keeps its own history: Ctrl+Z puts the
-previous values (and geometry) back through the edit buffer and commits again. Fields the layer
-lacks (status, reviewer, reviewed) are added to it when a review starts. Rejected features stay
-in the layer, filterable by status.
-
-On a PostGIS label table (gui/postgis_layer.py: a `postgres` layer with `fid` and `version`), several
-reviewers work at once, so a decision is one UPDATE through core update_label instead of the edit
-buffer: it applies only if the row's `version` is still the one read when the feature was shown,
-and bumps it. If someone changed the row meanwhile, the panel refuses in one sentence, writes
-nothing, and shows the row's current values so that the reviewer can decide again. Ctrl+Z goes
-through the same check.
+`reviewer` (setting seg/reviewer, the OS user by default) and `reviewed` (UTC, ISO 8601), saved at
+once: through the layer's edit buffer, or on a PostGIS label table as one UPDATE that several
+reviewers can make at once without overwriting each other (gui/review_saving.py, which also undoes).
+Fields the layer lacks (status, reviewer, reviewed) are added to it when a review starts. Rejected
+features stay in the layer, filterable by status.
 """
 from __future__ import annotations
 
-import getpass
-import math
-from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional
 
-from qgis.core import (QgsCoordinateTransform, QgsFeatureRequest, QgsGeometry, QgsMapLayerProxyModel, QgsProject,
-                       QgsSettings, QgsVectorDataProvider, QgsVectorLayer, QgsWkbTypes)
+from qgis.core import (QgsCoordinateTransform, QgsGeometry, QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsVectorLayer,
+                       QgsWkbTypes)
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, QVariant
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                  QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .qt_compat import QShortcut
-from ..core.errors import OutputError, SegError
-from ..qgis_adapters.geometry import to_shapely
-from ..qgis_adapters.sinks import new_field
+from ..core.errors import OutputError
 from .classes import load_classes
 from .postgis_layer import is_versioned_postgis, target_of_layer
+from .review_queue import (DOUBT, REVIEW_FIELDS, REVIEWER_KEY, STATUS_CHOICES, ensure_review_fields, now_utc, plain_value,
+                           review_queue, reviewer_name)
+from .review_saving import ReviewSaving
 
-STATUS_CHOICES = ("prelabel", "accepted", "reviewed", "rejected", "any")
-DOUBT = "doubt: lowest score, then stability"
-REVIEW_FIELDS = ("status", "reviewer", "reviewed")
-REVIEWER_KEY = "seg/reviewer"
-
-
-def reviewer_name() -> str:
-    """The reviewer setting (QgsSettings seg/reviewer), else the OS user."""
-    name = str(QgsSettings().value(REVIEWER_KEY, "") or "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+__all__ = ["DOUBT", "REVIEW_FIELDS", "REVIEWER_KEY", "STATUS_CHOICES", "ReviewPanel", "ensure_review_fields",
+           "install_review_panel", "now_utc", "review_queue", "reviewer_name", "uninstall_review_panel"]
 
 
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def ensure_review_fields(layer: QgsVectorLayer) -> List[str]:
-    """Add status, reviewer and reviewed (text) where `layer` lacks them; returns those added.
-    Raises OutputError when the layer cannot take new fields."""
-    missing = [name for name in REVIEW_FIELDS if layer.fields().lookupField(name) < 0]
-    if not missing:
-        return []
-    provider = layer.dataProvider()
-    if not provider.capabilities() & QgsVectorDataProvider.Capability.AddAttributes:
-        raise OutputError(f"The layer {layer.name()!r} lacks the fields {', '.join(missing)} and cannot take new ones; "
-                          "save it as a GeoPackage first.")
-    if layer.isEditable() and layer.isModified():
-        raise OutputError(f"Save or discard the edits of {layer.name()!r} first: the review adds the fields {', '.join(missing)}.")
-    if not provider.addAttributes([new_field(name, "str") for name in missing]):
-        raise OutputError(f"Could not add the fields {', '.join(missing)} to {layer.name()!r}.")
-    layer.updateFields()
-    return missing
-
-
-def review_queue(layer: QgsVectorLayer, status: str = "prelabel", order: Optional[str] = None, descending: bool = False) -> List[int]:
-    """Feature ids with `status` ("any" for all), by doubt (order None) or by the field `order`."""
-    fields = layer.fields()
-    wanted = [n for n in ("status", "score", "stability", order) if n and fields.lookupField(n) >= 0]
-    request = QgsFeatureRequest().setFlags(QgsFeatureRequest.Flag.NoGeometry).setSubsetOfAttributes(wanted, fields)
-    rows = []
-    for feature in layer.getFeatures(request):
-        value = {n: _plain(feature[n]) for n in wanted}
-        if status != "any" and (value.get("status") or "prelabel") != status:
-            continue
-        if order is None:
-            key = (_number(value.get("score")), _number(value.get("stability")))
-        else:
-            v = value.get(order)
-            key = (v is not None, v if v is not None else 0)
-        rows.append((key, feature.id()))
-    rows.sort(key=lambda r: (r[0], r[1]), reverse=descending)
-    return [fid for _, fid in rows]
-
-
-class ReviewPanel(QgsDockWidget):
+class ReviewPanel(ReviewSaving, QgsDockWidget):
     """See the module docstring. `controller` (a SegController) and `activate_tool` (starts the Seg
     point tool) make E work; without them E says what is missing."""
 
@@ -255,16 +190,16 @@ class ReviewPanel(QgsDockWidget):
             return
         feature = self.layer.getFeature(fid)
         if self.postgis_target is not None:
-            self.shown_versions[fid] = _plain(feature["version"])
+            self.shown_versions[fid] = plain_value(feature["version"])
         self.feature_label.setText(f"Feature {fid} ({self.position + 1} of {len(self.queue)} in the queue)")
         names = self.layer.fields().names()
         self.attributes.setRowCount(len(names))
         for row, name in enumerate(names):
             self.attributes.setItem(row, 0, QTableWidgetItem(name))
-            value = _plain(feature[name])
+            value = plain_value(feature[name])
             self.attributes.setItem(row, 1, QTableWidgetItem("" if value is None else str(value)))
-        window = _plain(feature["window"]) if "window" in names else None
-        source = _plain(feature["source"]) if "source" in names else None
+        window = plain_value(feature["window"]) if "window" in names else None
+        source = plain_value(feature["source"]) if "source" in names else None
         self.window_label.setText(f"Window {window or '?'} of {source or 'an unknown raster'}" if window or source else "No window recorded.")
         self.layer.selectByIds([fid])
         self._zoom_to(feature.geometry())
@@ -314,75 +249,6 @@ class ReviewPanel(QgsDockWidget):
         else:
             self._show(fid)
         return True
-
-    def _write(self, fid: int, values: Dict[str, object], geometry: Optional[QgsGeometry], text: str, remember: bool = True) -> bool:
-        if self.postgis_target is not None:
-            return self._write_versioned(fid, values, geometry, remember)
-        layer = self.layer
-        if not layer.isEditable():
-            if not layer.startEditing():
-                self._say(f"The layer {layer.name()!r} cannot be edited.")
-                return False
-            self._started_editing = True
-        feature = layer.getFeature(fid)
-        old = {name: feature[name] for name in values}
-        old_geometry = QgsGeometry(feature.geometry()) if geometry is not None else None
-        layer.beginEditCommand(text)
-        for name, value in values.items():
-            layer.changeAttributeValue(fid, layer.fields().lookupField(name), value)
-        if geometry is not None:
-            layer.changeGeometry(fid, geometry)
-        layer.endEditCommand()
-        if not layer.commitChanges(False):
-            errors = "; ".join(layer.commitErrors()[-2:])
-            layer.rollBack(False)
-            self._say(f"Could not save the decision: {errors}")
-            return False
-        if remember:
-            self.history.append((fid, old, old_geometry))
-        return True
-
-    def _write_versioned(self, fid: int, values: Dict[str, object], geometry: Optional[QgsGeometry], remember: bool) -> bool:
-        """One UPDATE of the row behind `fid`, only if its version is still the one shown (core update_label)."""
-        from ..core.outputs.postgis import StaleLabelError, update_label
-
-        layer = self.layer
-        feature = layer.getFeature(fid)
-        old = {name: _plain(feature[name]) for name in values}
-        old_geometry = QgsGeometry(feature.geometry()) if geometry is not None else None
-        expected = self.shown_versions.get(fid, _plain(feature["version"]))
-        changes = {name: _plain(value) for name, value in values.items()}
-        if geometry is not None:
-            changes["geometry"] = to_shapely(geometry)
-        try:
-            self.shown_versions[fid] = update_label(self.postgis_target, int(_plain(feature["fid"])), changes, int(expected))
-        except StaleLabelError:
-            layer.reload()
-            self._show(fid)
-            self._say(f"Not saved: someone else changed feature {fid} since it was shown; its current values are shown now, "
-                      "decide again.")
-            return False
-        except SegError as exc:
-            self._say(f"Could not save the decision: {exc}")
-            return False
-        layer.reload()
-        layer.triggerRepaint()
-        if remember:
-            self.history.append((fid, old, old_geometry))
-        return True
-
-    def undo(self) -> None:
-        """Put back what the last decision changed, and save."""
-        if not self.history or self.layer is None:
-            self._say("No decision to undo.")
-            return
-        fid, old, old_geometry = self.history.pop()
-        if self._write(fid, old, old_geometry, f"Seg review: undo {fid}", remember=False):
-            self.decided.discard(fid)
-            if fid in self.queue:
-                self.position = self.queue.index(fid)
-            self._show(self.current_fid)
-            self._say(f"Undid the decision on feature {fid}.")
 
     # -- edit: re-prompt ----------------------------------------------------------------------
 
@@ -469,19 +335,3 @@ def uninstall_review_panel(iface, panel, action, menu: str) -> None:
     iface.removeDockWidget(panel)
     panel.setParent(None)
     panel.deleteLater()
-
-
-def _plain(value):
-    if value is None:
-        return None
-    if isinstance(value, QVariant):
-        return None if value.isNull() else value.value()
-    return value
-
-
-def _number(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return -math.inf
-    return -math.inf if math.isnan(number) else number

@@ -7,8 +7,7 @@ checkpoint takes seconds).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
-
+from typing import Callable, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,24 @@ class SessionConfig:
     cache_dir: Optional[str] = None
     tile: int = 1024
     overlap: int = 256
+
+
+def open_session(config: SessionConfig, backend_factory: Optional[Callable] = None):
+    """SessionConfig -> (Segmenter, raster CRS as WKT). Runs in a worker task: loading a checkpoint
+    takes seconds. The raster fingerprint is computed here too, so that the UI thread can later ask
+    `is_encoded` without touching the raster file (rasterio and GDAL objects stay in one thread)."""
+    from ..core.engine.labeling import open_backend, open_segmenter
+    from ..core.geo.tiling import Tiling
+
+    if backend_factory is not None:
+        backend = backend_factory(config)
+    else:
+        backend = open_backend(config.checkpoint, config.model_type, "auto" if config.backend == "sam" else config.backend,
+                               config.device)
+    segmenter = open_segmenter(config.raster, backend, config.bands, config.value_range, cache_dir=config.cache_dir,
+                               tiling=Tiling(config.tile, config.overlap))
+    segmenter.source.fingerprint()
+    return segmenter, segmenter.source.crs.to_wkt()
 
 
 def missing_sam_modules() -> Tuple[str, ...]:

@@ -11,7 +11,7 @@ from seg_qgis_plugin.core.models.backend import Embedding
 from seg_qgis_plugin.core.geo.radiometry import Radiometry
 from seg_qgis_plugin.core.geo.raster import RasterSource
 from seg_qgis_plugin.core.engine.segmenter import Segmenter
-from seg_qgis_plugin.core.geo.tiling import Tile
+from seg_qgis_plugin.core.geo.tiling import Tile, Tiling
 
 R = Radiometry((1, 2, 3), (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
 
@@ -54,7 +54,7 @@ def test_encode_is_resumable_and_a_copied_cache_is_used_elsewhere(tmp_path, orac
     path = raster_factory(data, name="ortho.tif")
     model = CountingOracle()
     with RasterSource(path) as src:
-        seg = Segmenter(src, model, tile=128, overlap=32, cache=EmbeddingCache(str(tmp_path / "c")))
+        seg = Segmenter(src, model, tiling=Tiling(128, 32), cache=EmbeddingCache(str(tmp_path / "c")))
         first = seg.encode(list(seg.grid)[:4])
         again = seg.encode()
     assert first == {"encoded": 4, "cached": 0, "nodata": 0}
@@ -67,7 +67,7 @@ def test_encode_is_resumable_and_a_copied_cache_is_used_elsewhere(tmp_path, orac
     shutil.copytree(tmp_path / "c", other / "cache")
     model2 = CountingOracle()
     with RasterSource(str(other / "ortho.tif")) as src:
-        seg2 = Segmenter(src, model2, tile=128, overlap=32, cache=EmbeddingCache(str(other / "cache")))
+        seg2 = Segmenter(src, model2, tiling=Tiling(128, 32), cache=EmbeddingCache(str(other / "cache")))
         assert seg2.encode() == {"encoded": 0, "cached": len(seg.grid), "nodata": 0}
         seg2.embedding(seg2.grid.at(0, 0))
     assert model2.encoded == 0
@@ -80,7 +80,7 @@ def test_all_nodata_tiles_are_skipped(tmp_path, oracle, raster_factory):
     data = np.zeros((1, 256, 512), np.uint16)
     data[:, :, 300:] = 500
     with RasterSource(raster_factory(data, nodata=0)) as src:
-        seg = Segmenter(src, Cacheable(), tile=256, overlap=0, cache=EmbeddingCache(str(tmp_path / "c")),
+        seg = Segmenter(src, Cacheable(), tiling=Tiling(256, 0), cache=EmbeddingCache(str(tmp_path / "c")),
                         radiometry=Radiometry((1, 1, 1), (0.0,) * 3, (1000.0,) * 3))
         assert seg.encode() == {"encoded": 1, "cached": 0, "nodata": 1}
 

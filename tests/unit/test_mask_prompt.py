@@ -4,6 +4,7 @@ import numpy as np
 from shapely.geometry import box
 
 from seg_qgis_plugin.core.engine.segmenter import Segmenter
+from seg_qgis_plugin.core.geo.tiling import Tiling
 from seg_qgis_plugin.core.geo.prompts import Prompt
 from seg_qgis_plugin.core.geo.raster import RasterSource
 from seg_qgis_plugin.core.models.backend import Embedding, MaskPrediction
@@ -41,7 +42,7 @@ def test_the_outline_lands_on_the_low_resolution_frame(raster_factory):
     outline = box(*(t * (128, 192)), *(t * (256, 64)))
     prompt = Prompt(crs=source.crs.to_wkt(), box=(*(t * (100, 220)), *(t * (280, 40))))
     backend = RecordingBackend({"points", "boxes", "masks"})
-    with Segmenter(source, backend, tile=512, overlap=0) as segmenter:
+    with Segmenter(source, backend, tiling=Tiling(512, 0)) as segmenter:
         segmenter.segment(prompt, mask_prompt=outline)
     logits = backend.prompts[0].mask_input
     assert logits.shape == (1, 256, 256) and logits.dtype == np.float32
@@ -53,7 +54,7 @@ def test_a_backend_without_masks_gets_no_mask_prompt(raster_factory):
     source = RasterSource(raster_factory(np.zeros((3, 256, 256), np.uint8)))
     t = source.transform
     backend = RecordingBackend({"points", "boxes"})
-    with Segmenter(source, backend, tile=256, overlap=0) as segmenter:
+    with Segmenter(source, backend, tiling=Tiling(256, 0)) as segmenter:
         segmenter.segment(Prompt(crs=source.crs.to_wkt(), box=(*(t * (10, 100)), *(t * (100, 10)))),
                           mask_prompt=box(*(t * (10, 100)), *(t * (100, 10))))
     assert backend.prompts[0].mask_input is None

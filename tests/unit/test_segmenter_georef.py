@@ -10,6 +10,7 @@ from seg_qgis_plugin.core.outputs.label_rasters import polygonize_raster, raster
 from seg_qgis_plugin.core.geo.prompts import Prompt
 from seg_qgis_plugin.core.geo.raster import RasterSource
 from seg_qgis_plugin.core.engine.segmenter import Segmenter
+from seg_qgis_plugin.core.geo.tiling import Tiling
 from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
 
 
@@ -37,7 +38,7 @@ def segment_box(path, oracle, c0, r0, c1, r1, prompt_crs=None, **kw):
 ])
 def test_box_prompt_gives_exactly_the_box_on_real_rasters(case, oracle, shared):
     path = shared(*case)
-    seg, result, expected = segment_box(path, oracle, 37, 51, 120, 99, tile=256, overlap=64)
+    seg, result, expected = segment_box(path, oracle, 37, 51, 120, 99, tiling=Tiling(256, 64))
     geometry = mask_to_geometry(result.mask, result.transform)
     assert geometry.equals(expected), (geometry.bounds, expected.bounds)
     assert result.prompt_type == "box" and result.complete
@@ -49,7 +50,7 @@ def test_point_in_wgs84_on_a_utm_raster_lands_on_its_pixel(oracle, shared):
     col, row = 400, 333
     x, y = src.transform * (col + 0.3, row + 0.6)
     lon, lat = Transformer.from_crs(src.crs.to_wkt(), "EPSG:4326", always_xy=True).transform(x, y)
-    seg = Segmenter(src, oracle("square", k=2), tile=256, overlap=64)
+    seg = Segmenter(src, oracle("square", k=2), tiling=Tiling(256, 64))
     result = seg.segment(Prompt("EPSG:4326", ((lon, lat),), (1,)))
     geometry = mask_to_geometry(result.mask, result.transform)
     assert geometry.equals(pixel_box(src.transform, col - 2, row - 2, col + 3, row + 3))
@@ -58,7 +59,7 @@ def test_point_in_wgs84_on_a_utm_raster_lands_on_its_pixel(oracle, shared):
 def test_synthetic_utm_square_and_label_provenance(oracle, raster_factory):
     data = np.zeros((3, 300, 400), np.uint8)
     path = raster_factory(data)
-    seg, result, expected = segment_box(path, oracle, 100, 40, 180, 90, tile=128, overlap=32)
+    seg, result, expected = segment_box(path, oracle, 100, 40, 180, 90, tiling=Tiling(128, 32))
     label = to_label(result, seg, "building", {"date": "2024-06-01", "annotator": "ana"})
     assert label.geometry.equals(expected)
     a = label.attributes
@@ -93,7 +94,7 @@ def test_an_object_larger_than_one_window_comes_out_whole(oracle, raster_factory
     data[:, lake] = 220
     data[:, 20:60, 20:60] = 220  # another bright object that must not be merged in
     src = RasterSource(raster_factory(data))
-    seg = Segmenter(src, oracle("bright"), tile=256, overlap=64, max_windows=64)
+    seg = Segmenter(src, oracle("bright"), tiling=Tiling(256, 64), max_windows=64)
     x, y = src.transform * (600.5, 450.5)
     result = seg.segment(Prompt(src.crs.to_wkt(), ((x, y),), (1,)))
     assert result.complete and len(result.tiles) > 4
@@ -105,7 +106,7 @@ def test_an_object_larger_than_one_window_comes_out_whole(oracle, raster_factory
 
 def test_a_box_larger_than_a_tile_is_answered_on_a_coarser_level(oracle, raster_factory):
     src = RasterSource(raster_factory(np.zeros((3, 1000, 1000), np.uint8)))
-    seg = Segmenter(src, oracle("box"), tile=256, overlap=64)
+    seg = Segmenter(src, oracle("box"), tiling=Tiling(256, 64))
     expected = pixel_box(src.transform, 100, 100, 700, 500)
     result = seg.segment(Prompt(src.crs.to_wkt(), box=expected.bounds))
     assert result.extent.scale == 3
@@ -120,7 +121,7 @@ def test_results_do_not_depend_on_the_grid(oracle, raster_factory):
     x, y = src.transform * (300.5, 300.5)
     shapes = []
     for tile, overlap in ((128, 32), (256, 64), (600, 0)):
-        result = Segmenter(src, oracle("bright"), tile=tile, overlap=overlap).segment(Prompt("EPSG:32633", ((x, y),), (1,)))
+        result = Segmenter(src, oracle("bright"), tiling=Tiling(tile, overlap)).segment(Prompt("EPSG:32633", ((x, y),), (1,)))
         shapes.append(mask_to_geometry(result.mask, result.transform))
     assert shapes[0].equals(shapes[1]) and shapes[1].equals(shapes[2])
     assert shapes[0].equals(pixel_box(src.transform, 150, 200, 480, 420))

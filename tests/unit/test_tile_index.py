@@ -7,7 +7,7 @@ from seg_qgis_plugin.core.errors import Canceled
 from seg_qgis_plugin.core.models.backend import Embedding
 from seg_qgis_plugin.core.geo.radiometry import Radiometry
 from seg_qgis_plugin.core.batch.tile_index import cache_coverage, tile_footprint, tile_index
-from seg_qgis_plugin.core.geo.tiling import Tile, TileGrid
+from seg_qgis_plugin.core.geo.tiling import Tile, TileGrid, Tiling
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 
@@ -27,7 +27,7 @@ class CancelAfter:
 def test_index_covers_the_grid_with_pixel_exact_footprints(raster_factory):
     data = np.arange(600 * 1000, dtype=np.uint16).reshape(1, 600, 1000)
     path = raster_factory(data)
-    records = tile_index(path, tile=256, overlap=64)
+    records = tile_index(path, tiling=Tiling(256, 64))
     assert len(records) == len(TileGrid(1000, 600, 256, 64))
     first = records[0]
     assert first.geometry.bounds == (X0, Y0 - 256 * RES, X0 + 256 * RES, Y0)
@@ -42,10 +42,10 @@ def test_all_nodata_tiles_are_skipped_and_partial_ones_report_their_share(raster
     data = np.full((1, 256, 512), 7, np.uint8)
     data[:, :, :300] = 0  # tile 0 (cols 0..255) is all nodata; tile 1 (256..511) is 44/256 nodata
     path = raster_factory(data, nodata=0)
-    records = tile_index(path, tile=256, overlap=0)
+    records = tile_index(path, tiling=Tiling(256, 0))
     assert [r.attributes["grid_col"] for r in records] == [1]
     assert records[0].attributes["valid_fraction"] == pytest.approx((512 - 300) / 256)
-    assert len(tile_index(path, tile=256, overlap=0, skip_nodata=False)) == 2
+    assert len(tile_index(path, tiling=Tiling(256, 0), skip_nodata=False)) == 2
 
 
 def test_aoi_keeps_only_intersecting_tiles(raster_factory):
@@ -53,7 +53,7 @@ def test_aoi_keeps_only_intersecting_tiles(raster_factory):
 
     path = raster_factory(np.ones((1, 512, 512), np.uint8))
     aoi = box(X0 + 300 * RES, Y0 - 310 * RES, X0 + 310 * RES, Y0 - 300 * RES)  # inside tile (row 1, col 1)
-    records = tile_index(path, tile=256, overlap=0, aoi=aoi)
+    records = tile_index(path, tiling=Tiling(256, 0), aoi=aoi)
     assert [(r.attributes["grid_row"], r.attributes["grid_col"]) for r in records] == [(1, 1)]
 
 
@@ -62,7 +62,7 @@ def test_geotiff_chips_hold_the_raster_window_with_its_transform(raster_factory,
     path = raster_factory(data)
     chips = tmp_path / "chips"
     chips.mkdir()
-    records = tile_index(path, tile=200, overlap=0, chips_dir=str(chips))
+    records = tile_index(path, tiling=Tiling(200, 0), chips_dir=str(chips))
     r = records[-1]
     with rasterio.open(chips / r.attributes["chip"]) as chip:
         assert chip.count == 3 and chip.dtypes[0] == "uint16"
@@ -75,7 +75,7 @@ def test_png_chips_are_8bit_rgb(raster_factory, tmp_path):
     import cv2
 
     path = raster_factory(np.random.default_rng(1).integers(0, 4000, (4, 128, 128)).astype(np.uint16))
-    records = tile_index(path, tile=64, overlap=0, chips_dir=str(tmp_path / "png"), chip_format="png")
+    records = tile_index(path, tiling=Tiling(64, 0), chips_dir=str(tmp_path / "png"), chip_format="png")
     image = cv2.imread(str(tmp_path / "png" / records[0].attributes["chip"]), cv2.IMREAD_UNCHANGED)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and image.max() > 200
 
@@ -85,7 +85,7 @@ def test_cancel_stops_the_walk_and_leaves_no_chips(raster_factory, tmp_path):
 
     path = raster_factory(np.ones((1, 512, 512), np.uint8))
     with pytest.raises(Canceled):
-        tile_index(path, tile=64, overlap=0, progress=CancelAfter(3), chips_dir=str(tmp_path / "chips"))
+        tile_index(path, tiling=Tiling(64, 0), progress=CancelAfter(3), chips_dir=str(tmp_path / "chips"))
     assert os.listdir(tmp_path) == [os.path.basename(path)]
 
 

@@ -11,12 +11,12 @@ from ..errors import SegError
 from ..engine.embedding_cache import EmbeddingCache
 from ..engine.segmenter import Segmenter
 from ..geo.radiometry import compute_radiometry
-from .prelabel import PrelabelResult, PromptFeature, prelabel_automatic, prelabel_from_prompts
+from .prelabel import PrelabelOptions, PrelabelResult, PromptFeature, prelabel_automatic, prelabel_from_prompts
 from ..progress import NullProgress, Progress
 from ..geo.raster import RasterSource
 from ..engine.labels import Label
 from .tile_index import TileRecord, cache_coverage, select_tiles
-from ..geo.tiling import scale_for_gsd
+from ..geo.tiling import Tiling, scale_for_gsd
 from ..geo.vectorize import check_cleanup
 
 
@@ -46,7 +46,7 @@ class RasterJob:
             scale = scale_for_gsd(source.info().resolution[0], self.gsd) if self.gsd else self.scale
             radiometry = compute_radiometry(source, self.bands, value_range=_pair(self.stretch))
             cache = EmbeddingCache(cache_dir, float16) if cache_dir else None
-            return Segmenter(source, backend, radiometry, self.tile, self.overlap, scale, cache, self.max_windows)
+            return Segmenter(source, backend, radiometry, Tiling(self.tile, self.overlap, scale), cache, self.max_windows)
         except BaseException:
             source.close()
             raise
@@ -80,21 +80,17 @@ def encode_raster(job: RasterJob, backend, cache_dir: str, float16: bool = False
 
 
 def prelabel_raster(job: RasterJob, backend, features: Optional[Sequence[PromptFeature]] = None,
-                    cache_dir: Optional[str] = None, default_class: str = "object", tags: Optional[Dict[str, str]] = None,
-                    points_per_side: int = 16, min_score: float = 0.7, min_stability: float = 0.85,
-                    simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
+                    cache_dir: Optional[str] = None, options: PrelabelOptions = PrelabelOptions(),
                     progress: Optional[Progress] = None, on_label: Optional[Callable[[Label], None]] = None) -> PrelabelResult:
     """Prompt-layer mode when `features` is given (one object per feature), else automatic mode
     over the job's tiles. Uses `cache_dir` when given (embeddings found there are reused, new ones
     are added). on_label receives each object as it is found (then the result keeps none: memory
     stays bounded by the tile however large the raster)."""
-    check_cleanup(simplify, min_area, fill_holes)
+    check_cleanup(options.simplify, options.min_area, options.fill_holes)
     with job.open(backend, cache_dir) as segmenter:
         if features is not None:
-            return prelabel_from_prompts(segmenter, features, default_class, simplify, min_area, fill_holes, progress, on_label)
-        return prelabel_automatic(segmenter, job.tiles(segmenter), default_class, tags, points_per_side, min_score,
-                                  min_stability, simplify=simplify, min_area=min_area, fill_holes=fill_holes,
-                                  progress=progress, on_label=on_label)
+            return prelabel_from_prompts(segmenter, features, options, progress, on_label)
+        return prelabel_automatic(segmenter, job.tiles(segmenter), options, progress, on_label)
 
 
 def _pair(values):

@@ -21,7 +21,7 @@ from ..engine.embedding_cache import EmbeddingCache
 from ..errors import SegError
 from ..progress import Progress, check_canceled
 from ..geo.raster import RasterSource
-from ..geo.tiling import Tile, TileGrid
+from ..geo.tiling import Tile, TileGrid, Tiling
 
 TILE_FIELDS = (("tile_id", "int"), ("grid_row", "int"), ("grid_col", "int"), ("window", "str"), ("scale", "int"),
                ("valid_fraction", "float"), ("chip", "str"))
@@ -79,26 +79,25 @@ def select_tiles(source: RasterSource, grid: TileGrid, aoi=None, skip_nodata: bo
             progress.set_progress(100.0 * (number + 1) / total)
 
 
-def tile_index(raster: str, tile: int = 1024, overlap: int = 256, scale: int = 1, aoi=None, skip_nodata: bool = True,
-               chips_dir: Optional[str] = None, chip_format: str = "tif", radiometry=None,
-               progress: Optional[Progress] = None) -> List[TileRecord]:
-    """The tile index of `raster`; with `chips_dir` (a new or empty folder, filled atomically) also
-    one image chip per kept tile, named tile_<row>_<col>.<chip_format> and recorded in the `chip`
-    attribute (relative to chips_dir). PNG chips use `radiometry` (default: the raster's global
-    stretch)."""
+def tile_index(raster: str, tiling: Tiling = Tiling(), aoi=None, skip_nodata: bool = True, chips_dir: Optional[str] = None,
+               chip_format: str = "tif", radiometry=None, progress: Optional[Progress] = None) -> List[TileRecord]:
+    """The tile index of `raster` cut by `tiling`; with `chips_dir` (a new or empty folder, filled
+    atomically) also one image chip per kept tile, named tile_<row>_<col>.<chip_format> and recorded
+    in the `chip` attribute (relative to chips_dir). PNG chips use `radiometry` (default: the
+    raster's global stretch)."""
     from ..outputs.atomic import atomic_folder
     from ..outputs import CHIP_FORMATS as FORMATS
     from ..outputs.chips import write_image_chip
 
     if not chips_dir:
         with RasterSource(raster) as source:
-            grid = TileGrid(source.width, source.height, tile, overlap, scale)
+            grid = tiling.grid(source.width, source.height)
             return list(select_tiles(source, grid, aoi, skip_nodata, progress))
     if chip_format not in FORMATS:
         raise SegError(f"Chip format must be one of {', '.join(FORMATS)}, not {chip_format!r}.")
     records = []
     with RasterSource(raster) as source, atomic_folder(chips_dir, overwrite=False) as tmp:
-        grid = TileGrid(source.width, source.height, tile, overlap, scale)
+        grid = tiling.grid(source.width, source.height)
         if chip_format == "png" and radiometry is None:
             from ..geo.radiometry import compute_radiometry
 

@@ -8,11 +8,12 @@ from .embedding_cache import EmbeddingCache
 from ..errors import PromptError
 from ..progress import Progress, check_canceled
 from ..geo.prompts import Prompt
-from ..geo.radiometry import Radiometry, compute_radiometry
+from ..geo.radiometry import compute_radiometry
 from ..geo.raster import RasterSource
+from ..geo.tiling import Tiling
+from ..geo.vectorize import Cleanup
 from .labels import Label, attributes
 from .segmenter import Segmentation, Segmenter
-from ..geo.vectorize import mask_to_geometry
 
 
 def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = None, backend: str = "auto",
@@ -49,13 +50,14 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
 
 
 def open_segmenter(raster: str, model, bands: Optional[Sequence[int]] = None,
-                   value_range: Optional[Tuple[float, float]] = None, radiometry: Optional[Radiometry] = None,
-                   cache_dir: Optional[str] = None, float16: bool = False, tile: int = 1024, overlap: int = 256,
-                   scale: int = 1, max_windows: int = 16) -> Segmenter:
+                   value_range: Optional[Tuple[float, float]] = None, cache_dir: Optional[str] = None,
+                   float16: bool = False, tiling: Tiling = Tiling(), max_windows: int = 16) -> Segmenter:
+    """A Segmenter on `raster` seen through `bands` stretched over `value_range` (None: the global
+    2-98 percentiles), with an embedding cache in `cache_dir` (float16: half the disk)."""
     source = RasterSource(raster)
-    radiometry = radiometry or compute_radiometry(source, bands, value_range=value_range)
+    radiometry = compute_radiometry(source, bands, value_range=value_range)
     cache = EmbeddingCache(cache_dir, float16) if cache_dir else None
-    return Segmenter(source, model, radiometry, tile, overlap, scale, cache, max_windows)
+    return Segmenter(source, model, radiometry, tiling, cache, max_windows)
 
 
 def provenance(segmenter: Segmenter) -> Dict[str, str]:
@@ -66,13 +68,12 @@ def provenance(segmenter: Segmenter) -> Dict[str, str]:
 
 
 def to_label(segmentation: Segmentation, segmenter: Segmenter, class_name: str, tags: Optional[Dict[str, str]] = None,
-             status: str = "prelabel", simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0,
-             geometry=None) -> Optional[Label]:
+             status: str = "prelabel", cleanup: Cleanup = Cleanup(), geometry=None) -> Optional[Label]:
     """A Segmentation as a Label with full provenance, or None when nothing is left after clean-up.
     `geometry`: the mask's polygon when the caller has already made it (a previewed click), so a
     mask is vectorized once."""
     if geometry is None:
-        geometry = mask_to_geometry(segmentation.mask, segmentation.transform, simplify, min_area, fill_holes)
+        geometry = cleanup.geometry(segmentation.mask, segmentation.transform)
     if geometry is None:
         return None
     attrs = attributes(class_name, tags, score=segmentation.score, stability=segmentation.stability,
@@ -82,7 +83,7 @@ def to_label(segmentation: Segmentation, segmenter: Segmenter, class_name: str, 
 
 
 def segment_prompts(segmenter: Segmenter, prompts: Sequence[Prompt], class_name: str, tags: Optional[Dict[str, str]] = None,
-                    simplify: float = 0.0, min_area: float = 0.0, fill_holes: float = 0.0, status: str = "prelabel",
+                    cleanup: Cleanup = Cleanup(), status: str = "prelabel",
                     progress: Optional[Progress] = None) -> Tuple[List[Label], List[Segmentation]]:
     """Segment each prompt as one object. Returns the labels (empty results dropped) and the raw
     segmentations (for probability rasters)."""
@@ -91,7 +92,7 @@ def segment_prompts(segmenter: Segmenter, prompts: Sequence[Prompt], class_name:
         check_canceled(progress)
         segmentation = segmenter.segment(prompt, progress=progress)
         segmentations.append(segmentation)
-        label = to_label(segmentation, segmenter, class_name, tags, status, simplify, min_area, fill_holes)
+        label = to_label(segmentation, segmenter, class_name, tags, status, cleanup)
         if label is not None:
             labels.append(label)
         if progress is not None:

@@ -47,25 +47,27 @@ class Label:
     attributes: Dict[str, object] = field(default_factory=dict)
 
 
-def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, score: Optional[float] = None,
-               stability: Optional[float] = None, prompt_type: str = "", prompt_count: int = 0, model: str = "",
-               checkpoint_sha256: str = "", source: str = "", window: str = "", radiometry: str = "",
-               status: str = "prelabel", created: Optional[str] = None, reviewer: str = "",
-               reviewed: str = "") -> Dict[str, object]:
-    """A complete attribute row; `created` defaults to now (UTC, ISO 8601); `reviewer` and
-    `reviewed` (UTC) are written by review."""
+# The provenance fields `attributes` takes by name, with their values when not given.
+PROVENANCE = {"score": None, "stability": None, "prompt_type": "", "prompt_count": 0, "model": "",
+              "checkpoint_sha256": "", "source": "", "window": "", "radiometry": "", "reviewer": "", "reviewed": ""}
+
+
+def attributes(class_name: str, tags: Optional[Dict[str, str]] = None, *, status: str = "prelabel",
+               created: Optional[str] = None, **provenance: object) -> Dict[str, object]:
+    """A complete attribute row. `provenance` takes the fields of PROVENANCE by name (score,
+    stability, prompt_type, prompt_count, model, checkpoint_sha256, source, window, radiometry,
+    reviewer, reviewed); the rest keep their defaults. `created` defaults to now (UTC, ISO 8601);
+    `reviewer` and `reviewed` (UTC) are written by review."""
     if status not in STATUSES:
         raise ValueError(f"Status must be one of {', '.join(STATUSES)}, not {status!r}.")
+    unknown = sorted(set(provenance) - set(PROVENANCE))
+    if unknown:
+        raise TypeError(f"attributes() got unexpected field(s) {', '.join(unknown)}; the fields are {', '.join(PROVENANCE)}.")
     tags = dict(tags or {})
-    row = {
-        "class": class_name, "tags": json.dumps(tags, sort_keys=True) if tags else "",
-        **{tag: tags.get(tag, "") for tag in CONTEXT_TAGS},
-        "score": score, "stability": stability, "prompt_type": prompt_type, "prompt_count": prompt_count,
-        "model": model, "checkpoint_sha256": checkpoint_sha256 or "", "source": source, "window": window,
-        "radiometry": radiometry, "created": created or now_utc(), "status": status,
-        "reviewer": reviewer, "reviewed": reviewed,
-    }
-    return row
+    row = {"class": class_name, "tags": json.dumps(tags, sort_keys=True) if tags else "",
+           **{tag: tags.get(tag, "") for tag in CONTEXT_TAGS}, **PROVENANCE, **provenance,
+           "checkpoint_sha256": provenance.get("checkpoint_sha256") or "", "created": created or now_utc(), "status": status}
+    return {name: row[name] for name in FIELD_NAMES}
 
 
 def now_utc() -> str:

@@ -24,7 +24,7 @@ from ..progress import Progress, check_canceled, track
 from ..geo.prompts import PixelPrompt, Prompt, to_pixels
 from ..geo.radiometry import Radiometry, compute_radiometry
 from ..geo.raster import RasterSource
-from ..geo.tiling import Tile, TileGrid
+from ..geo.tiling import Tile, TileGrid, Tiling
 
 LOW_RES, MASK_LOGIT = 256, 8.0  # SAM's mask prompt: 256 x 256 logits over its padded 1024 input
 BOX_FILL = 0.85  # a box may fill at most this share of a tile before we move to a coarser level
@@ -67,21 +67,21 @@ class _Piece:
 class Segmenter:
     """A labeling session on one raster.
 
-    tile/overlap are in model pixels; scale decimates the raster (working resolution); cache, when
-    given and the backend is cacheable, keeps embeddings on disk; memory_tiles embeddings stay in
-    memory; max_windows bounds how far one object is followed; clicked_parts_only keeps, of a
-    mask answering point prompts, only the parts under a positive click (what a click means;
-    scattered specks elsewhere are dropped).
+    tiling: tile and overlap in model pixels, and the scale that decimates the raster (working
+    resolution); cache, when given and the backend is cacheable, keeps embeddings on disk;
+    memory_tiles embeddings stay in memory; max_windows bounds how far one object is followed;
+    clicked_parts_only keeps, of a mask answering point prompts, only the parts under a positive
+    click (what a click means; scattered specks elsewhere are dropped).
     """
 
     def __init__(self, source: RasterSource, backend: Backend, radiometry: Optional[Radiometry] = None,
-                 tile: int = 1024, overlap: int = 256, scale: int = 1, cache: Optional[EmbeddingCache] = None,
-                 max_windows: int = 16, memory_tiles: int = 8, clicked_parts_only: bool = True):
+                 tiling: Tiling = Tiling(), cache: Optional[EmbeddingCache] = None, max_windows: int = 16,
+                 memory_tiles: int = 8, clicked_parts_only: bool = True):
         self.clicked_parts_only = clicked_parts_only
         self.source = source
         self.backend = backend
         self.radiometry = radiometry or compute_radiometry(source)
-        self.grid = TileGrid(source.width, source.height, tile, overlap, scale)
+        self.grid: TileGrid = tiling.grid(source.width, source.height)
         self.cache = cache if backend.cacheable else None
         self.max_windows = max_windows
         self._memory: "OrderedDict[Tile, Embedding]" = OrderedDict()

@@ -55,6 +55,33 @@ class Tile:
         return f"{c},{r},{w},{h}@{self.scale}"
 
 
+def check_tiling(tile: int, overlap: int, scale: int) -> None:
+    """Raise SettingError (one sentence) unless tile >= 16, 0 <= overlap < tile and scale >= 1."""
+    if tile < 16:
+        raise SettingError(f"Tile size must be at least 16 pixels, not {tile}.")
+    if not 0 <= overlap < tile:
+        raise SettingError(f"Overlap must be between 0 and the tile size ({tile}), not {overlap}.")
+    if scale < 1:
+        raise SettingError(f"Scale must be a positive integer, not {scale}.")
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How a raster is cut for the model, whatever its size: tile and overlap in level pixels, on
+    the level decimated by `scale` (1: full resolution)."""
+
+    tile: int = 1024
+    overlap: int = 256
+    scale: int = 1
+
+    def __post_init__(self):
+        check_tiling(self.tile, self.overlap, self.scale)
+
+    def grid(self, raster_width: int, raster_height: int) -> "TileGrid":
+        """This tiling over a raster of raster_width x raster_height pixels."""
+        return TileGrid(raster_width, raster_height, self.tile, self.overlap, self.scale)
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """A regular grid of tiles over one level of a raster of raster_width x raster_height pixels."""
@@ -66,12 +93,7 @@ class TileGrid:
     scale: int = 1
 
     def __post_init__(self):
-        if self.tile < 16:
-            raise SettingError(f"Tile size must be at least 16 pixels, not {self.tile}.")
-        if not 0 <= self.overlap < self.tile:
-            raise SettingError(f"Overlap must be between 0 and the tile size ({self.tile}), not {self.overlap}.")
-        if self.scale < 1:
-            raise SettingError(f"Scale must be a positive integer, not {self.scale}.")
+        check_tiling(self.tile, self.overlap, self.scale)
 
     @property
     def width(self) -> int:

@@ -7,6 +7,7 @@ expensive case, which `min_area` keeps in check.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -64,6 +65,23 @@ def check_cleanup(simplify: float = 0.0, min_area: float = 0.0, fill_holes: floa
     for name, value in (("simplification tolerance", simplify), ("minimum area", min_area), ("hole size to fill", fill_holes)):
         if not (value >= 0):  # also catches NaN
             raise SettingError(f"The {name} must be 0 or more (map units), not {value:g}.")
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """How a mask's polygons are cleaned (see clean_polygons): `simplify` tolerance in map units,
+    parts under `min_area` dropped and holes under `fill_holes` filled (map units squared)."""
+
+    simplify: float = 0.0
+    min_area: float = 0.0
+    fill_holes: float = 0.0
+
+    def __post_init__(self):
+        check_cleanup(self.simplify, self.min_area, self.fill_holes)
+
+    def geometry(self, mask: np.ndarray, transform: Affine):
+        """mask_to_geometry with this clean-up."""
+        return mask_to_geometry(mask, transform, self.simplify, self.min_area, self.fill_holes)
 
 
 def reproject_geometry(geometry, src_crs, dst_crs, max_segment: Optional[float] = None):

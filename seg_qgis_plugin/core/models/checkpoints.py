@@ -34,7 +34,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # or cuda:N
 
 def require_sam():
     """Say exactly what SAM lacks here (checked without importing torch), or return."""
-    from ...deps import missing_sentence
+    from ..dependencies import missing_sentence
 
     sentence = missing_sentence(("sam",))
     if sentence:

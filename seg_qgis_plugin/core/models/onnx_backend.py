@@ -69,7 +69,7 @@ class OnnxBackend:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
-            from ...deps import missing_sentence
+            from ..dependencies import missing_sentence
 
             raise MissingDependency(missing_sentence(("onnx",)) or f"onnxruntime does not load here ({exc}).") from exc
         self.folder = os.path.abspath(model_folder(folder))

@@ -181,8 +181,8 @@ class PostgisLabelWriter:
     visible to others only at commit on close; an exception or discard rolls everything back."""
 
     def __init__(self, target: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
-                 batch: int = 512, batch_vertices: int = 1_000_000, fields: Optional[Sequence] = None,
-                 layer_metadata: Optional[Dict[str, str]] = None, finish=None):
+                 batch: int = 512, fields: Optional[Sequence] = None, layer_metadata: Optional[Dict[str, str]] = None,
+                 finish=None):
         self.target, self.mode, self.batch = target, mode, batch
         self.fields = tuple(fields) if fields else FIELDS
         self.path = target

@@ -62,7 +62,7 @@ class LabelWriter:
     """Labels written to `path` as they come, so `path` appears or changes only when complete.
 
     New labels are staged in a temporary file beside `path` (a GeoPackage is filled in batches of
-    at most `batch` labels or `batch_vertices` vertices, so memory holds one batch, not the layer;
+    at most `batch` labels or BATCH_VERTICES vertices, so memory holds one batch, not the layer;
     the other formats are written whole on close). On close:
     - a new file (or "overwrite") is moved into place with os.replace;
     - an append to an existing GeoPackage is one SQLite transaction into that file (see
@@ -85,6 +85,8 @@ class LabelWriter:
     when the layer is new in an existing GeoPackage it is called with `path` after the commit, and
     an append to an existing layer does not call it."""
 
+    BATCH_VERTICES = 1_000_000
+
     def __new__(cls, path: str, *args, **kwargs):
         if is_postgis(path):  # postgresql:// URLs and PG: strings: one PostGIS transaction (postgis.py)
             from .postgis import PostgisLabelWriter
@@ -93,8 +95,8 @@ class LabelWriter:
         return super().__new__(cls)
 
     def __init__(self, path: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
-                 batch: int = 512, batch_vertices: int = 1_000_000, fields: Optional[Sequence] = None,
-                 layer_metadata: Optional[Dict[str, str]] = None, finish: Optional[Callable[[str], None]] = None):
+                 batch: int = 512, fields: Optional[Sequence] = None, layer_metadata: Optional[Dict[str, str]] = None,
+                 finish: Optional[Callable[[str], None]] = None):
         self.fields = tuple(fields) if fields else FIELDS
         self.layer_metadata, self.finish = layer_metadata, finish
         self.existing = check_output(path, layer, mode, self.fields)
@@ -103,7 +105,7 @@ class LabelWriter:
         self.path = os.path.abspath(path)
         self.layer = layer or os.path.splitext(os.path.basename(path))[0]
         self.crs = (self.existing or {}).get("crs") or crs
-        self.batch, self.batch_vertices = batch, batch_vertices
+        self.batch = batch
         self.count = 0
         self._pending: List[Label] = []
         self._pending_vertices = self._vertices = 0
@@ -129,7 +131,7 @@ class LabelWriter:
         self._pending_vertices += vertices
         self._vertices += vertices
         self.count += 1
-        if self.driver == "GPKG" and (len(self._pending) >= self.batch or self._pending_vertices >= self.batch_vertices):
+        if self.driver == "GPKG" and (len(self._pending) >= self.batch or self._pending_vertices >= self.BATCH_VERTICES):
             self._guard(self._flush)
 
     def close(self) -> str:
@@ -144,7 +146,7 @@ class LabelWriter:
 
     def _flush(self) -> None:
         geoms, columns = self._columns(self._pending)
-        _write(self._tmp, self.layer, self.driver, self.crs, geoms, columns, append=self._started, fields=self.fields,
+        _write(self._tmp, self.layer, self.crs, geoms, columns, append=self._started, fields=self.fields,
                layer_metadata=None if self._started else self.layer_metadata)
         self._started = True
         self._pending, self._pending_vertices = [], 0
@@ -178,7 +180,7 @@ class LabelWriter:
                 raise OutputError(f"The layer {self.layer} was made in {self.path} by another program meanwhile, in another CRS; nothing was added.")
         if not has_layer:
             names = [name for name, _, _ in self.fields]
-            _write(self.path, self.layer, self.driver, self.crs, [], {n: [] for n in names}, append=True, fields=self.fields,
+            _write(self.path, self.layer, self.crs, [], {n: [] for n in names}, append=True, fields=self.fields,
                    layer_metadata=self.layer_metadata)
         append_geopackage(self._tmp, self.path, self.layer)
         if not has_layer and self.finish is not None:
@@ -194,7 +196,7 @@ class LabelWriter:
                 columns[n] = [None] * len(geoms)
             columns = {n: list(old.get(n, [None] * len(old_geoms))) + columns[n] for n in columns}
             geoms = old_geoms + geoms
-        _write(self._tmp, self.layer, self.driver, self.crs, geoms, columns, append=False, fields=self.fields,
+        _write(self._tmp, self.layer, self.crs, geoms, columns, append=False, fields=self.fields,
                layer_metadata=self.layer_metadata)
 
     def _columns(self, labels: Sequence[Label]):
@@ -255,10 +257,13 @@ def read_labels(path: str, layer: Optional[str] = None) -> List[Label]:
     return labels
 
 
-def _write(path, layer, driver, crs, geoms, columns: Dict[str, list], append: bool, fields: Sequence = FIELDS,
+def _write(path, layer, crs, geoms, columns: Dict[str, list], append: bool, fields: Sequence = FIELDS,
            layer_metadata: Optional[Dict[str, str]] = None) -> None:
+    """Write or append `geoms` and their `columns` as `layer` of `path`, in the format its extension names."""
     import pyogrio.raw
     from ..geo.wkb import to_wkb
+
+    driver = driver_for(path)
 
     types = {name: kind for name, kind, _ in fields}
     types.update({short: kind for _, kind, short in fields})
