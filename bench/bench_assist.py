@@ -74,14 +74,16 @@ def iou(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
     return float((pred & truth & valid).sum() / max(((pred | truth) & valid).sum(), 1))
 
 
-def run_assist(raster: str, labels, folder: str, **kw) -> np.ndarray:
+def run_assist(raster: str, labels, folder: str, smooth: float = 0.0, model_path=None) -> np.ndarray:
     """Learn and pre-label; returns the probability bands (written classes, float32)."""
     import rasterio
 
+    from seg_qgis_plugin.core.assist.options import AssistOptions, PredictOptions
     from seg_qgis_plugin.core.assist.pipeline import assist
 
     out = tempfile.mkdtemp(dir=folder)
-    assist(raster, os.path.join(out, "pre.gpkg"), labels, probability=os.path.join(out, "prob.tif"), **kw)
+    assist(raster, labels, AssistOptions(os.path.join(out, "pre.gpkg"), model_path=model_path,
+                                         predict=PredictOptions(os.path.join(out, "prob.tif"), smooth=smooth)))
     with rasterio.open(os.path.join(out, "prob.tif")) as ds:
         return ds.read()
 
@@ -137,6 +139,7 @@ def _bands_only(pipeline, raster, labels, folder, water, valid) -> float:
 def swiss(folder: str) -> dict:
     import rasterio
 
+    from seg_qgis_plugin.core.assist.options import AssistOptions
     from seg_qgis_plugin.core.assist.pipeline import assist
 
     names = ["1091-322_00", "1091-322_05", "1091-322_11", "1091-322_19"]
@@ -152,7 +155,7 @@ def swiss(folder: str) -> dict:
         labels = _mask_labels(masks[train], transform, crs)
         out = tempfile.mkdtemp(dir=folder)
         model = os.path.join(out, "model.json")
-        assist(images[train], os.path.join(out, "pre.gpkg"), labels, save_model=model)
+        assist(images[train], labels, AssistOptions(os.path.join(out, "pre.gpkg"), save_model=model))
         row = {}
         for other in names:
             if other == train:
@@ -216,6 +219,7 @@ def use_settings(trees=None, select=None, old_features=False) -> None:
 def big_child(size: int, folder: str, trees=None, select=None, old_features=False) -> dict:
     """Runs in its own process: learn from 6 squares per class on the big raster, pre-label it all."""
     from seg_qgis_plugin.core.assist import classifier
+    from seg_qgis_plugin.core.assist.options import AssistOptions, PredictOptions
     from seg_qgis_plugin.core.assist.pipeline import assist
 
     use_settings(trees, select, old_features)
@@ -231,8 +235,8 @@ def big_child(size: int, folder: str, trees=None, select=None, old_features=Fals
     fields = [(100 + 150 * k, 100) for k in range(6)]
     labels = square_labels(transform, "EPSG:32633", {"water": [p for p in ponds if p[0] < size and p[1] < size][:6], "background": fields})
     t = time.perf_counter()
-    summary = assist(path, os.path.join(folder, "pre.gpkg"), labels, probability=os.path.join(folder, "prob.tif"),
-                     uncertainty=os.path.join(folder, "unc.tif"), min_area=50.0)
+    predict = PredictOptions(os.path.join(folder, "prob.tif"), os.path.join(folder, "unc.tif"), min_area=50.0)
+    summary = assist(path, labels, AssistOptions(os.path.join(folder, "pre.gpkg"), predict=predict))
     seconds = time.perf_counter() - t
     return {"size": size, "seconds": seconds, "generate_seconds": generate, "peak_mb": peak_rss_mb(),
             "polygons": summary.result.count, "features": len(summary.model.recipe.names()), "trees": classifier.TREES}

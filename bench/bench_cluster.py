@@ -106,6 +106,7 @@ def bench_assist(size: int) -> None:
     import numpy as np
 
     from seg_qgis_plugin.core.assist.pipeline import learn
+    from seg_qgis_plugin.core.assist.options import PredictOptions
     from seg_qgis_plugin.core.assist.predict import predict_raster
     from seg_qgis_plugin.core.engine.labels import Label, attributes
     from seg_qgis_plugin.core.geo.raster import RasterSource
@@ -132,7 +133,7 @@ def bench_assist(size: int) -> None:
         for name, make in runs.items():
             out = os.path.join(tmp, f"{len(times)}")
             t = time.perf_counter()
-            result = predict_raster(src, model, None, out + "-p.tif", out + "-u.tif", runner=make() if make else None)
+            result = predict_raster(src, model, None, PredictOptions(out + "-p.tif", out + "-u.tif"), runner=make() if make else None)
             times[name] = time.perf_counter() - t
             print(f"{name}: {times[name]:.1f} s ({result.count} polygons)")
     base = times["windows in turn, no manifest"]

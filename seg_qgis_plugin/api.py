@@ -27,7 +27,15 @@ SOURCE = "seg_source"  # GeoDataFrame.attrs key: the file read_labels read the t
 Point = Tuple[float, float]
 Box = Tuple[float, float, float, float]
 
-__all__ = ["open", "Session", "read_labels", "write_labels"]
+__all__ = ["open", "Session", "read_labels", "write_labels", "prelabel", "encode", "assist", "rank_tiles", "qa",
+           "agreement", "propagate", "change", "drift", "export_training", "rasterize", "polygonize"]
+
+# every job as a function whose keyword arguments are its request's fields (api_jobs.py)
+from .api_jobs import JobFunction as _Job, frame as _frame  # noqa: E402
+
+prelabel, encode, assist, rank_tiles, qa, agreement, propagate, change, drift, export_training, rasterize, polygonize = (
+    _Job(name) for name in ("prelabel", "encode", "assist", "rank_tiles", "qa", "agreement", "propagate", "change",
+                            "drift", "export_training", "rasterize", "polygonize"))
 
 
 def open(raster: str, checkpoint: Optional[str] = None, backend: str = "auto", bands: Optional[Sequence[int]] = None,
@@ -147,13 +155,15 @@ class Session:
         square); min_score, min_stability: SAM's predicted-IoU and stability thresholds; aoi: a
         shapely geometry in the raster CRS to limit the tiles. Needs a SAM checkpoint.
         """
-        from .core.batch.prelabel import prelabel_automatic
+        from .core.batch.prelabel import PrelabelOptions, prelabel_automatic
         from .core.batch.tile_index import select_tiles
 
         self._check_classes([label])
         seg = self._open()
         tiles = None if aoi is None else [r.tile for r in select_tiles(seg.source, seg.grid, aoi, False)]
-        result = prelabel_automatic(seg, tiles, label, tags, points_per_side, min_score, min_stability)
+        options = PrelabelOptions(class_name=label, tags=dict(tags or {}), points_per_side=points_per_side,
+                                  min_score=min_score, min_stability=min_stability)
+        result = prelabel_automatic(seg, tiles, options)
         return _frame(result.labels, self.crs)
 
     def close(self) -> None:
@@ -241,32 +251,6 @@ def _check_outputs(outputs, inputs, folders=()) -> None:
 
     check_outputs({k: None if v is None else os.fspath(v) for k, v in outputs.items()},
                   {k: None if v is None else os.fspath(v) for k, v in inputs.items()}, folders)
-
-
-def _frame(labels, crs):
-    """Labels -> GeoDataFrame: Seg fields first, in schema order and types, then other fields."""
-    import geopandas as gpd
-    import pandas as pd
-
-    from .core.engine.labels import FIELDS
-
-    names = [n for n, _, _ in FIELDS]
-    for lab in labels:
-        names += [n for n in lab.attributes if n not in names]
-    present = {n for lab in labels for n in lab.attributes}
-    columns = {}
-    for name in names:
-        if labels and name not in present:
-            continue
-        values = [lab.attributes.get(name) for lab in labels]
-        kind = next((k for n, k, _ in FIELDS if n == name), None)
-        if kind == "float":
-            columns[name] = pd.array([None if v is None else float(v) for v in values], dtype="float64")
-        elif kind == "int":
-            columns[name] = pd.array([0 if v is None else int(v) for v in values], dtype="int64")
-        else:
-            columns[name] = pd.array(["" if v is None and kind else v for v in values], dtype=object)
-    return gpd.GeoDataFrame(columns, geometry=[lab.geometry for lab in labels], crs=crs)
 
 
 def _fields(extras: Dict[str, str]):

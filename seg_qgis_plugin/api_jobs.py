@@ -1,5 +1,5 @@
 """The API's job functions: each one's keyword arguments are the fields of its request
-(core/jobs/<job>.py `Request`), so `seg.assist(raster, target="accepted.gpkg", out="pre.gpkg")`
+(core/jobs/<job>.py `Request`), so `seg.assist(raster, labels="accepted.gpkg", out="pre.gpkg")`
 runs exactly what `seg assist` and seg:assist run. Layers come back as GeoDataFrames (their
 `attrs["outputs"]` naming the files written), tables as DataFrames, rasters and folders as paths.
 """

@@ -19,13 +19,15 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from .base import SegAlgorithm, discard_output, parse_numbers
+from .base import SegAlgorithm, discard_output, parse_numbers, split_tags
 
 MEASURES = ("entropy", "margin")
 
 
 class AssistAlgorithm(SegAlgorithm):
+    ADD_MISSING = "ADD_MISSING"
     BACKGROUND = "BACKGROUND"
+    BLOCK_TILES = "BLOCK_TILES"
     CACHE = "CACHE"
     CLASS_FIELD = "CLASS_FIELD"
     COUNT = "COUNT"
@@ -40,6 +42,8 @@ class AssistAlgorithm(SegAlgorithm):
     SAVE_MODEL = "SAVE_MODEL"
     SIMPLIFY = "SIMPLIFY"
     SMOOTH = "SMOOTH"
+    TAGS = "TAGS"
+    THREADS = "THREADS"
     UNCERTAINTY = "UNCERTAINTY"
 
     ALG_ID = "assist"
@@ -87,17 +91,23 @@ class AssistAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.UNCERTAINTY, self.tr("Uncertainty raster"), optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(self.SAVE_MODEL, self.tr("Save the model as"), "JSON files (*.json)",
                                                                 optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags on every polygon (key=value; key=value)"), optional=True))
+        self.add_ontology()
+        self.add_bool(self.ADD_MISSING, "Classes not in the ontology get new codes (instead of an error)", False)
+        self.addParameter(QgsProcessingParameterNumber(self.THREADS, self.tr("Threads for prediction (0 = all cores)"),
+                                                       QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
         self.add_scheduler()
+        self.addParameter(QgsProcessingParameterNumber(self.BLOCK_TILES, self.tr("Windows per cluster task"),
+                                                       QgsProcessingParameterNumber.Type.Integer, 4, minValue=1))
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, self.tr("Polygons written")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.assist.classifier import top_importances
-        from ...core.assist.pipeline import obtain_model
-        from ...core.assist.predict import predict_raster
+        from ...core.geo.prompts import parse_tags
         from ...core.geo.raster import RasterSource
+        from ...core.jobs import assist
         from ...qgis_adapters.crs import crs_from_core
         from ...qgis_adapters.layers import source_to_labels
-        from ...qgis_adapters.sinks import add_features, label_fields
+        from ...qgis_adapters.sinks import FeatureSinkAdapter, label_fields
 
         raster = self.raster_path(parameters, self.INPUT, context)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or None
@@ -108,61 +118,47 @@ class AssistAlgorithm(SegAlgorithm):
         class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class"
         if labels is not None and class_field not in source_layer.fields().names():
             raise QgsProcessingException(self.tr(f"The label layer has no field {class_field!r}; choose the class field."))
-        statuses = ("accepted", "reviewed") if self.parameterAsBoolean(parameters, self.ONLY_ACCEPTED, context) else None
-        bands = parse_numbers(self.parameterAsString(parameters, self.BANDS, context), int, "bands")
-        cache = self.parameterAsFile(parameters, self.CACHE, context) or None
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
         refine = self.parameterAsBoolean(parameters, self.REFINE, context)
         if refine and not checkpoint:
             raise QgsProcessingException(self.tr("Refining with SAM needs a SAM checkpoint file."))
-        probability = self.parameterAsOutputLayer(parameters, self.PROBABILITY, context) if parameters.get(self.PROBABILITY) else None
-        uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) if parameters.get(self.UNCERTAINTY) else None
-        save_model = self.parameterAsFileOutput(parameters, self.SAVE_MODEL, context) if parameters.get(self.SAVE_MODEL) else None
-        simplify = self.parameterAsDouble(parameters, self.SIMPLIFY, context)
-        min_area = self.parameterAsDouble(parameters, self.MIN_AREA, context)
+        request = assist.Request(
+            raster, labels=labels, model=model_path, mode="overwrite", class_field=class_field,
+            background=self.parameterAsString(parameters, self.BACKGROUND, context) or "background",
+            status=("accepted", "reviewed") if self.parameterAsBoolean(parameters, self.ONLY_ACCEPTED, context) else None,
+            probability=self.destination(parameters, self.PROBABILITY, context),
+            uncertainty=self.destination(parameters, self.UNCERTAINTY, context),
+            save_model=self.parameterAsFileOutput(parameters, self.SAVE_MODEL, context) if parameters.get(self.SAVE_MODEL) else None,
+            uncertainty_measure=MEASURES[self.parameterAsEnum(parameters, self.MEASURE, context)],
+            bands=parse_numbers(self.parameterAsString(parameters, self.BANDS, context), int, "bands"),
+            cache=self.parameterAsFile(parameters, self.CACHE, context) or None, checkpoint=checkpoint,
+            refine="sam" if refine else None, smooth=self.parameterAsDouble(parameters, self.SMOOTH, context),
+            min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            tags=parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context))),
+            threads=self.parameterAsInt(parameters, self.THREADS, context),
+            classes=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            add_missing=self.parameterAsBool(parameters, self.ADD_MISSING, context),
+            cluster=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            block_tiles=self.parameterAsInt(parameters, self.BLOCK_TILES, context))
+        if request.cluster:
+            feedback.pushInfo(f"Predicting on the Dask cluster {request.cluster}")
         with RasterSource(raster) as src:
-            embedding = None
-            if cache:
-                from ...core.assist.embedding_features import EmbeddingFeatures
+            crs = src.crs.to_wkt()
+        fields = label_fields()
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
+        try:
+            result = assist.run(request, progress, FeatureSinkAdapter(sink, fields))
+        except BaseException:
+            del sink  # closes the file, which the streamed features had begun to fill
+            discard_output(dest)
+            raise
+        for line in assist.describe(request, result):
+            feedback.pushInfo(line)
+        outputs = result.outputs
+        return {self.OUTPUT: dest, self.PROBABILITY: outputs.get("probability"), self.UNCERTAINTY: outputs.get("uncertainty"),
+                self.SAVE_MODEL: outputs.get("model"), self.COUNT: result.count}
 
-                embedding = EmbeddingFeatures.open(cache, src, checkpoint)
-            model = obtain_model(src, labels, model_path, class_field, self.parameterAsString(parameters, self.BACKGROUND, context) or "background",
-                                 bands, embedding, statuses, progress)
-            if save_model:
-                model.save(save_model)
-            fields = label_fields()
-            sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
-                                              crs_from_core(src.crs.to_wkt()))
-
-            def on_label(label):
-                add_features(sink, fields, [label])
-
-            target = on_label
-            if refine:
-                from ...core.assist.refine import sam_refiner
-
-                target = sam_refiner(raster, checkpoint, cache, on_label, simplify, min_area)
-            try:
-                measure = MEASURES[self.parameterAsEnum(parameters, self.MEASURE, context)]
-                smooth = self.parameterAsDouble(parameters, self.SMOOTH, context)
-                runner = None
-                scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
-                if scheduler:
-                    from ...core.scale.assist_runs import BlockRunner
-
-                    feedback.pushInfo(f"Predicting on the Dask cluster {scheduler}")
-                    runner = BlockRunner(cluster=scheduler, cache=cache, checkpoint=checkpoint)
-                result = predict_raster(src, model, target, probability, uncertainty, measure, smooth, min_area, simplify,
-                                        embedding=embedding, overwrite=True, progress=progress.slice(0 if model_path else 15, 100),
-                                        runner=runner)
-            except BaseException:
-                del sink
-                discard_output(dest)
-                raise
-            finally:
-                if refine:
-                    target.close()  # the SAM segmenter: its raster and model
-        if labels is not None:
-            feedback.pushInfo("Most important features: " + ", ".join(f"{n} {s:.1%}" for n, s in top_importances(model, 8)))
-        feedback.pushInfo(f"{result.count} polygons: " + ", ".join(f"{k} {v}" for k, v in result.per_class.items()))
-        return {self.OUTPUT: dest, self.PROBABILITY: probability, self.UNCERTAINTY: uncertainty, self.SAVE_MODEL: save_model, self.COUNT: result.count}
+    def destination(self, parameters, name, context):
+        """A raster destination's path, or None when it is not asked for."""
+        return self.parameterAsOutputLayer(parameters, name, context) if parameters.get(name) else None

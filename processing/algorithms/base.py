@@ -200,6 +200,21 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         backend = "onnx" if is_exported_model(checkpoint) else "sam"
         return ModelSpec(os.path.abspath(model_folder(checkpoint)), None if model_type == "auto" else model_type, backend, device)
 
+    def model_fields(self, parameters, context, classic: bool = False) -> dict:
+        """The model parameters as a request's ModelFields (core.jobs.base); classic: the
+        weights-free backend instead of the SAM model the parameters name."""
+        if classic:
+            return dict(backend="classic")
+        spec = self.model_spec(parameters, context)
+        return dict(checkpoint=spec.checkpoint, model_type=spec.model_type, backend=spec.backend, device=spec.device)
+
+    def raster_fields(self, parameters, context, raster: str) -> dict:
+        """The tiling, radiometry and area-of-interest parameters as a request's RasterFields."""
+        tile, overlap, gsd = self.tiling(parameters, context)
+        bands, stretch = self.radiometry_choice(parameters, context)
+        aoi = self.aoi(parameters, context, raster) if self.parameterDefinition(self.AOI) is not None else None
+        return dict(bands=bands, stretch=stretch, tile=tile, overlap=overlap, gsd=gsd, aoi=aoi)
+
     def add_scheduler(self) -> None:
         self.addParameter(QgsProcessingParameterString(
             self.SCHEDULER, self.tr("Dask scheduler: local:N worker processes or tcp://HOST:PORT (empty = here)"), optional=True))

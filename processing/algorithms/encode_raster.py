@@ -5,17 +5,19 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
     QgsWkbTypes,
 )
 
 from ...qgis_adapters.crs import crs_from_core
-from ...qgis_adapters.sinks import add_features, make_fields
+from ...qgis_adapters.sinks import FeatureSinkAdapter, make_fields
 from .base import SegAlgorithm
 
 COVERAGE_FIELDS = (("window", "str"), ("scale", "int"), ("model", "str"), ("created", "str"), ("file", "str"))
 
 
 class EncodeRasterAlgorithm(SegAlgorithm):
+    BLOCK_TILES = "BLOCK_TILES"
     CACHE = "CACHE"
     CACHE_FOLDERS = (CACHE,)  # added to and reused, never replaced: not checked as an output (destinations.py)
     FLOAT16 = "FLOAT16"
@@ -43,37 +45,34 @@ class EncodeRasterAlgorithm(SegAlgorithm):
         self.add_bool(self.SKIP_NODATA, "Skip tiles that are all nodata", True)
         self.add_bool(self.FLOAT16, "Store embeddings as float16 (half the disk)", False)
         self.add_scheduler()
+        self.addParameter(QgsProcessingParameterNumber(self.BLOCK_TILES, self.tr("Tiles per cluster task"),
+                                                       QgsProcessingParameterNumber.Type.Integer, 4, minValue=1))
         self.addParameter(QgsProcessingParameterFolderDestination(self.CACHE, self.tr("Embedding cache folder")))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Encoded tiles (coverage)")))
         for name, text in (("ENCODED", "Tiles encoded now"), ("CACHED", "Tiles already cached"), ("NODATA", "Tiles skipped (all nodata)")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.batch.raster_job import RasterJob, encode_raster
+        from ...core.geo.raster import RasterSource
+        from ...core.jobs import encode
 
         raster = self.raster_path(parameters, self.INPUT, context)
-        tile, overlap, gsd = self.tiling(parameters, context)
-        bands, stretch = self.radiometry_choice(parameters, context)
-        cache = self.parameterAsFileOutput(parameters, self.CACHE, context)
-        job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster),
-                        self.parameterAsBool(parameters, self.SKIP_NODATA, context))
-        backend = self.sam_backend(parameters, context)
-        feedback.pushInfo(f"Model {backend.model_id} on {getattr(backend, 'device', 'cpu')}")
-        float16 = self.parameterAsBool(parameters, self.FLOAT16, context)
-        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
-        encoded = 0
-        if scheduler:  # the workers fill the cache; the run below then only reports it
-            from ...core.scale.runs import encode_blocks
-
-            feedback.pushInfo(f"Encoding on the Dask cluster {scheduler}")
-            encoded = encode_blocks(job, backend, self.model_spec(parameters, context), cache, scheduler, float16,
-                                    job.skip_nodata, progress=progress)["encoded"]
-        result = encode_raster(job, backend, cache, float16, progress)
-        result.counts["encoded"] += encoded
-        result.counts["cached"] -= encoded
+        request = encode.Request(
+            raster, cache=self.parameterAsFileOutput(parameters, self.CACHE, context),
+            float16=self.parameterAsBool(parameters, self.FLOAT16, context),
+            skip_nodata=self.parameterAsBool(parameters, self.SKIP_NODATA, context),
+            cluster=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            block_tiles=self.parameterAsInt(parameters, self.BLOCK_TILES, context),
+            **self.model_fields(parameters, context), **self.raster_fields(parameters, context, raster))
+        if request.cluster:
+            feedback.pushInfo(f"Encoding on the Dask cluster {request.cluster}")
+        with RasterSource(raster) as src:
+            crs = src.crs.to_wkt()
         fields = make_fields(COVERAGE_FIELDS)
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(result.crs))
-        add_features(sink, fields, result.coverage, multi=False)
-        c = result.counts
-        feedback.pushInfo(f"{c['encoded']} tiles encoded, {c['cached']} already cached, {c['nodata']} skipped (all nodata).")
-        return {self.CACHE: cache, self.OUTPUT: dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(crs))
+        result = encode.run(request, progress, FeatureSinkAdapter(sink, fields, multi=False))
+        feedback.pushInfo(f"Model {result.details['model']} on {result.details['device']}")
+        for line in encode.describe(request, result):
+            feedback.pushInfo(line)
+        c = result.details["counts"]
+        return {self.CACHE: request.cache, self.OUTPUT: dest, "ENCODED": c["encoded"], "CACHED": c["cached"], "NODATA": c["nodata"]}

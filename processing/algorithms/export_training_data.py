@@ -23,6 +23,7 @@ from .base import SegAlgorithm
 
 
 class ExportTrainingDataAlgorithm(SegAlgorithm):
+    ADD_MISSING = "ADD_MISSING"
     ANNOTATIONS = "ANNOTATIONS"
     AUGMENT = "AUGMENT"
     BLOCK_SIZE = "BLOCK_SIZE"
@@ -76,6 +77,7 @@ class ExportTrainingDataAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.DATASET_FORMAT, self.tr("Dataset format (VOC images are JPEG)"),
                                                      ["COCO", "Pascal VOC", "YOLO segmentation"], defaultValue=0))
         self.add_ontology()
+        self.add_bool(self.ADD_MISSING, "Classes not in the ontology get new codes (instead of an error)", False)
         self.addParameter(QgsProcessingParameterString(self.SPLIT, self.tr("Split TRAIN,VAL,TEST (e.g. 0.7,0.15,0.15; empty = no split)"),
                                                        optional=True))
         self.addParameter(QgsProcessingParameterEnum(self.SPLIT_BY, self.tr("Split by"),
@@ -98,23 +100,17 @@ class ExportTrainingDataAlgorithm(SegAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.REPORT, self.tr("Dataset report (HTML)")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.geo.raster import RasterSource
-        from ...core.geo.tiling import scale_for_gsd
         import warnings
 
         from ...core.errors import SegWarning
-        from ...core.outputs.training_data import export_training_data
+        from ...core.jobs import export_training
 
         raster = self.raster_path(parameters, self.INPUT, context)
         source = self.parameterAsSource(parameters, self.LABELS, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.LABELS))
-        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class"
         tile, overlap, gsd = self.tiling(parameters, context)
-        with RasterSource(raster) as src:
-            scale = scale_for_gsd(src.info().resolution[0], gsd)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        labels = source_to_labels(source, feedback)
         dataset_format = self.DATASET_FORMATS[self.parameterAsEnum(parameters, self.DATASET_FORMAT, context)]
         image_format = None if dataset_format == "voc" else CHIP_FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)]
         split_by = self.SPLIT_METHODS[self.parameterAsEnum(parameters, self.SPLIT_BY, context)]
@@ -124,22 +120,25 @@ class ExportTrainingDataAlgorithm(SegAlgorithm):
             if areas is None or not split_by:
                 raise QgsProcessingException(self.tr("Splitting by a field needs the split areas and their field."))
             aoi = source_to_labels(areas, feedback)
+        request = export_training.Request(
+            raster, source_to_labels(source, feedback), out,
+            class_field=self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class", tile=tile, overlap=overlap,
+            gsd=gsd, min_labeled=self.parameterAsDouble(parameters, self.MIN_FRACTION, context),
+            skip_nodata=self.parameterAsBool(parameters, self.SKIP_NODATA, context), format=dataset_format,
+            image_format=image_format, split=self.parameterAsString(parameters, self.SPLIT, context) or None,
+            split_by=split_by, aoi=aoi, seed=self.parameterAsInt(parameters, self.SEED, context),
+            block_size=self.parameterAsInt(parameters, self.BLOCK_SIZE, context) or None,
+            augment=self.parameterAsString(parameters, self.AUGMENT, context) or "",
+            classes=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            add_missing=self.parameterAsBool(parameters, self.ADD_MISSING, context))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SegWarning)
-            summary = export_training_data(raster, labels, out, tile, overlap, scale, class_field,
-                                           self.parameterAsDouble(parameters, self.MIN_FRACTION, context), image_format,
-                                           self.parameterAsBool(parameters, self.SKIP_NODATA, context), progress=progress,
-                                           ontology=self.ontology(parameters, context), dataset_format=dataset_format,
-                                           split=self.parameterAsString(parameters, self.SPLIT, context) or None,
-                                           split_by=split_by, aoi=aoi, seed=self.parameterAsInt(parameters, self.SEED, context),
-                                           augment=self.parameterAsString(parameters, self.AUGMENT, context) or "",
-                                           block_size=self.parameterAsInt(parameters, self.BLOCK_SIZE, context) or None)
+            result = export_training.run(request, progress)
         for warning in caught:
             feedback.pushWarning(str(warning.message))
-        feedback.pushInfo(f"{summary.chips} chips {summary.splits}, {summary.augmented} augmented, {summary.annotations} "
-                          f"annotations, categories {summary.categories}")
-        for reason, n in summary.skipped.items():
-            feedback.pushInfo(f"{n} chips skipped: {reason}")
+        for line in export_training.describe(request, result):
+            feedback.pushInfo(line)
+        summary = result.details["summary"]
         coco = os.path.join(out, "annotations.json") if dataset_format == "coco" else ""
         return {self.OUTPUT: out, self.COCO: coco, self.CHIPS: summary.chips, self.ANNOTATIONS: summary.annotations,
                 self.DATASET: summary.coco_path, self.REPORT: os.path.join(out, "report.html")}

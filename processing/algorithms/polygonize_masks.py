@@ -1,8 +1,6 @@
 """seg:polygonizemasks: a class or instance raster to polygons with the Seg attribute schema."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
@@ -11,13 +9,14 @@ from qgis.core import (
 )
 
 from ...qgis_adapters.crs import crs_from_core
-from ...qgis_adapters.sinks import add_features, make_fields
+from ...qgis_adapters.sinks import FeatureSinkAdapter, make_fields
 from .base import SegAlgorithm
 
 KINDS = ("class", "instance")
 
 
 class PolygonizeMasksAlgorithm(SegAlgorithm):
+    ADD_MISSING = "ADD_MISSING"
     CLASS_FIELD = "CLASS_FIELD"
     INPUT = "INPUT"
     KIND = "KIND"
@@ -39,24 +38,26 @@ class PolygonizeMasksAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
         self.addParameter(QgsProcessingParameterString(self.CLASS_FIELD, self.tr("Class field name"), "class"))
         self.add_ontology()
+        self.add_bool(self.ADD_MISSING, "Codes not in the ontology keep their number (instead of an error)", False)
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Polygons")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.outputs.label_rasters import polygonize_raster
         from ...core.engine.labels import FIELDS
+        from ...core.geo.raster import RasterSource
+        from ...core.jobs import polygonize
 
         raster = self.raster_path(parameters, self.INPUT, context)
-        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context).strip() or "class"
-        kind = KINDS[self.parameterAsEnum(parameters, self.KIND, context)]
-        labels = polygonize_raster(raster, class_field, kind, os.path.basename(raster), progress,
-                                   ontology=self.ontology(parameters, context))
-        spec = [(name, kind_) for name, kind_, _ in FIELDS] + ([(class_field, "str")] if class_field not in {n for n, _, _ in FIELDS} else [])
-        fields = make_fields(spec)
-        from ...core.geo.raster import RasterSource
-
+        request = polygonize.Request(
+            raster, class_field=self.parameterAsString(parameters, self.CLASS_FIELD, context).strip() or "class",
+            kind=KINDS[self.parameterAsEnum(parameters, self.KIND, context)],
+            classes=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            add_missing=self.parameterAsBool(parameters, self.ADD_MISSING, context))
+        names = {n for n, _, _ in FIELDS}
+        fields = make_fields([(name, kind) for name, kind, _ in FIELDS] +
+                             ([(request.class_field, "str")] if request.class_field not in names else []))
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
-        add_features(sink, fields, labels)
-        feedback.pushInfo(f"{len(labels)} polygons")
+        result = polygonize.run(request, progress, FeatureSinkAdapter(sink, fields))
+        feedback.pushInfo(f"{result.count} polygons")
         return {self.OUTPUT: dest}

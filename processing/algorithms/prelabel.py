@@ -18,7 +18,7 @@ from qgis.core import (
 
 from ...qgis_adapters.crs import crs_from_core
 from ...qgis_adapters.layers import source_to_labels
-from ...qgis_adapters.sinks import add_features, label_fields
+from ...qgis_adapters.sinks import FeatureSinkAdapter, label_fields
 from .base import SegAlgorithm, discard_output, split_tags
 
 MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
@@ -26,6 +26,7 @@ BACKENDS = ("sam", "classic")
 
 
 class PrelabelAlgorithm(SegAlgorithm):
+    ADD_MISSING = "ADD_MISSING"
     BACKEND = "BACKEND"
     CACHE = "CACHE"
     CLASS_FIELD = "CLASS_FIELD"
@@ -37,11 +38,13 @@ class PrelabelAlgorithm(SegAlgorithm):
     MIN_SCORE = "MIN_SCORE"
     MIN_STABILITY = "MIN_STABILITY"
     MODE = "MODE"
+    NO_OVERLAP = "NO_OVERLAP"
     OUTPUT = "OUTPUT"
     POINTS_PER_SIDE = "POINTS_PER_SIDE"
     PROMPTS = "PROMPTS"
     SIMPLIFY = "SIMPLIFY"
     SKIPPED = "SKIPPED"
+    SNAP = "SNAP"
     TAGS = "TAGS"
 
     ALG_ID = "prelabel"
@@ -88,73 +91,60 @@ class PrelabelAlgorithm(SegAlgorithm):
                                                        QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, self.tr("Minimum area (map units squared)"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
+        self.add_bool(self.ADD_MISSING, "Classes the ontology lacks get new codes (instead of an error)", False)
+        self.add_bool(self.NO_OVERLAP, "Shared borders: new objects do not overlap (the higher score wins)", False)
+        self.addParameter(QgsProcessingParameterNumber(self.SNAP, self.tr("Shared borders: snap to vertices within (map units)"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Pre-labels")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.CLASS_RASTER, self.tr("Class raster"), optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, self.tr("Objects found")))
         self.addOutput(QgsProcessingOutputNumber(self.SKIPPED, self.tr("Prompts skipped")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.batch.raster_job import RasterJob, prelabel_raster
-        from ...core.outputs.label_rasters import rasterize_labels
         from ...core.geo.prompts import parse_tags
+        from ...core.jobs import prelabel
 
         raster = self.raster_path(parameters, self.INPUT, context)
         automatic = self.parameterAsEnum(parameters, self.MODE, context) == 1
         tags = parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context)))
-        features = None if automatic else self.prompt_features(parameters, context, feedback, tags)
-        default_class = self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object"
-        ontology = self.ontology(parameters, context)
-        if ontology is not None:  # a class the ontology does not know is refused before any work
-            from ...core.engine.ontology import class_codes
-
-            class_codes([f.class_name or default_class for f in features or []] or [default_class], ontology)
-        backend = self.backend(parameters, context)
-        tile, overlap, gsd = self.tiling(parameters, context)
-        bands, stretch = self.radiometry_choice(parameters, context)
-        job = RasterJob(raster, bands, stretch, tile, overlap, gsd, self.aoi(parameters, context, raster))
-        class_raster = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER, context) if parameters.get(self.CLASS_RASTER) else ""
+        class_raster = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER, context) if parameters.get(self.CLASS_RASTER) else None
+        classic = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic"
+        request = prelabel.Request(
+            raster, prompts=None if automatic else self.prompt_features(parameters, context, feedback),
+            class_name=self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object", tags=tags,
+            points_per_side=self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context),
+            min_score=self.parameterAsDouble(parameters, self.MIN_SCORE, context),
+            min_stability=self.parameterAsDouble(parameters, self.MIN_STABILITY, context),
+            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            min_area=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            no_overlap=self.parameterAsBool(parameters, self.NO_OVERLAP, context),
+            snap=self.parameterAsDouble(parameters, self.SNAP, context),
+            mode="overwrite", class_raster=class_raster, classes=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            add_missing=self.parameterAsBool(parameters, self.ADD_MISSING, context),
+            cluster=self.parameterAsString(parameters, self.SCHEDULER, context).strip() or None,
+            **self.model_fields(parameters, context, classic), **self.raster_fields(parameters, context, raster),
+            cache=self.parameterAsFile(parameters, self.CACHE, context) or None)
+        if request.cluster:
+            feedback.pushInfo(f"Pre-labeling on the Dask cluster {request.cluster}")
         from ...core.geo.raster import RasterSource
 
         with RasterSource(raster) as src:
             crs = src.crs.to_wkt()
         fields = label_fields()
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(crs))
-        kept = []  # only for the class raster: the sink alone needs no memory per object
-
-        def on_label(label):
-            add_features(sink, fields, [label])
-            if class_raster:
-                kept.append(label)
-
-        cache = self.parameterAsFile(parameters, self.CACHE, context) or None
-        values = (default_class, tags, self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context),
-                  self.parameterAsDouble(parameters, self.MIN_SCORE, context),
-                  self.parameterAsDouble(parameters, self.MIN_STABILITY, context),
-                  self.parameterAsDouble(parameters, self.SIMPLIFY, context), self.parameterAsDouble(parameters, self.MIN_AREA, context))
-        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
-        steps = progress.slice(0, 90 if class_raster else 100)
         try:
-            if scheduler:
-                from ...core.scale.runs import prelabel_scaled
-
-                feedback.pushInfo(f"Pre-labeling on the Dask cluster {scheduler}")
-                result, _ = prelabel_scaled(job, backend, features, self.worker_model(parameters, context), cache, *values,
-                                            cluster=scheduler, progress=steps, on_label=on_label)
-            else:
-                result = prelabel_raster(job, backend, features, cache, *values, progress=steps, on_label=on_label)
+            result = prelabel.run(request, progress, FeatureSinkAdapter(sink, fields))
         except BaseException:
             del sink  # closes the file, which the streamed features had begun to fill
             discard_output(dest)
             raise
-        for number, reason in result.skipped:
+        skipped = result.details["skipped"]
+        for number, reason in skipped:
             feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
-        if class_raster:
-            rasterize_labels(kept, raster, class_raster, "class", "class", overwrite=True, progress=progress.slice(90, 100),
-                             ontology=ontology)
-        feedback.pushInfo(f"{result.count} objects, {len(result.skipped)} prompts skipped")
-        return {self.OUTPUT: dest, self.CLASS_RASTER: class_raster or None, self.COUNT: result.count, self.SKIPPED: len(result.skipped)}
+        feedback.pushInfo(f"{result.count} objects, {len(skipped)} prompts skipped")
+        return {self.OUTPUT: dest, self.CLASS_RASTER: class_raster, self.COUNT: result.count, self.SKIPPED: len(skipped)}
 
-    def prompt_features(self, parameters, context, feedback, tags):
+    def prompt_features(self, parameters, context, feedback):
         from ...core.batch.prelabel import PromptFeature
 
         source = self.parameterAsSource(parameters, self.PROMPTS, context)
@@ -168,22 +158,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         for lab in source_to_labels(source, feedback):
             own = {k: str(v) for k, v in lab.attributes.items() if k != class_field and v not in (None, "")}
             name = lab.attributes.get(class_field) if class_field else None
-            features.append(PromptFeature(lab.geometry, lab.crs, "" if name in (None, "") else str(name), {**tags, **own}))
+            features.append(PromptFeature(lab.geometry, lab.crs, "" if name in (None, "") else str(name), own))
         if not features:
             raise QgsProcessingException(self.tr("The prompt layer has no features with a geometry."))
         return features
-
-    def worker_model(self, parameters, context):
-        """How the cluster's workers open the chosen backend (core.scale.cluster.ModelSpec)."""
-        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
-            from ...core.scale.cluster import ModelSpec
-
-            return ModelSpec(backend="classic")
-        return self.model_spec(parameters, context)
-
-    def backend(self, parameters, context):
-        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
-            from ...core.engine.labeling import open_backend
-
-            return open_backend(backend="classic")
-        return self.sam_backend(parameters, context)  # torch or ONNX Runtime, as the model needs

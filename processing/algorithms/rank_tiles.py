@@ -43,19 +43,18 @@ class RankTilesAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Next tiles")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.assist.rank import RANK_FIELDS, rank_tiles
-        from ...core.engine.labels import Label
+        from ...core.assist.rank import RANK_FIELDS
         from ...core.geo.raster import RasterSource
+        from ...core.jobs import rank_tiles
         from ...qgis_adapters.crs import crs_from_core
         from ...qgis_adapters.layers import raster_layer_path, source_to_labels
-        from ...qgis_adapters.sinks import add_features, make_fields
+        from ...qgis_adapters.sinks import FeatureSinkAdapter, make_fields
 
         raster = self.raster_path(parameters, self.INPUT, context)
         unc_layer = self.parameterAsRasterLayer(parameters, self.UNCERTAINTY, context)
         model_path = self.parameterAsFile(parameters, self.MODEL, context) or None
         if (unc_layer is None) == (model_path is None):
             raise QgsProcessingException(self.tr("Give either an uncertainty raster or a saved model, not both or neither."))
-        model = None
         if model_path:
             from ... import deps
 
@@ -63,28 +62,16 @@ class RankTilesAlgorithm(SegAlgorithm):
             if missing:
                 raise QgsProcessingException(self.tr("Ranking with a saved model needs {}; install it from the Seg dock "
                                                      "(Install dependencies).").format(", ".join(missing)))
-            from ...core.assist.classifier import load_model
-
-            model = load_model(model_path)
         source = self.parameterAsSource(parameters, self.LABELS, context)
-        labels = source_to_labels(source, feedback) if source is not None else None
-        chosen = rank_tiles(raster, None, raster_layer_path(unc_layer) if unc_layer is not None else None, model, labels,
-                            self.parameterAsInt(parameters, self.TOP, context), self.parameterAsInt(parameters, self.TILE, context),
-                            progress=progress)
+        request = rank_tiles.Request(
+            raster, uncertainty=raster_layer_path(unc_layer) if unc_layer is not None else None, model=model_path,
+            labels=source_to_labels(source, feedback) if source is not None else None,
+            top=self.parameterAsInt(parameters, self.TOP, context), tile=self.parameterAsInt(parameters, self.TILE, context))
         with RasterSource(raster) as src:
-            crs, transform = src.crs.to_wkt(), src.transform
+            crs = src.crs.to_wkt()
         fields = make_fields([(name, kind) for name, kind, _ in RANK_FIELDS])
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(crs))
-        from shapely.geometry import box
-
-        items = []
-        for rank, t in enumerate(chosen, start=1):
-            c, r, w, h = t.window
-            x0, y0 = transform * (c, r + h)
-            x1, y1 = transform * (c + w, r)
-            items.append(Label(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), crs, {
-                "rank": rank, "priority": t.priority, "uncertainty": t.uncertainty, "unlabeled": t.unlabeled,
-                "diversity": t.diversity, "window": f"{c},{r},{w},{h}@1"}))
-        add_features(sink, fields, items, multi=False)
-        feedback.pushInfo(f"{len(items)} tiles ranked")
+        result = rank_tiles.run(request, progress, FeatureSinkAdapter(sink, fields, multi=False))
+        feedback.pushInfo(result.details["table"])
+        feedback.pushInfo(f"{result.count} tiles ranked")
         return {self.OUTPUT: dest}

@@ -18,6 +18,7 @@ from .polygonize_masks import KINDS
 
 
 class RasterizeLabelsAlgorithm(SegAlgorithm):
+    ADD_MISSING = "ADD_MISSING"
     CLASSES = "CLASSES"
     FIELD = "FIELD"
     INPUT = "INPUT"
@@ -43,27 +44,28 @@ class RasterizeLabelsAlgorithm(SegAlgorithm):
         self.add_raster(self.LIKE, self.tr("Reference raster (grid)"))
         self.addParameter(QgsProcessingParameterEnum(self.KIND, self.tr("Raster kind"), list(KINDS), defaultValue=0))
         self.add_ontology()
+        self.add_bool(self.ADD_MISSING, "Classes not in the ontology get new codes (instead of an error)", False)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Label raster")))
         self.addOutput(QgsProcessingOutputString(self.CLASSES, self.tr("Class values (JSON)")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.outputs.label_rasters import rasterize_labels
+        from qgis.core import QgsProcessingException
+
+        from ...core.jobs import rasterize
 
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
-            from qgis.core import QgsProcessingException
-
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        like = self.raster_path(parameters, self.LIKE, context)
         field = self.parameterAsString(parameters, self.FIELD, context) or "class"
         kind = KINDS[self.parameterAsEnum(parameters, self.KIND, context)]
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        labels = source_to_labels(source, feedback)
         if kind == "class" and field not in source.fields().names():
-            from qgis.core import QgsProcessingException
-
             raise QgsProcessingException(self.tr("The labels have no field {!r}; choose the field that holds the class.").format(field))
-        classes = rasterize_labels(labels, like, out, field, kind, overwrite=True, progress=progress,
-                                   ontology=self.ontology(parameters, context))
-        feedback.pushInfo(f"{len(labels)} labels burned; classes {classes}")
-        return {self.OUTPUT: out, self.CLASSES: json.dumps(classes)}
+        request = rasterize.Request(
+            source_to_labels(source, feedback), self.raster_path(parameters, self.LIKE, context),
+            self.parameterAsOutputLayer(parameters, self.OUTPUT, context), field=field, kind=kind, overwrite=True,
+            classes=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            add_missing=self.parameterAsBool(parameters, self.ADD_MISSING, context))
+        result = rasterize.run(request, progress)
+        for line in rasterize.describe(request, result):
+            feedback.pushInfo(line)
+        return {self.OUTPUT: request.out, self.CLASSES: json.dumps(result.details["classes"])}

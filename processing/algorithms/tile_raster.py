@@ -64,7 +64,7 @@ class TileRasterAlgorithm(SegAlgorithm):
     def run_seg(self, parameters, context, feedback, progress):
         from ...core.geo.raster import RasterSource
         from ...core.batch.tile_index import TILE_FIELDS, tile_index
-        from ...core.geo.tiling import scale_for_gsd
+        from ...core.geo.tiling import Tiling, scale_for_gsd
 
         raster = self.raster_path(parameters, self.INPUT, context)
         tile, overlap, gsd = self.tiling(parameters, context)
@@ -72,7 +72,7 @@ class TileRasterAlgorithm(SegAlgorithm):
             scale, crs = scale_for_gsd(src.info().resolution[0], gsd), src.crs.to_wkt()
         chips = self.parameterAsFileOutput(parameters, self.CHIPS, context) if parameters.get(self.CHIPS) else ""
         chip_format = CHIP_FORMATS[self.parameterAsEnum(parameters, self.CHIP_FORMAT, context)]
-        records = tile_index(raster, tile, overlap, scale, self.aoi(parameters, context, raster),
+        records = tile_index(raster, Tiling(tile, overlap, scale), self.aoi(parameters, context, raster),
                              self.parameterAsBool(parameters, self.SKIP_NODATA, context), chips or None, chip_format, progress=progress)
         fields = make_fields(TILE_FIELDS)
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.Polygon, crs_from_core(crs))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..core.errors import SegError
-from .options import BarProgress, parse_bands, scale_options
+from .classes import class_options
+from .options import BarProgress, make_request, parse_bands, scale_options
 from .run_outputs import declare
 
 
@@ -33,12 +34,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
     p.add_argument("--threads", type=int, default=0, help="threads for prediction (default: all cores)")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag on every result; repeat")
+    class_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true")
     mode.add_argument("--overwrite", action="store_true", help="replace existing outputs (layer, rasters, model)")
     scale_options(p, unit="windows (up to 1024 x 1024 pixels)")
     declare(p, outputs=("--out", "--probability", "--uncertainty", "--save-model"),
-            inputs=("raster", "--labels", "--model", "--cache", "--checkpoint"))
+            inputs=("raster", "--labels", "--model", "--cache", "--checkpoint", "--classes"))
     p.set_defaults(run=cmd_assist)
 
     p = sub.add_parser("rank-tiles", help="tiles ranked by how much labeling them would help, the next N as a layer")
@@ -56,10 +58,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_assist(args: argparse.Namespace) -> int:
-    from ..core.assist.classifier import top_importances
-    from ..core.assist.pipeline import assist
     from ..core.geo.prompts import parse_tags
-    from ..core.outputs.vectors import check_output, read_labels
+    from ..core.jobs import assist
 
     if not args.labels and not args.model:
         raise SegError("Give --labels to learn from or --model to apply a saved model.")
@@ -67,46 +67,38 @@ def cmd_assist(args: argparse.Namespace) -> int:
         raise SegError("Give --labels or --model, not both: a saved model is applied as it is.")
     if args.refine and not args.checkpoint:
         raise SegError("--refine sam needs a SAM checkpoint; give --checkpoint.")
-    labels = read_labels(args.labels, args.labels_layer) if args.labels else None
-    if args.labels and args.class_field not in {k for lab in labels for k in lab.attributes}:
-        raise SegError(f"{args.labels} has no field {args.class_field!r}; name the class field with --class-field.")
     mode = "append" if args.append else "overwrite" if args.overwrite else "create"
-    check_output(args.out, mode=mode)  # before the bar, so a mistake prints one line
-    bar = BarProgress(("learning and pre-labeling" if labels is not None else "pre-labeling")
+    request = make_request(
+        assist.Request, args.raster, labels=args.labels, labels_layer=args.labels_layer, model=args.model, out=args.out, mode=mode,
+        probability=args.probability, uncertainty=args.uncertainty, uncertainty_measure=args.uncertainty_measure,
+        class_field=args.class_field, background=args.background, status=tuple(args.status) if args.status else None,
+        save_model=args.save_model, cache=args.cache, checkpoint=args.checkpoint, bands=args.bands, refine=args.refine,
+        smooth=args.smooth, min_area=args.min_area, simplify=args.simplify, tags=parse_tags(args.tag or []),
+        threads=args.threads or 0, cluster=args.cluster, block_tiles=args.block_tiles, resume=args.resume,
+        classes=args.classes, add_missing=args.add_missing)
+    bar = BarProgress(("learning and pre-labeling" if args.labels else "pre-labeling")
                       + (f" on {args.cluster}" if args.cluster else ""))
     try:
-        summary = assist(args.raster, args.out, labels, args.model, args.save_model, args.probability, args.uncertainty,
-                         args.class_field, args.background, args.bands, args.cache, args.checkpoint, args.refine,
-                         args.uncertainty_measure, args.smooth, args.min_area, args.simplify, mode, args.overwrite,
-                         statuses=args.status, tags=parse_tags(args.tag or []), threads=args.threads or 0,
-                         cluster=args.cluster, resume=args.resume, block_windows=args.block_tiles, progress=bar)
+        result = assist.run(request, bar)
     finally:
         bar.close()
-    model, result = summary.model, summary.result
-    if labels is not None:
-        pixels = ", ".join(f"{k} {v}" for k, v in model.trained.get("pixels", {}).items())
-        print(f"learned {len(model.classes)} classes from {pixels} labelled pixels")
-        print("most important features: " + ", ".join(f"{n} {s:.1%}" for n, s in top_importances(model, 5)))
-    found = ", ".join(f"{k} {v}" for k, v in result.per_class.items()) or "nothing"
-    print(f"{result.count} polygons ({found}){f', {summary.refined} refined by SAM' if args.refine else ''}")
-    for key, path in summary.outputs.items():
+    for line in assist.describe(request, result):
+        print(line)
+    for key, path in result.outputs.items():
         print(f"{key:>12}: {path}")
     return 0
 
 
 def cmd_rank_tiles(args: argparse.Namespace) -> int:
-    from ..core.assist.classifier import load_model
-    from ..core.assist.rank import describe, rank_tiles
-    from ..core.outputs.vectors import read_labels
+    from ..core.jobs import rank_tiles
 
-    labels = read_labels(args.labels) if args.labels else None
-    model = load_model(args.model) if args.model else None
+    request = make_request(rank_tiles.Request, args.raster, uncertainty=args.uncertainty, model=args.model, labels=args.labels,
+                           top=args.top, tile=args.tile, out=args.out, mode="overwrite" if args.overwrite else "create")
     bar = BarProgress("ranking tiles")
     try:
-        chosen = rank_tiles(args.raster, args.out, args.uncertainty, model, labels, args.top, args.tile,
-                            mode="overwrite" if args.overwrite else "create", progress=bar)
+        result = rank_tiles.run(request, bar)
     finally:
         bar.close()
-    print(describe(chosen))
-    print(f"{len(chosen)} tiles -> {args.out}")
+    print(result.details["table"])
+    print(f"{result.count} tiles -> {args.out}")
     return 0

@@ -7,10 +7,10 @@ import sys
 import warnings
 from typing import List, Optional
 
-from . import assist, batch, models, quality, timeseries
-from .classes import border_options, check_classes, check_snap, class_options, load_classes
+from . import assist, batch, models, quality, timeseries, training
+from .classes import border_options, check_classes, check_snap, class_options
 from .number_options import apply_ranges
-from .options import BarProgress, model_options, non_negative, open_segmenter_from_args, prune_cache, scale_options
+from .options import BarProgress, make_request, model_fields, model_options, non_negative, raster_fields, scale_options
 from .redaction import passwords_hidden
 from .run_outputs import declare, guarded
 from ..core.errors import SegError, SegWarning
@@ -41,121 +41,68 @@ def cmd_info(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    if not args.checkpoint:
-        raise SegError("Encoding needs a SAM checkpoint; give --checkpoint (the classic backend has nothing to cache).")
-    args.backend = "sam"
-    if args.cluster:
-        return _encode_on_cluster(args)
-    segmenter, settings = open_segmenter_from_args(args)
-    bar = BarProgress(f"encoding {len(segmenter.grid)} tiles")
+    from ..core.jobs import encode
+
+    request = make_request(encode.Request, args.raster, float16=args.float16, cluster=args.cluster,
+                           block_tiles=args.block_tiles, resume=args.resume, **model_fields(args), **raster_fields(args))
+    bar = BarProgress("encoding" + (f" on {args.cluster}" if args.cluster else ""))
     try:
-        counts = segmenter.encode(progress=bar)
+        result = encode.run(request, bar)
     finally:
         bar.close()
-    prune_cache(segmenter, settings)
-    print(f"{counts['encoded']} tiles encoded, {counts['cached']} already cached, {counts['nodata']} skipped (all nodata) in {segmenter.cache.folder}")
-    return 0
-
-
-def _encode_on_cluster(args) -> int:
-    from ..core.batch.raster_job import RasterJob
-    from ..core.scale.runs import encode_blocks
-    from .options import model_spec_from_args, resolve_model
-
-    model, settings = resolve_model(args)
-    cache = args.cache or settings.cache_folder
-    job = RasterJob(args.raster, args.bands, args.stretch, args.tile, args.overlap, args.gsd, scale=args.scale)
-    bar = BarProgress(f"encoding on {args.cluster}")
-    try:
-        counts = encode_blocks(job, model, model_spec_from_args(args), cache, args.cluster, args.float16,
-                               block_tiles=args.block_tiles, progress=bar)
-    finally:
-        bar.close()
-    print(f"{counts.get('encoded', 0)} tiles encoded, {counts.get('cached', 0)} already cached, "
-          f"{counts.get('nodata', 0)} skipped (all nodata) in {cache}")
+    for line in encode.describe(request, result):
+        print(line)
     return 0
 
 
 def cmd_segment(args) -> int:
-    from ..core.engine.labeling import segment_prompts
-    from ..core.outputs.label_rasters import check_output as check_raster_output, rasterize_labels, write_probability
-    from ..core.geo.prompts import Prompt, parse_box, parse_point, parse_tags
-    from ..core.outputs.vectors import check_output, write_labels
+    from ..core.geo.prompts import parse_box, parse_point, parse_tags
+    from ..core.jobs import segment
 
     if not args.point and not args.box:
         raise SegError("Give at least one --point or a --box.")
-    tags = parse_tags(args.tag or [])
-    points = [parse_point(p) for p in args.point or []]
-    box = parse_box(args.box) if args.box else None
-    mode = "append" if args.append else "overwrite" if args.overwrite else "create"
-    check_output(args.out, mode=mode)
-    ontology, snap = load_classes(args), check_snap(args)
-    check_classes([args.class_name], ontology, args.add_missing)
-    for extra in (args.probability, args.class_raster):
-        if extra:
-            check_raster_output(extra, args.overwrite)
-    segmenter, settings = open_segmenter_from_args(args)
-    crs = args.prompt_crs or segmenter.source.crs.to_wkt()
-    prompt = Prompt(crs=crs, points=tuple(p for p, _ in points), labels=tuple(label for _, label in points), box=box)
-    clean = (args.simplify, args.min_area, args.fill_holes)
-    labels, segmentations = segment_prompts(segmenter, [prompt], args.class_name, tags, *((0.0, 0.0, 0.0) if args.no_overlap else clean))
-    prune_cache(segmenter, settings)
-    found = bool(labels)
-    if args.no_overlap and labels:
-        from ..core.geo.shared_borders import share_borders_with_layer
-
-        labels = share_borders_with_layer(labels, segmentations[0].transform, args.out if mode == "append" else None,
-                                          snap=snap, simplify=args.simplify, min_area=args.min_area, fill_holes=args.fill_holes)
-    if not labels:
-        raise SegError("The object found lies entirely under existing labels; nothing was added." if found
-                       else "The model found no object at this prompt; try another point or a box.")
-    write_labels(labels, args.out, crs=args.out_crs, mode=mode)
-    if args.probability:
-        write_probability(segmentations[0], args.probability, overwrite=args.overwrite)
-    if args.class_raster:
-        rasterize_labels(labels, args.raster, args.class_raster, overwrite=args.overwrite, ontology=ontology,
-                         add_missing=args.add_missing)
-    s = segmentations[0]
-    print(f"{args.class_name}: {labels[0].geometry.area:.6g} map units^2, score {s.score:.3f}, "
-          f"{len(s.tiles)} tile(s){'' if s.complete else ' (object goes on beyond the tile limit)'}, "
-          f"model {segmenter.backend.model_id} -> {args.out}")
+    points = tuple((*p, label) for p, label in (parse_point(text) for text in args.point or []))
+    request = make_request(
+        segment.Request, args.raster, points=points, box=parse_box(args.box) if args.box else None,
+        prompt_crs=args.prompt_crs, class_name=args.class_name, tags=parse_tags(args.tag or []), out=args.out,
+        out_crs=args.out_crs, mode="append" if args.append else "overwrite" if args.overwrite else "create",
+        simplify=args.simplify, min_area=args.min_area, fill_holes=args.fill_holes, probability=args.probability,
+        class_raster=args.class_raster, no_overlap=args.no_overlap, snap=args.snap, classes=args.classes,
+        add_missing=args.add_missing, **model_fields(args), **raster_fields(args))
+    result = segment.run(request)
+    d = result.details
+    print(f"{args.class_name}: {d['area']:.6g} map units^2, score {d['score']:.3f}, "
+          f"{d['tiles']} tile(s){'' if d['complete'] else ' (object goes on beyond the tile limit)'}, "
+          f"model {d['model']} -> {args.out}")
     return 0
 
 
 def cmd_polygonize(args) -> int:
-    from ..core.outputs.label_rasters import polygonize_raster
-    from ..core.outputs.vectors import check_output, write_labels
+    from ..core.jobs import polygonize
 
-    mode = "overwrite" if args.overwrite else "create"
-    check_output(args.out, mode=mode)
-    ontology = load_classes(args)
+    request = make_request(polygonize.Request, args.mask, out=args.out, mode="overwrite" if args.overwrite else "create",
+                           class_field=args.class_field, kind=args.kind, classes=args.classes, add_missing=args.add_missing)
     bar = BarProgress("polygonizing")
     try:
-        labels = polygonize_raster(args.mask, args.class_field, args.kind, progress=bar, ontology=ontology,
-                                   add_missing=args.add_missing)
+        result = polygonize.run(request, bar)
     finally:
         bar.close()
-    if not labels:
-        raise SegError(f"{args.mask} holds no labelled pixels (all 0 or nodata).")
-    write_labels(labels, args.out, mode=mode)
-    print(f"{len(labels)} features -> {args.out}")
+    print(f"{result.count} features -> {args.out}")
     return 0
 
 
 def cmd_rasterize(args) -> int:
-    from ..core.outputs.label_rasters import rasterize_labels
-    from ..core.outputs.vectors import read_labels
+    from ..core.jobs import rasterize
 
-    ontology = load_classes(args)
-    labels = read_labels(args.labels, args.layer)
+    request = make_request(rasterize.Request, args.labels, args.like, args.out, field=args.field, layer=args.layer,
+                           kind=args.kind, overwrite=args.overwrite, classes=args.classes, add_missing=args.add_missing)
     bar = BarProgress("rasterizing")
     try:
-        classes = rasterize_labels(labels, args.like, args.out, args.field, args.kind, args.overwrite, bar,
-                                   ontology=ontology, add_missing=args.add_missing)
+        result = rasterize.run(request, bar)
     finally:
         bar.close()
-    legend = ", ".join(f"{v}={k}" for k, v in sorted(classes.items(), key=lambda kv: kv[1]))
-    print(f"{len(labels)} features -> {args.out}" + (f" ({legend})" if legend else ""))
+    for line in rasterize.describe(request, result):
+        print(line)
     return 0
 
 
@@ -233,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="use SAM with this checkpoint instead of the classic backend")
     declare(p, outputs=("--out",), inputs=("--checkpoint",), folders=("--out",))
     p.set_defaults(run=cmd_demo)
-    for commands in (batch, models, quality, timeseries, assist):
+    for commands in (batch, training, models, quality, timeseries, assist):
         commands.add_parsers(sub)
     apply_ranges(parser)
     return parser

@@ -9,15 +9,18 @@ from ..core.models.checkpoints import MODEL_TYPES
 
 
 class BarProgress:
-    """The engine's progress protocol as a tqdm bar on stderr."""
+    """The engine's progress protocol as a tqdm bar on stderr, shown from the first progress on,
+    so a mistake refused before any work prints its one sentence alone."""
 
     def __init__(self, description: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=100, desc=description, unit="%", leave=False, file=sys.stderr,
-                        bar_format="{desc} {bar} {n:.0f}% [{elapsed}<{remaining}]")
+        self.description, self.bar = description, None
 
     def set_progress(self, percent: float) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, desc=self.description, unit="%", leave=False, file=sys.stderr,
+                            bar_format="{desc} {bar} {n:.0f}% [{elapsed}<{remaining}]")
         self.bar.n = min(percent, 100.0)
         self.bar.refresh()
 
@@ -25,7 +28,8 @@ class BarProgress:
         return False
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def parse_pair(text: str):
@@ -94,7 +98,7 @@ def open_segmenter_from_args(args):
     """The Segmenter the model and raster options describe."""
     from ..core.engine.labeling import open_segmenter
     from ..core.geo.raster import RasterSource
-    from ..core.geo.tiling import scale_for_gsd
+    from ..core.geo.tiling import Tiling, scale_for_gsd
 
     model, settings = resolve_model(args)
     scale = args.scale
@@ -103,7 +107,7 @@ def open_segmenter_from_args(args):
             scale = scale_for_gsd(src.info().resolution[0], args.gsd)
     cache = getattr(args, "cache", None) or (settings.cache_folder if model.cacheable else None)
     segmenter = open_segmenter(args.raster, model, args.bands, args.stretch, cache_dir=cache,
-                               float16=getattr(args, "float16", False), tile=args.tile, overlap=args.overlap, scale=scale)
+                               float16=getattr(args, "float16", False), tiling=Tiling(args.tile, args.overlap, scale))
     return segmenter, settings
 
 
@@ -136,6 +140,37 @@ def cluster_spec(text: str) -> str:
     except SettingError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def make_request(request_type, *args, **fields):
+    """request_type(*args, **fields), its one-sentence refusal spoken in flags (`no_overlap` ->
+    `--no-overlap`), since the terminal user typed flags."""
+    import dataclasses
+    import re
+
+    from ..core.errors import SegError
+
+    try:
+        return request_type(*args, **fields)
+    except SegError as exc:
+        names = sorted((f.name for f in dataclasses.fields(request_type) if f.name in fields), key=len, reverse=True)
+        if not names:
+            raise
+        text = re.sub(r"(?<![-\w])(" + "|".join(map(re.escape, names)) + r")\b",
+                      lambda m: "--" + m.group(1).replace("_", "-"), str(exc))
+        raise type(exc)(text) from None
+
+
+def model_fields(args) -> dict:
+    """The model options as core.jobs.base.ModelFields' fields."""
+    return dict(checkpoint=args.checkpoint, model_type=args.model_type, backend=args.backend, device=args.device,
+                threads=args.threads or 0, precision="bf16" if args.bf16 else "auto")
+
+
+def raster_fields(args) -> dict:
+    """The raster options as core.jobs.base.RasterFields' fields."""
+    return dict(bands=args.bands, stretch=args.stretch, tile=args.tile, overlap=args.overlap, scale=args.scale,
+                gsd=args.gsd, cache=getattr(args, "cache", None))
 
 
 def model_spec_from_args(args):

@@ -118,13 +118,10 @@ class AssistPanel(QGroupBox):
                  "save_model": stem + "_model.json"}
 
         def job(progress):
-            from ..core.assist.options import AssistOptions, LearnOptions, PredictOptions
-            from ..core.assist.pipeline import assist
+            from ..core.jobs import assist
 
-            options = AssistOptions(out=paths["out"], save_model=paths["save_model"],
-                                    learn=LearnOptions(statuses=("accepted", "reviewed")),
-                                    predict=PredictOptions(paths["probability"], paths["uncertainty"], region=region))
-            return assist(raster, labels, options, progress)
+            request = assist.Request(raster, labels=labels, status=("accepted", "reviewed"), region=region, **paths)
+            return assist.run(request, progress)  # the same job as `seg assist` and seg:assist
 
         self.task = AssistTask("Seg: learn from accepted labels", job, lambda result, error: self._finished(result, error, paths))
         self.learn_button.setEnabled(False)
@@ -165,8 +162,8 @@ class AssistPanel(QGroupBox):
         name = os.path.splitext(os.path.basename(paths["out"]))[0]
         project.addMapLayer(QgsRasterLayer(paths["uncertainty"], name + " uncertainty"))
         project.addMapLayer(QgsVectorLayer(paths["out"], name, "ogr"))
-        pixels = ", ".join(f"{k} {v}" for k, v in summary.model.trained.get("pixels", {}).items())
-        found = ", ".join(f"{k} {v}" for k, v in summary.result.per_class.items())
+        pixels = ", ".join(f"{k} {v}" for k, v in summary.details["learned_pixels"].items())
+        found = ", ".join(f"{k} {v}" for k, v in summary.details["per_class"].items())
         self.info.setText(f"Learned from {pixels} px; pre-labels: {found}. Review them, accept the good ones, learn again.")
 
     def explain(self) -> None:

@@ -62,3 +62,13 @@ def _value(v):
     if hasattr(v, "item"):
         return v.item()
     return v
+
+
+class FeatureSinkAdapter:
+    """A Processing feature sink as a job's sink (core.jobs): `add(label)` writes one feature."""
+
+    def __init__(self, sink, fields: QgsFields, multi: bool = True):
+        self.sink, self.fields, self.multi = sink, fields, multi
+
+    def add(self, label) -> None:
+        add_features(self.sink, self.fields, [label], self.multi)

@@ -12,7 +12,8 @@ import seg_qgis_plugin
 PACKAGE = os.path.dirname(seg_qgis_plugin.__file__)
 ROOT = os.path.dirname(PACKAGE)
 QGIS_OR_QT = ("qgis", "PyQt5", "PyQt6", "processing")
-MAX_CORE_LINES = 400
+MAX_LINES = 400
+MAX_PARAMETERS = 8
 
 # import name -> distribution, where they differ
 DISTRIBUTION_OF = {"cv2": "opencv-python-headless", "segment_anything": "segment-anything", "skimage": "scikit-image",
@@ -57,10 +58,46 @@ def test_core_never_imports_qgis_or_qt():
     assert offenders == []
 
 
-def test_core_modules_stay_small():
-    big = {m: n for m, path in MODULES.items() if m.startswith("seg_qgis_plugin.core")
-           and (n := sum(1 for _ in open(path))) > MAX_CORE_LINES}
+def test_modules_stay_small():
+    big = {m: n for m, path in MODULES.items() if (n := sum(1 for _ in open(path))) > MAX_LINES}
     assert big == {}
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    """Long loose parameter lists are what request values and options dataclasses replace."""
+    long = []
+    for m, path in MODULES.items():
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs] + [x.arg for x in (a.vararg, a.kwarg) if x]
+                count = len([n for n in names if n not in ("self", "cls")])
+                if count > MAX_PARAMETERS:
+                    long.append(f"{m}.{node.name}: {count}")
+    assert long == []
+
+
+def test_the_engine_imports_nothing_above_itself():
+    above = [f"{m}: {name}" for m, path in MODULES.items() if m.startswith("seg_qgis_plugin.core")
+             for name in _imports(m, path)
+             if name.startswith("seg_qgis_plugin.") and not name.startswith("seg_qgis_plugin.core")]
+    assert above == []
+
+
+def test_every_job_is_a_request_and_one_entry_reachable_from_the_api():
+    import dataclasses
+    import inspect
+
+    import seg_qgis_plugin.api as api
+    from seg_qgis_plugin.core.jobs import JOBS, job
+
+    for name in JOBS:
+        module = job(name)
+        assert dataclasses.is_dataclass(module.Request) and module.Request.__dataclass_params__.frozen, name
+        assert module.RETURNS in ("labels", "rows", "path"), name
+        assert list(inspect.signature(module.run).parameters) == ["request", "progress", "sink"], name
+        if name != "segment":  # Session.segment is the interactive form
+            assert inspect.signature(getattr(api, name)) == inspect.signature(module.Request), name
 
 
 def test_no_import_cycles():

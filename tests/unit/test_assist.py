@@ -13,8 +13,9 @@ pytest.importorskip("lightgbm", reason="the assistant needs lightgbm")
 from seg_qgis_plugin.cli.main import main  # noqa: E402
 from seg_qgis_plugin.core.assist.classifier import load_model  # noqa: E402
 from seg_qgis_plugin.core.assist.features import make_recipe, read_window_features  # noqa: E402
-from seg_qgis_plugin.core.assist.pipeline import assist  # noqa: E402
-from seg_qgis_plugin.core.assist.rank import rank_tiles  # noqa: E402
+from seg_qgis_plugin.core.assist import pipeline  # noqa: E402
+from seg_qgis_plugin.core.assist.options import AssistOptions, PredictOptions  # noqa: E402
+from seg_qgis_plugin.core.assist.rank import RankOptions, rank_tiles  # noqa: E402
 from seg_qgis_plugin.core.engine.labels import Label, attributes  # noqa: E402
 from seg_qgis_plugin.core.errors import SegError  # noqa: E402
 from seg_qgis_plugin.core.geo.raster import RasterSource  # noqa: E402
@@ -22,6 +23,13 @@ from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels  # no
 from seg_qgis_plugin.demo.scene import CRS, ORIGIN, pixel_square, write_scene  # noqa: E402
 
 SIZE, RES = 512, 0.5
+
+
+def assist(raster, out, labels=None, model_path=None, save_model=None, refine=None, cache=None, checkpoint=None, **predict):
+    """core.assist.pipeline.assist with its options spelled as keywords."""
+    options = AssistOptions(out, model_path=model_path, save_model=save_model, refine=refine, cache=cache,
+                            checkpoint=checkpoint, predict=PredictOptions(**predict))
+    return pipeline.assist(raster, labels, options)
 
 
 
@@ -115,13 +123,14 @@ def test_window_borders_do_not_show(scene):
 
 def test_rank_tiles_prefers_uncertain_unlabelled_tiles(scene, tmp_path):
     out = str(tmp_path / "next.gpkg")
-    chosen = rank_tiles(scene["raster"], out, uncertainty=str(scene["out"] / "unc.tif"), labels=read_labels(scene["labels"]), top=5, tile=128)
+    chosen = rank_tiles(scene["raster"], out, uncertainty=str(scene["out"] / "unc.tif"), labels=read_labels(scene["labels"]),
+                        options=RankOptions(top=5, tile=128))
     ranked = read_labels(out)
     assert [lab.attributes["rank"] for lab in ranked] == [1, 2, 3, 4, 5]
     priorities = [lab.attributes["priority"] for lab in ranked]
     assert priorities == sorted(priorities, reverse=True)
     assert all(t.unlabeled > 0 for t in chosen)
-    by_model = rank_tiles(scene["raster"], None, model=scene["summary"].model, top=3, tile=256)
+    by_model = rank_tiles(scene["raster"], None, model=scene["summary"].model, options=RankOptions(top=3, tile=256))
     assert len(by_model) == 3
 
 
@@ -167,7 +176,7 @@ def test_small_windows_give_the_same_rasters_and_merge_blobs_across_borders(scen
         monkeypatch.setattr(predict, "window_size", lambda n_features, side=side: side)
         labels = []
         with RasterSource(scene["raster"]) as src:
-            predict.predict_raster(src, model, labels.append, probability=str(tmp_path / f"p{side}.tif"), min_area=10.0)
+            predict.predict_raster(src, model, labels.append, PredictOptions(str(tmp_path / f"p{side}.tif"), min_area=10.0))
         with rasterio.open(tmp_path / f"p{side}.tif") as ds:
             runs[side] = (ds.read(), sorted(round(lab.geometry.area, 6) for lab in labels),
                           sorted(round(lab.attributes["score"], 4) for lab in labels))
@@ -181,10 +190,11 @@ def test_sam_embedding_features_from_a_cache(tiny_checkpoint, tmp_path):
     """--cache: the model gains SAM features (principal components of the cached embedding), stores
     them as numbers, and needs the cache again when applied."""
     from seg_qgis_plugin.core.engine.labeling import open_backend, open_segmenter
+    from seg_qgis_plugin.core.geo.tiling import Tiling
 
     raster = str(tmp_path / "small.tif")
     truth = write_scene(raster, 256, 256, seed=3)
-    segmenter = open_segmenter(raster, open_backend(tiny_checkpoint, "vit_tiny", "sam", "cpu"), tile=256, overlap=0,
+    segmenter = open_segmenter(raster, open_backend(tiny_checkpoint, "vit_tiny", "sam", "cpu"), tiling=Tiling(256, 0),
                                cache_dir=str(tmp_path / "cache"))
     segmenter.encode()
     pond = next(o for o in truth if o.class_name == "water")

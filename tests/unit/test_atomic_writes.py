@@ -172,6 +172,7 @@ def test_seg_prelabel_on_a_full_disk_says_so_in_one_sentence(tiny_disk, tmp_path
 
 def test_negative_simplify_is_one_sentence_in_the_cli_and_the_engine(tmp_path, capsys):
     from seg_qgis_plugin.cli.main import main
+    from seg_qgis_plugin.core.batch.prelabel import PrelabelOptions
     from seg_qgis_plugin.core.batch.raster_job import RasterJob, prelabel_raster
     from seg_qgis_plugin.core.geo.vectorize import clean_polygons, mask_to_geometry
     from seg_qgis_plugin.core.models.classic import ClassicBackend
@@ -188,7 +189,7 @@ def test_negative_simplify_is_one_sentence_in_the_cli_and_the_engine(tmp_path, c
     with pytest.raises(SettingError, match="minimum area"):
         mask_to_geometry(np.ones((4, 4), bool), Affine.identity(), min_area=float("nan"))
     with pytest.raises(SettingError, match="simplification tolerance"):
-        prelabel_raster(RasterJob(str(tmp_path / "absent.tif")), ClassicBackend(), [], simplify=-0.5)
+        prelabel_raster(RasterJob(str(tmp_path / "absent.tif")), ClassicBackend(), [], options=PrelabelOptions(simplify=-0.5))
 
 
 def test_atomic_path_replaces_only_on_success_and_cleans_up_on_any_exception(tmp_path):

@@ -7,7 +7,7 @@ import rasterio
 from shapely.geometry import MultiPolygon, box
 
 from seg_qgis_plugin.core.errors import OutputError
-from seg_qgis_plugin.core.outputs.label_rasters import rasterize_labels, write_probability
+from seg_qgis_plugin.core.outputs.label_rasters import RasterizeOptions, rasterize_labels, write_probability
 from seg_qgis_plugin.core.engine.labels import FIELD_NAMES, Label, attributes
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels
 from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry, reproject_geometry
@@ -110,7 +110,7 @@ def test_class_and_instance_rasters_on_the_grid_of_a_raster(tmp_path, raster_fac
     out = str(tmp_path / "classes.tif")
     assert rasterize_labels(labels, like, out) == {"building": 1, "pond": 2}
     inst = str(tmp_path / "instances.tif")
-    rasterize_labels(labels, like, inst, kind="instance")
+    rasterize_labels(labels, like, inst, RasterizeOptions(kind="instance"))
     with rasterio.open(out) as c, rasterio.open(inst) as i, rasterio.open(like) as g:
         assert c.transform == g.transform and c.shape == g.shape and c.crs == g.crs
         classes, ids = c.read(1), i.read(1)
@@ -123,9 +123,10 @@ def test_probability_raster_is_georeferenced(tmp_path, oracle, raster_factory):
     from seg_qgis_plugin.core.geo.prompts import Prompt
     from seg_qgis_plugin.core.geo.raster import RasterSource
     from seg_qgis_plugin.core.engine.segmenter import Segmenter
+    from seg_qgis_plugin.core.geo.tiling import Tiling
 
     src = RasterSource(raster_factory(np.zeros((3, 200, 200), np.uint8)))
-    result = Segmenter(src, oracle("box"), tile=128, overlap=32).segment(Prompt(UTM, box=(500010, 4649950, 500020, 4649960)))
+    result = Segmenter(src, oracle("box"), tiling=Tiling(128, 32)).segment(Prompt(UTM, box=(500010, 4649950, 500020, 4649960)))
     out = write_probability(result, str(tmp_path / "p.tif"))
     with rasterio.open(out) as p:
         data = p.read(1)

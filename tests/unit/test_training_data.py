@@ -8,7 +8,7 @@ from shapely.geometry import box
 
 from seg_qgis_plugin.core.errors import Canceled, OutputError, SegError
 from seg_qgis_plugin.core.engine.labels import Label, attributes
-from seg_qgis_plugin.core.outputs.training_data import export_training_data
+from seg_qgis_plugin.core.outputs.training_data import TrainingOptions, export_training_data
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
 CRS = "EPSG:32633"
@@ -34,7 +34,7 @@ def scene(raster_factory):
 def test_chips_masks_and_coco_polygons_in_chip_pixels(scene, tmp_path):
     path, data, labels = scene
     out = tmp_path / "train"
-    summary = export_training_data(path, labels, str(out), tile=100, overlap=0, min_labeled_fraction=0.01)
+    summary = export_training_data(path, labels, str(out), TrainingOptions(tile=100, overlap=0, min_labeled_fraction=0.01))
     coco = json.load(open(out / "annotations.json"))
     assert summary.categories == {"roof": 1, "tree": 2}
     assert [c["name"] for c in coco["categories"]] == ["roof", "tree"]
@@ -59,9 +59,9 @@ def test_chips_masks_and_coco_polygons_in_chip_pixels(scene, tmp_path):
 
 def test_zero_fraction_keeps_background_chips_and_overlap_adds_chips(scene, tmp_path):
     path, _, labels = scene
-    summary = export_training_data(path, labels, str(tmp_path / "all"), tile=100, overlap=0, min_labeled_fraction=0)
+    summary = export_training_data(path, labels, str(tmp_path / "all"), TrainingOptions(tile=100, overlap=0, min_labeled_fraction=0))
     assert summary.chips == 6
-    summary = export_training_data(path, labels, str(tmp_path / "ov"), tile=100, overlap=50, min_labeled_fraction=0)
+    summary = export_training_data(path, labels, str(tmp_path / "ov"), TrainingOptions(tile=100, overlap=50, min_labeled_fraction=0))
     assert summary.chips == 3 * 5
 
 
@@ -69,7 +69,7 @@ def test_png_chips(scene, tmp_path):
     import cv2
 
     path, _, labels = scene
-    export_training_data(path, labels, str(tmp_path / "png"), tile=100, min_labeled_fraction=0.01, image_format="png")
+    export_training_data(path, labels, str(tmp_path / "png"), TrainingOptions(tile=100, min_labeled_fraction=0.01, image_format="png"))
     mask = cv2.imread(str(tmp_path / "png" / "masks" / "tile_0000_0000.png"), cv2.IMREAD_UNCHANGED)
     image = cv2.imread(str(tmp_path / "png" / "images" / "tile_0000_0000.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (100, 100) and np.count_nonzero(mask == 2) == 600 and image.shape == (100, 100, 3)
@@ -80,7 +80,7 @@ def test_labels_in_another_crs_are_reprojected(scene, tmp_path):
 
     path, _, labels = scene
     lonlat = [Label(reproject_geometry(lab.geometry, CRS, "EPSG:4326"), "EPSG:4326", lab.attributes) for lab in labels]
-    export_training_data(path, lonlat, str(tmp_path / "ll"), tile=100, min_labeled_fraction=0.01)
+    export_training_data(path, lonlat, str(tmp_path / "ll"), TrainingOptions(tile=100, min_labeled_fraction=0.01))
     with rasterio.open(tmp_path / "ll" / "masks" / "tile_0000_0000.tif") as m:
         assert abs(np.count_nonzero(m.read(1) == 2) - 600) <= 4
 
@@ -96,13 +96,13 @@ def test_cancel_and_bad_targets_leave_nothing(scene, tmp_path):
             return True
 
     with pytest.raises(Canceled):
-        export_training_data(path, labels, str(tmp_path / "c"), tile=100, progress=Cancel())
+        export_training_data(path, labels, str(tmp_path / "c"), TrainingOptions(tile=100), progress=Cancel())
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(path)]
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x.txt").write_text("keep me")
     with pytest.raises(OutputError, match="not empty"):
-        export_training_data(path, labels, str(busy), tile=100)
+        export_training_data(path, labels, str(busy), TrainingOptions(tile=100))
     assert os.listdir(busy) == ["x.txt"]
     with pytest.raises(SegError, match="field"):
-        export_training_data(path, labels, str(tmp_path / "f"), tile=100, class_field="missing")
+        export_training_data(path, labels, str(tmp_path / "f"), TrainingOptions(tile=100, class_field="missing"))

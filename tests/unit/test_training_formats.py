@@ -17,7 +17,7 @@ from seg_qgis_plugin.cli.main import main
 from seg_qgis_plugin.core.engine.labels import Label, attributes
 from seg_qgis_plugin.core.engine.ontology import Ontology, OntologyClass, save_ontology
 from seg_qgis_plugin.core.errors import SegWarning
-from seg_qgis_plugin.core.outputs.training_data import export_training_data
+from seg_qgis_plugin.core.outputs.training_data import SplitOptions, TrainingOptions, export_training_data
 from seg_qgis_plugin.core.outputs.vectors import write_labels
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
@@ -58,8 +58,8 @@ def burn(polygons, width, height):
 def test_voc_reads_back_with_elementtree_and_pil(scene, tmp_path):
     path, _, labels, truth = scene
     out = tmp_path / "voc"
-    summary = export_training_data(path, labels, str(out), tile=100, min_labeled_fraction=0.01, ontology=ONTOLOGY,
-                                   dataset_format="voc")
+    options = TrainingOptions(tile=100, min_labeled_fraction=0.01, ontology=ONTOLOGY, dataset_format="voc")
+    summary = export_training_data(path, labels, str(out), options)
     stems = open(out / "ImageSets" / "Segmentation" / "trainval.txt").read().split()
     assert sorted(stems) == ["tile_0000_0000", "tile_0000_0001", "tile_0001_0000", "tile_0001_0001"] and summary.chips == 4
     boxes = {}
@@ -91,8 +91,9 @@ def test_yolo_polygons_match_the_masks_and_ids_follow_the_ontology(scene, tmp_pa
     out = tmp_path / "yolo"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SegWarning)
-        export_training_data(path, labels, str(out), tile=100, min_labeled_fraction=0, ontology=ONTOLOGY, dataset_format="yolo",
-                             split="0.5,0.5,0", block_size=1, seed=2)
+        export_training_data(path, labels, str(out),
+                             TrainingOptions(tile=100, min_labeled_fraction=0, ontology=ONTOLOGY, dataset_format="yolo"),
+                             SplitOptions(split="0.5,0.5,0", block_size=1, seed=2))
     lines = open(out / "data.yaml").read().splitlines()
     assert "train: images/train" in lines and "val: images/val" in lines and "nc: 5" in lines
     names = [line.split(": ", 1)[1].strip("'") for line in lines[lines.index("names:") + 1:]]
@@ -142,8 +143,8 @@ def test_augmented_training_chips_match_their_annotations_and_the_map(scene, tmp
     out = tmp_path / "aug"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SegWarning)
-        summary = export_training_data(path, labels, str(out), tile=100, ontology=ONTOLOGY, split="1,1,0", block_size=1,
-                                       seed=0, augment="flips,rot90")
+        summary = export_training_data(path, labels, str(out), TrainingOptions(tile=100, ontology=ONTOLOGY, augment="flips,rot90"),
+                                       SplitOptions(split="1,1,0", block_size=1, seed=0))
     coco = json.load(open(out / "train.json"))
     originals = [i for i in coco["images"] if "augmentation" not in i]
     copies = [i for i in coco["images"] if "augmentation" in i]
@@ -174,8 +175,9 @@ def test_real_tree_boxes_as_yolo_polygons(shared, tmp_path):
     truth = list(csv.DictReader(open(shared("neon_tree_crowns", "OSBS_029.csv"))))
     from seg_qgis_plugin.core.outputs.vectors import read_labels
 
-    export_training_data(image, read_labels(boxes), str(tmp_path / "neon"), tile=400, class_field="label", skip_nodata=False,
-                         dataset_format="yolo", ontology=Ontology([OntologyClass("Tree", 1)]))
+    options = TrainingOptions(tile=400, class_field="label", skip_nodata=False, dataset_format="yolo",
+                              ontology=Ontology([OntologyClass("Tree", 1)]))
+    export_training_data(image, read_labels(boxes), str(tmp_path / "neon"), options)
     got = []
     for line in open(tmp_path / "neon" / "labels" / "all" / "tile_0000_0000.txt"):
         values = line.split()

@@ -14,7 +14,7 @@ from seg_qgis_plugin.core.engine.labels import Label, attributes
 from seg_qgis_plugin.core.errors import SegError, SegWarning
 from seg_qgis_plugin.core.geo.vectorize import reproject_geometry
 from seg_qgis_plugin.core.outputs.splits import parse_fractions
-from seg_qgis_plugin.core.outputs.training_data import export_training_data
+from seg_qgis_plugin.core.outputs.training_data import SplitOptions, TrainingOptions, export_training_data
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels
 
 X0, Y0, RES = 500000.0, 4650000.0, 0.5
@@ -49,7 +49,8 @@ def test_block_split_with_overlap_never_puts_a_pixel_in_two_splits(grid_scene, t
     out = tmp_path / "split"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SegWarning)
-        summary = export_training_data(path, labels, str(out), tile=64, overlap=16, split="0.6,0.2,0.2", seed=3, block_size=2)
+        summary = export_training_data(path, labels, str(out), TrainingOptions(tile=64, overlap=16),
+                                       SplitOptions(split="0.6,0.2,0.2", seed=3, block_size=2))
     parts = {name: json.load(open(out / f"{name}.json")) for name in ("train", "val", "test")}
     everything = json.load(open(out / "annotations.json"))
     covered = {name: set().union(*(pixels(w) for w in windows(coco).values())) for name, coco in parts.items()}
@@ -81,7 +82,8 @@ def test_same_seed_same_split_other_seed_other_split(grid_scene, tmp_path):
     def split_of(seed, name):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SegWarning)
-            export_training_data(path, labels, str(tmp_path / name), tile=50, split=[0.5, 0.25, 0.25], seed=seed, block_size=2)
+            export_training_data(path, labels, str(tmp_path / name), TrainingOptions(tile=50),
+                                 SplitOptions(split=[0.5, 0.25, 0.25], seed=seed, block_size=2))
         coco = json.load(open(tmp_path / name / "annotations.json"))
         return {i["file_name"]: i["split"] for i in coco["images"]}
 
@@ -94,7 +96,8 @@ def test_same_seed_same_split_other_seed_other_split(grid_scene, tmp_path):
 def test_random_split_says_it_leaks(grid_scene, tmp_path):
     path, labels = grid_scene
     with pytest.warns(SegWarning, match="random split leaks"):
-        summary = export_training_data(path, labels, str(tmp_path / "r"), tile=100, split="0.5,0.5", split_by="random")
+        summary = export_training_data(path, labels, str(tmp_path / "r"), TrainingOptions(tile=100),
+                                       SplitOptions(split="0.5,0.5", split_by="random"))
     assert summary.splits == {"train": 8, "val": 8}
     assert "random split leaks" in " ".join(json.load(open(tmp_path / "r" / "report.json"))["warnings"])
 
@@ -105,7 +108,8 @@ def test_aoi_field_split_keeps_chips_inside_one_area(grid_scene, tmp_path):
     lonlat = [Label(reproject_geometry(a.geometry, CRS, "EPSG:4326"), "EPSG:4326", a.attributes) for a in aoi]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SegWarning)
-        summary = export_training_data(path, labels, str(tmp_path / "aoi"), tile=100, split_by="use", aoi=aoi)
+        summary = export_training_data(path, labels, str(tmp_path / "aoi"), TrainingOptions(tile=100),
+                                       SplitOptions(split_by="use", aoi=aoi))
     coco = json.load(open(tmp_path / "aoi" / "annotations.json"))
     for img in coco["images"]:
         c, r, w, h = windows({"images": [img]})[img["file_name"]]
@@ -115,14 +119,14 @@ def test_aoi_field_split_keeps_chips_inside_one_area(grid_scene, tmp_path):
     assert os.path.exists(tmp_path / "aoi" / "test.json") and not os.path.exists(tmp_path / "aoi" / "val.json")
     with warnings.catch_warnings():  # areas in another CRS give the same split (reprojected; edges move by float noise only)
         warnings.simplefilter("ignore", SegWarning)
-        again = export_training_data(path, labels, str(tmp_path / "ll"), tile=100, split_by="use",
-                                     aoi=[Label(g.geometry.buffer(1e-7), g.crs, g.attributes) for g in lonlat])
+        again = export_training_data(path, labels, str(tmp_path / "ll"), TrainingOptions(tile=100),
+                                     SplitOptions(split_by="use", aoi=[Label(g.geometry.buffer(1e-7), g.crs, g.attributes) for g in lonlat]))
     assert again.splits == summary.splits
     with pytest.raises(SegError, match="holds 'holdout'"):
-        export_training_data(path, labels, str(tmp_path / "bad"), tile=100, split_by="use",
-                             aoi=[Label(px_box(0, 0, 10, 10), CRS, {"use": "holdout"})])
+        export_training_data(path, labels, str(tmp_path / "bad"), TrainingOptions(tile=100),
+                             SplitOptions(split_by="use", aoi=[Label(px_box(0, 0, 10, 10), CRS, {"use": "holdout"})]))
     with pytest.raises(SegError, match="no field 'kind'"):
-        export_training_data(path, labels, str(tmp_path / "bad"), tile=100, split_by="kind", aoi=aoi)
+        export_training_data(path, labels, str(tmp_path / "bad"), TrainingOptions(tile=100), SplitOptions(split_by="kind", aoi=aoi))
     assert not os.path.exists(tmp_path / "bad")
 
 

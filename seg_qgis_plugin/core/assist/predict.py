@@ -25,6 +25,7 @@ from ..geo.vectorize import clean_polygons
 from ..progress import Progress, track
 from .classifier import AssistModel
 from .features import read_window_features
+from .options import PredictOptions
 
 NODATA = -1.0
 FEATURE_BUDGET = 256 * 2 ** 20
@@ -122,12 +123,13 @@ class WindowResult:
 
 class WindowPredictor:
     """Predicts one window at a time (`predictor(window) -> WindowResult`), on whichever process
-    holds it: the raster is read there, so only the results travel."""
+    holds it: the raster is read there, so only the results travel. Of `options` it uses the
+    smoothing, the measure and which rasters are asked for."""
 
-    def __init__(self, source, model: AssistModel, smooth: float = 0.0, measure: str = "entropy", probability: bool = True,
-                 uncertainty: bool = True, embedding=None):
-        self.source, self.model, self.smooth, self.measure = source, model, smooth, measure
-        self.probability, self.uncertainty, self.embedding = probability, uncertainty, embedding
+    def __init__(self, source, model: AssistModel, options: Optional[PredictOptions] = None, embedding=None):
+        self.source, self.model, self.options, self.embedding = source, model, options or PredictOptions(), embedding
+        self.smooth, self.measure = self.options.smooth, self.options.measure
+        self.probability, self.uncertainty = bool(self.options.probability), bool(self.options.uncertainty)
         self.written = [i for i, c in enumerate(model.classes) if c != model.background]
 
     def __call__(self, window: Tuple[int, int, int, int]) -> WindowResult:
@@ -191,30 +193,31 @@ def _merge_at_edges(blobs: List[Blob], emit) -> None:
 
 
 def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Label], None]] = None,
-                   probability: Optional[str] = None, uncertainty: Optional[str] = None, measure: str = "entropy",
-                   smooth: float = 0.0, min_area: float = 0.0, simplify: float = 0.0, region=None, embedding=None,
-                   tags: Optional[Dict[str, str]] = None, overwrite: bool = False,
-                   progress: Optional[Progress] = None, runner: Optional[Callable] = None) -> PredictResult:
-    """Pre-label `source` (a RasterSource) with `model`.
+                   options: Optional[PredictOptions] = None, embedding=None, progress: Optional[Progress] = None,
+                   runner: Optional[Callable] = None) -> PredictResult:
+    """Pre-label `source` (a RasterSource) with `model` as `options` say (core.assist.options).
 
     on_label receives each polygon (class = a written class, status prelabel, score = the blob's mean
-    probability of that class, prompt_type assist). probability/uncertainty: GeoTIFF paths on the
-    raster's grid (float32, nodata -1; probability has one band per written class, named after it).
-    min_area in map units squared, simplify in map units; region: (col, row, width, height) to
+    probability of that class, prompt_type assist). options.probability/uncertainty: GeoTIFF paths on
+    the raster's grid (float32, nodata -1; probability has one band per written class, named after
+    it). min_area in map units squared, simplify in map units; region: (col, row, width, height) to
     predict only part of the raster (the rasters still cover the whole grid, -1 outside).
     runner(predictor, windows, deliver, progress) computes the windows and calls deliver(index,
     WindowResult) in any order (core.scale.assist_runs: on a cluster, resumable); default run_here.
     Polygons come out in window order whatever the runner, so every runner gives the same layer."""
     from ..outputs.label_rasters import check_output
 
+    options = options or PredictOptions()
+    probability, uncertainty, measure = options.probability, options.uncertainty, options.measure
+    smooth, min_area, simplify, tags = options.smooth, options.min_area, options.simplify, options.tags
     if measure not in MEASURES:
         raise SettingError(f"Uncertainty must be one of {', '.join(MEASURES)}, not {measure!r}.")
     if smooth < 0 or min_area < 0 or simplify < 0:
         raise SettingError("Smoothing, minimum area and simplification cannot be negative.")
     for path in (probability, uncertainty):
         if path:
-            check_output(path, overwrite)
-    predictor = WindowPredictor(source, model, smooth, measure, bool(probability), bool(uncertainty), embedding)
+            check_output(path, options.overwrite)
+    predictor = WindowPredictor(source, model, options, embedding)
     names = [model.classes[i] for i in predictor.written]
     result = PredictResult(per_class=dict.fromkeys(names, 0), pixels=dict.fromkeys(names, 0))
     crs = source.crs.to_wkt()
@@ -238,7 +241,7 @@ def predict_raster(source, model: AssistModel, on_label: Optional[Callable[[Labe
         if on_label is not None:
             on_label(Label(geometry, crs, attrs))
 
-    windows = windows_of(source.width, source.height, window_size(len(recipe.names())), region)
+    windows = windows_of(source.width, source.height, window_size(len(recipe.names())), options.region)
     waiting: Dict[int, Tuple[np.ndarray, List[Blob]]] = {}
     at_edges: List[Blob] = []
 

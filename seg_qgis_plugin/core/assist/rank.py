@@ -38,43 +38,61 @@ class RankedTile:
     priority: float = 0.0
 
 
+@dataclass(frozen=True)
+class RankOptions:
+    """How many tiles to choose (`top`), their side in pixels, and the uncertainty measure used
+    when a model is run on each tile (entropy or margin)."""
+
+    top: int = 20
+    tile: int = 256
+    measure: str = "entropy"
+
+
 def rank_tiles(raster: str, out: Optional[str] = None, uncertainty: Optional[str] = None, model=None,
-               labels: Optional[Sequence] = None, top: int = 20, tile: int = 256, measure: str = "entropy",
-               mode: str = "create", progress: Optional[Progress] = None) -> List[RankedTile]:
-    """Rank `raster`'s tiles of `tile` pixels and write the top `top` to `out` (a layer of tile
-    squares with RANK_FIELDS, rank 1 first) when given. `model`: an AssistModel, used when no
-    uncertainty raster is given. Returns the chosen tiles in order."""
+               labels: Optional[Sequence] = None, options: Optional[RankOptions] = None, mode: str = "create",
+               progress: Optional[Progress] = None) -> List[RankedTile]:
+    """Rank `raster`'s tiles of options.tile pixels and write the top options.top to `out` (a layer
+    of tile squares with RANK_FIELDS, rank 1 first) when given. `model`: an AssistModel, used when
+    no uncertainty raster is given. Returns the chosen tiles in order."""
     from ..outputs.vectors import LabelWriter, check_output
 
+    options = options or RankOptions()
     if (uncertainty is None) == (model is None):
         raise SettingError("Give either an uncertainty raster (--uncertainty) or a model (--model), not both or neither.")
-    if top < 1 or tile < 16:
+    if options.top < 1 or options.tile < 16:
         raise SettingError("--top must be at least 1 and --tile at least 16 pixels.")
     if out:
         check_output(out, mode=mode, fields=RANK_FIELDS)
     with RasterSource(raster) as source:
         unc_source = _matching(uncertainty, source) if uncertainty else None
         try:
-            tiles = _score_tiles(source, unc_source, model, labels or [], tile, measure, progress)
+            tiles = _score_tiles(source, unc_source, model, labels or [], options, progress)
         finally:
             if unc_source is not None:
                 unc_source.close()
-        chosen = _choose(tiles, top)
+        chosen = _choose(tiles, options.top)
         if out:
-            from shapely.geometry import box
-
-            from ..engine.labels import Label
-
-            crs = source.crs.to_wkt()
-            with LabelWriter(out, crs=crs, mode=mode, fields=RANK_FIELDS) as writer:
-                for rank, t in enumerate(chosen, start=1):
-                    c, r, w, h = t.window
-                    x0, y0 = source.transform * (c, r + h)
-                    x1, y1 = source.transform * (c + w, r)
-                    writer.add(Label(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), crs, {
-                        "rank": rank, "priority": t.priority, "uncertainty": t.uncertainty, "unlabeled": t.unlabeled,
-                        "diversity": t.diversity, "window": f"{c},{r},{w},{h}@1"}))
+            with LabelWriter(out, crs=source.crs.to_wkt(), mode=mode, fields=RANK_FIELDS) as writer:
+                for label in tile_labels(source, chosen):
+                    writer.add(label)
     return chosen
+
+
+def tile_labels(source: RasterSource, chosen: Sequence[RankedTile]) -> List:
+    """The chosen tiles as Labels: squares in the raster CRS with the RANK_FIELDS, rank 1 first."""
+    from shapely.geometry import box
+
+    from ..engine.labels import Label
+
+    crs, labels = source.crs.to_wkt(), []
+    for rank, t in enumerate(chosen, start=1):
+        c, r, w, h = t.window
+        x0, y0 = source.transform * (c, r + h)
+        x1, y1 = source.transform * (c + w, r)
+        labels.append(Label(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), crs, {
+            "rank": rank, "priority": t.priority, "uncertainty": t.uncertainty, "unlabeled": t.unlabeled,
+            "diversity": t.diversity, "window": f"{c},{r},{w},{h}@1"}))
+    return labels
 
 
 def _matching(path: str, source: RasterSource) -> RasterSource:
@@ -85,7 +103,7 @@ def _matching(path: str, source: RasterSource) -> RasterSource:
     return unc
 
 
-def _score_tiles(source, unc_source, model, labels, tile: int, measure: str, progress) -> List[RankedTile]:
+def _score_tiles(source, unc_source, model, labels, options: RankOptions, progress) -> List[RankedTile]:
     from rasterio.features import rasterize
     from rasterio.windows import Window, transform as window_transform
 
@@ -93,7 +111,7 @@ def _score_tiles(source, unc_source, model, labels, tile: int, measure: str, pro
     shapes = [g for g in (reproject_geometry(lab.geometry, lab.crs, crs) for lab in labels
                           if str(lab.attributes.get("status") or "") != "rejected") if g is not None and not g.is_empty]
     bounds = np.array([g.bounds for g in shapes]) if shapes else np.zeros((0, 4))
-    windows = windows_of(source.width, source.height, tile)
+    windows = windows_of(source.width, source.height, options.tile)
     bands = list(range(1, source.count + 1))
     tiles = []
     for window in track(windows, len(windows), progress):
@@ -113,7 +131,7 @@ def _score_tiles(source, unc_source, model, labels, tile: int, measure: str, pro
             proba, valid = predict_window(source, model, window)
             if not valid.any():
                 continue
-            mean_unc = float(uncertainty_of(proba, measure)[valid].mean())
+            mean_unc = float(uncertainty_of(proba, options.measure)[valid].mean())
         wt = window_transform(Window(*window), source.transform)
         x0, y1 = wt * (0, 0)
         x1, y0 = wt * (w, h)

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from ..engine.labeling import to_label
 from ..engine.labels import Label
 from ..geo.prompts import Prompt
+from ..geo.vectorize import Cleanup
 from ..progress import check_canceled
 
 
@@ -49,7 +50,7 @@ class SamRefiner:
         attrs = label.attributes
         tags = json.loads(attrs["tags"]) if attrs.get("tags") else {}
         result = to_label(segmentation, self.segmenter, str(attrs["class"]), tags, str(attrs.get("status") or "prelabel"),
-                          self.simplify, self.min_area)
+                          Cleanup(self.simplify, self.min_area))
         if result is None:
             return None
         result.attributes.update(score=attrs.get("score"), prompt_type="assist+box")

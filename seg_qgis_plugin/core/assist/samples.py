@@ -17,6 +17,7 @@ from ..errors import SegError
 from ..geo.vectorize import reproject_geometry
 from ..progress import Progress, track
 from .features import FeatureRecipe, read_window_features
+from .options import LearnOptions
 
 WINDOW = 512
 
@@ -43,14 +44,17 @@ def label_classes(labels, class_field: str, background: str) -> List[str]:
     return ([background] if background in names else []) + ordered
 
 
-def training_set(source, labels: Sequence, recipe: FeatureRecipe, class_field: str = "class", background: str = "background",
-                 max_per_class: int = 50_000, embedding=None, progress: Optional[Progress] = None, seed: int = 0) -> TrainingSet:
-    """Feature vectors under `labels` (any CRS) on `source` (a RasterSource). `embedding`: an
+def training_set(source, labels: Sequence, recipe: FeatureRecipe, options: Optional[LearnOptions] = None, embedding=None,
+                 progress: Optional[Progress] = None, max_per_class: int = 50_000, seed: int = 0) -> TrainingSet:
+    """Feature vectors under `labels` (any CRS) on `source` (a RasterSource); the class is in
+    `options.class_field`, `options.background` is the background class. `embedding`: an
     EmbeddingFeatures that appends SAM features, or None. Raises SegError when fewer than two classes
     have pixels."""
     from rasterio.features import rasterize
     from rasterio.windows import Window, transform as window_transform
 
+    options = options or LearnOptions()
+    class_field, background = options.class_field, options.background
     if not labels:
         raise SegError("There are no labels to learn from.")
     classes = label_classes(labels, class_field, background)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -24,10 +25,22 @@ from ..geo.vectorize import reproject_geometry
 BLOCK = 1024
 
 
-def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = "class", kind: str = "class",
-                     overwrite: bool = False, progress: Optional[Progress] = None, ontology: Optional[Ontology] = None,
-                     add_missing: bool = False) -> Dict[str, int]:
-    """Burn `labels` on exactly the grid of the raster `like` (size, transform, CRS).
+@dataclass(frozen=True)
+class RasterizeOptions:
+    """What a label raster holds: `kind` "class" (the class code of `field`, codes from the
+    ontology when given; add_missing: classes it lacks get new codes instead of an error) or
+    "instance" (feature numbers)."""
+
+    field: str = "class"
+    kind: str = "class"
+    ontology: Optional[Ontology] = None
+    add_missing: bool = False
+
+
+def rasterize_labels(labels: Sequence[Label], like: str, out: str, options: Optional[RasterizeOptions] = None,
+                     overwrite: bool = False, progress: Optional[Progress] = None) -> Dict[str, int]:
+    """Burn `labels` on exactly the grid of the raster `like` (size, transform, CRS), as `options`
+    say (RasterizeOptions; default: class codes of the field "class").
 
     kind "class": the class code of `field` per pixel, 0 = background, codes from `class_codes`
     (the ontology's when given; see ontology.py), in the smallest of uint8/uint16/uint32 that holds
@@ -42,11 +55,13 @@ def rasterize_labels(labels: Sequence[Label], like: str, out: str, field: str = 
 
     from ..geo.raster import RasterSource
 
+    options = options or RasterizeOptions()
+    field, kind, ontology = options.field, options.kind, options.ontology
     check_output(out, overwrite)
     with RasterSource(like) as grid:
         crs, transform, width, height = grid.crs, grid.transform, grid.width, grid.height
     if kind == "class":
-        classes = class_codes((lab.attributes.get(field) for lab in labels), ontology, add_missing, where=out)
+        classes = class_codes((lab.attributes.get(field) for lab in labels), ontology, options.add_missing, where=out)
         if labels and not classes:
             raise SegError(f"No label has a value in the field {field!r}.")
         values = [classes.get(str(lab.attributes.get(field))) for lab in labels]

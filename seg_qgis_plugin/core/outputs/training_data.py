@@ -73,20 +73,52 @@ def categories_of(labels: Sequence[Label], class_field: str, ontology: Optional[
     return categories
 
 
-def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, tile: int = 512, overlap: int = 0,
-                         scale: int = 1, class_field: str = "class", min_labeled_fraction: float = 0.0,
-                         image_format: Optional[str] = None, skip_nodata: bool = True, overwrite: bool = False,
-                         progress: Optional[Progress] = None, ontology: Optional[Ontology] = None,
-                         add_missing: bool = False, dataset_format: str = "coco", split=None, split_by: str = "block",
-                         aoi: Optional[Sequence[Label]] = None, seed: int = 0, augment=(),
-                         block_size: Optional[int] = None) -> TrainingDataSummary:
-    """Write chips and annotations for `labels` (any CRS; reprojected to the raster's) over `raster`.
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How chips are cut and written. tile, overlap (pixels) and scale (decimation) make the grid;
+    class_field holds the class; chips with less than min_labeled_fraction (0..1) labelled are
+    skipped, and so are all-nodata chips when skip_nodata; dataset_format coco | voc | yolo;
+    image_format tif | png (default tif for COCO, png for YOLO; VOC is always JPEG); augment
+    'flips,rot90' (training chips only); the ontology's codes are the class ids (add_missing: classes
+    it lacks get new codes instead of an error)."""
 
-    dataset_format: coco | voc | yolo. image_format: tif | png (default tif for COCO, png for YOLO;
-    VOC is always JPEG). split: None (one set, 'all') or TRAIN,VAL,TEST shares ('0.7,0.15,0.15' or a
-    sequence). split_by: block | random | the field of `aoi` (polygons, any CRS) naming each area's
-    split. seed: fixes the split. augment: 'flips,rot90' (training chips only). block_size: chips per
-    block side (auto when None)."""
+    tile: int = 512
+    overlap: int = 0
+    scale: int = 1
+    class_field: str = "class"
+    min_labeled_fraction: float = 0.0
+    image_format: Optional[str] = None
+    skip_nodata: bool = True
+    dataset_format: str = "coco"
+    augment: object = ()
+    ontology: Optional[Ontology] = None
+    add_missing: bool = False
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """split: None (one set, 'all') or TRAIN,VAL,TEST shares ('0.7,0.15,0.15' or a sequence);
+    split_by: block | random | the field of `aoi` (Labels, polygons in any CRS) naming each area's
+    split; seed fixes the split; block_size: chips per block side (auto when None)."""
+
+    split: object = None
+    split_by: str = "block"
+    aoi: Optional[Sequence[Label]] = None
+    seed: int = 0
+    block_size: Optional[int] = None
+
+
+def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, options: Optional[TrainingOptions] = None,
+                         splits: Optional[SplitOptions] = None, overwrite: bool = False,
+                         progress: Optional[Progress] = None) -> TrainingDataSummary:
+    """Write chips and annotations for `labels` (any CRS; reprojected to the raster's) over `raster`
+    into the folder `out_dir` (made whole or not at all; `overwrite` replaces it), as `options` and
+    `splits` say."""
+    options, splits = options or TrainingOptions(), splits or SplitOptions()
+    tile, overlap, scale, class_field = options.tile, options.overlap, options.scale, options.class_field
+    min_labeled_fraction, image_format, dataset_format = options.min_labeled_fraction, options.image_format, options.dataset_format
+    ontology, split, split_by, aoi, seed = options.ontology, splits.split, splits.split_by, splits.aoi, splits.seed
+    block_size = splits.block_size
     dataset_format = (dataset_format or "coco").lower()
     if dataset_format not in DATASET_FORMATS:
         raise SettingError(f"The dataset format must be one of {', '.join(DATASET_FORMATS)}, not {dataset_format!r}.")
@@ -103,10 +135,10 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
         fractions = (1.0, 0.0, 0.0)
     if block_size is not None and block_size < 1:
         raise SettingError(f"The block size must be at least 1 chip, not {block_size}.")
-    augmentations = parse_augment(augment)
+    augmentations = parse_augment(options.augment)
     out_dir = os.path.abspath(out_dir)
     atomic_folder(out_dir, overwrite)  # checks the target before any work
-    categories = categories_of(labels, class_field, ontology, add_missing)
+    categories = categories_of(labels, class_field, ontology, options.add_missing)
     with RasterSource(raster) as source:
         crs = source.crs.to_wkt()
         shapes = _shapes(labels, class_field, categories, crs)
@@ -116,7 +148,7 @@ def export_training_data(raster: str, labels: Sequence[Label], out_dir: str, til
         aoi_areas = _aoi_areas(aoi, split_by, crs) if method == "aoi" else None
         grid = TileGrid(source.width, source.height, tile, overlap, scale)
         report = DatasetReport(categories)
-        candidates = _candidates(source, grid, shapes, tree, min_labeled_fraction, skip_nodata, report, progress)
+        candidates = _candidates(source, grid, shapes, tree, min_labeled_fraction, options.skip_nodata, report, progress)
         rects = {key: (t.col, t.row, t.width, t.height) for key, (t, _) in candidates.items()}
         footprints = {key: fp for key, (_, fp) in candidates.items()}
         if method is None:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..assist.options import PredictOptions
 from ..assist.predict import Blob, WindowPredictor, WindowResult
 from ..progress import Progress, check_canceled
 from .cluster import open_client, run_blocks
@@ -35,10 +36,7 @@ class PredictorSpec:
 
     raster: str
     model: str
-    smooth: float = 0.0
-    measure: str = "entropy"
-    probability: bool = True
-    uncertainty: bool = True
+    options: PredictOptions = PredictOptions()
     cache: Optional[str] = None
     checkpoint: Optional[str] = None
     threads: int = 0
@@ -60,7 +58,7 @@ class PredictorSpec:
 
             embedding = EmbeddingFeatures.open(self.cache, source, self.checkpoint)
             embedding.use_recipe(model.recipe)
-        return WindowPredictor(source, model, self.smooth, self.measure, self.probability, self.uncertainty, embedding)
+        return WindowPredictor(source, model, self.options, embedding)
 
 
 def block_windows(spec: PredictorSpec, windows: List) -> List[WindowResult]:
@@ -87,9 +85,8 @@ class BlockRunner:
         """What workers need to build `predictor`; a LocalCluster's workers share this machine's
         cores, so each predicts with one thread."""
         threads = 1 if self.cluster.startswith("local:") else predictor.model.threads
-        return PredictorSpec(os.path.abspath(predictor.source.path), json.dumps(predictor.model.to_dict()), predictor.smooth,
-                             predictor.measure, predictor.probability, predictor.uncertainty, self.cache, self.checkpoint,
-                             threads)
+        return PredictorSpec(os.path.abspath(predictor.source.path), json.dumps(predictor.model.to_dict()), predictor.options,
+                             self.cache, self.checkpoint, threads)
 
     def __call__(self, predictor: WindowPredictor, windows: List, deliver: Callable, progress: Optional[Progress] = None) -> None:
         blocks = split_blocks(list(range(len(windows))), self.block_windows)
