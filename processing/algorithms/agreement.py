@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 from qgis.core import (
-    QgsFeatureSink,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputString,
@@ -15,18 +14,19 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
-from ...qgis_adapters.sinks import make_fields
 from .base import SegAlgorithm
-from .label_qa import shapely_to_feature, source_to_table
+from .job_sinks import LayerSink
+from .label_qa import source_to_table
 
 
 class AgreementAlgorithm(SegAlgorithm):
     A = "A"
     B = "B"
     CLASS_FIELD = "CLASS_FIELD"
+    SCORE_FIELD = "SCORE_FIELD"
+    RASTER = "RASTER"
     BY_CLASS = "BY_CLASS"
     IOU = "IOU"
     LIKE = "LIKE"
@@ -54,6 +54,7 @@ class AgreementAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(self.A, self.tr("Reference labels (A)"), polygons))
         self.addParameter(QgsProcessingParameterFeatureSource(self.B, self.tr("Compared labels (B)"), polygons))
         self.addParameter(QgsProcessingParameterString(self.CLASS_FIELD, self.tr("Class field (in both)"), "class", optional=True))
+        self.addParameter(QgsProcessingParameterString(self.SCORE_FIELD, self.tr("Score field (for the HTML report)"), "score", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(self.BY_CLASS, self.tr("Also per class"), False))
         self.addParameter(QgsProcessingParameterNumber(self.IOU, self.tr("IoU at which objects match"), QgsProcessingParameterNumber.Type.Double,
                                                        0.5, minValue=0.01, maxValue=1.0))
@@ -67,42 +68,36 @@ class AgreementAlgorithm(SegAlgorithm):
                                                             optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(self.HTML, self.tr("HTML report"), "HTML (*.html)", optional=True,
                                                                 createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster for the report's thumbnails (empty = the kappa grid's raster)"),
+                                                            optional=True))
         self.addOutput(QgsProcessingOutputString(self.METRICS, self.tr("Agreement figures (JSON)")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.quality.agreement import compare, unmatched
-        from ...core.quality.report_html import agreement_html
+        from ...core.jobs import agreement
 
         sources = [self.parameterAsSource(parameters, name, context) for name in (self.A, self.B)]
         for name, source in zip((self.A, self.B), sources):
             if source is None:
                 raise QgsProcessingException(self.invalidSourceError(parameters, name))
-        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class"
         like = self.raster_path(parameters, self.LIKE, context) if self.parameterAsRasterLayer(parameters, self.LIKE, context) else None
-        resolution = self.parameterAsDouble(parameters, self.RESOLUTION, context) or None
-        distance = self.parameterAsDouble(parameters, self.BOUNDARY_DISTANCE, context) or None
+        raster = self.raster_path(parameters, self.RASTER, context) if self.parameterAsRasterLayer(parameters, self.RASTER, context) else None
         a, b = (source_to_table(s, feedback) for s in sources)
-        result = compare(a, b, self.parameterAsDouble(parameters, self.IOU, context), class_field,
-                         self.parameterAsBoolean(parameters, self.BY_CLASS, context), like, resolution, distance, progress)
-        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        from ...core.outputs.atomic import write_json_atomic
-
-        write_json_atomic(out, result.summary)
-        results = {self.OUTPUT: out, self.METRICS: json.dumps(result.summary)}
-        if parameters.get(self.UNMATCHED):
-            fields = make_fields([("side", "str"), ("source_fid", "int64"), ("class", "str"), ("best_iou", "float")])
-            sink, dest = self.parameterAsSink(parameters, self.UNMATCHED, context, fields, QgsWkbTypes.Type.MultiPolygon, sources[0].sourceCrs())
-            if sink is not None:
-                geoms, columns = unmatched(result, class_field)
-                for k, geometry in enumerate(geoms):
-                    values = [columns[n][k] for n in ("side", "source_fid", "class", "best_iou")]
-                    sink.addFeature(shapely_to_feature(geometry, fields, values), QgsFeatureSink.Flag.FastInsert)
-                results[self.UNMATCHED] = dest
-        html_path = self.parameterAsFileOutput(parameters, self.HTML, context)
-        if html_path:
-            agreement_html(result, html_path, like, class_field, overwrite=True)
-            results[self.HTML] = html_path
-        s = result.summary
-        feedback.pushInfo(f"{s['matched']} matched of {s['objects_a']} (A) and {s['objects_b']} (B); f1 {s['f1']}, "
-                          f"mean IoU {s['mean_iou']}, dice {s['dice']}, kappa {s['kappa']}")
+        request = agreement.Request(
+            a, b, out=self.parameterAsFileOutput(parameters, self.OUTPUT, context),
+            by_class=self.parameterAsBoolean(parameters, self.BY_CLASS, context), like=like,
+            resolution=self.parameterAsDouble(parameters, self.RESOLUTION, context) or None,
+            iou=self.parameterAsDouble(parameters, self.IOU, context),
+            boundary_distance=self.parameterAsDouble(parameters, self.BOUNDARY_DISTANCE, context) or None,
+            html=self.parameterAsFileOutput(parameters, self.HTML, context) or None, raster=raster,
+            class_field=self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class",
+            score_field=self.parameterAsString(parameters, self.SCORE_FIELD, context) or "score", overwrite=True)
+        unmatched = LayerSink(self, parameters, context, self.UNMATCHED, agreement.UNMATCHED_FIELDS) if parameters.get(self.UNMATCHED) else None
+        result = agreement.run(request, progress, unmatched)
+        summary = result.details["summary"]
+        results = {self.OUTPUT: result.outputs["out"], self.METRICS: json.dumps(summary)}
+        if unmatched is not None:
+            results[self.UNMATCHED] = unmatched.destination(result.details["crs"])
+        if "html" in result.outputs:
+            results[self.HTML] = result.outputs["html"]
+        feedback.pushInfo(agreement.summary_line(result, request.iou, None))
         return results

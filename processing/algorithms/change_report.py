@@ -8,10 +8,10 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
-    QgsWkbTypes,
 )
 
 from .base import SegAlgorithm
+from .job_sinks import LayerSink
 from .temporal import date_outputs
 
 BY = ("class", "track")
@@ -21,6 +21,7 @@ class ChangeReportAlgorithm(SegAlgorithm):
     BY = "BY"
     CHANGES = "CHANGES"
     CSV = "CSV"
+    PNG = "PNG"
     REPORT = "REPORT"
     ROWS = "ROWS"
 
@@ -33,7 +34,7 @@ class ChangeReportAlgorithm(SegAlgorithm):
             "`seg change`. Areas are square metres, on the ellipsoid when the layer is geographic. Features with status lost or "
             "outside are not present on their date.\n\n"
             "Writes a JSON report (rows and, per track, its area per date and IoU with its previous date), optionally a CSV of "
-            "the rows, and a layer of the gained and lost geometries, styled and temporal.")
+            "the rows and a PNG picture, and a layer of the gained and lost geometries, styled and temporal.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFeatureSource(self.INPUT, self.tr("Labels through time"), [QgsProcessing.SourceType.TypeVectorPolygon]))
@@ -42,37 +43,33 @@ class ChangeReportAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(self.CSV, self.tr("Rows (CSV)"), "CSV files (*.csv)", optional=True,
                                                                 createByDefault=False))
         self.addParameter(QgsProcessingParameterFeatureSink(self.CHANGES, self.tr("Gained and lost areas")))
+        self.addParameter(QgsProcessingParameterFileDestination(self.PNG, self.tr("Gained and lost areas (PNG)"), "PNG files (*.png)",
+                                                                optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.ROWS, self.tr("Rows")))
         self._dest = None
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.outputs.atomic import write_json_atomic, write_text_atomic
-        from ...core.timeseries.change import CHANGE_FIELDS, change_report
-        from ...qgis_adapters.crs import crs_from_core
+        from ...core.jobs import change
+        from ...core.timeseries.change import CHANGE_FIELDS
         from ...qgis_adapters.layers import source_to_labels
-        from ...qgis_adapters.sinks import add_features, make_fields
 
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             from qgis.core import QgsProcessingException
 
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        labels = source_to_labels(source, feedback)
-        report = change_report(labels, by=BY[self.parameterAsEnum(parameters, self.BY, context)])
-        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
-        csv_path = self.parameterAsFileOutput(parameters, self.CSV, context) if parameters.get(self.CSV) else ""
-        fields = make_fields([(name, kind) for name, kind, _ in CHANGE_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, self.CHANGES, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(labels[0].crs))
-        add_features(sink, fields, report.changes)
-        write_json_atomic(report_path, report.to_json())
-        if csv_path:
-            write_text_atomic(csv_path, report.to_csv())
-        for row in report.rows:
-            feedback.pushInfo(f"{row['class'] if row['track_id'] is None else 'track ' + str(row['track_id'])}: {row['date_from']} -> "
-                              f"{row['date_to']}: +{row['gained']:.1f} / -{row['lost']:.1f} m2, IoU "
-                              f"{'-' if row['iou'] is None else format(row['iou'], '.3f')}")
-        self._dest = dest
-        return {self.CHANGES: dest, self.REPORT: report_path, self.CSV: csv_path or None, self.ROWS: len(report.rows)}
+        by = BY[self.parameterAsEnum(parameters, self.BY, context)]
+        request = change.Request(
+            source_to_labels(source, feedback), out=self.parameterAsFileOutput(parameters, self.REPORT, context), by=by,
+            csv=self.parameterAsFileOutput(parameters, self.CSV, context) if parameters.get(self.CSV) else None,
+            png=self.parameterAsFileOutput(parameters, self.PNG, context) if parameters.get(self.PNG) else None, overwrite=True)
+        sink = LayerSink(self, parameters, context, self.CHANGES, CHANGE_FIELDS)
+        result = change.run(request, progress, sink)
+        for row in result.rows:
+            feedback.pushInfo(change.row_line(row, by))
+        self._dest = sink.destination(result.details["crs"])
+        return {self.CHANGES: self._dest, self.REPORT: result.outputs["out"], self.CSV: result.outputs.get("csv"),
+                self.PNG: result.outputs.get("png"), self.ROWS: result.count}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         from ...core.timeseries.change import COLOURS

@@ -11,14 +11,15 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
-from .base import SegAlgorithm
+from .base import SegAlgorithm, parse_numbers, split_tags
+from .job_sinks import LayerSink
 from .temporal import date_outputs
 
 
 class DriftMapAlgorithm(SegAlgorithm):
+    CACHES = "CACHES"
     DATES = "DATES"
     FLAGGED = "FLAGGED"
     OUTPUT = "OUTPUT"
@@ -37,7 +38,8 @@ class DriftMapAlgorithm(SegAlgorithm):
             "one fixed radiometry: the earliest raster's global stretch (or each raster's own). Tiles above the threshold are "
             "flagged: there pre-labels and propagated labels deserve the least trust, and labelling again pays most.\n\n"
             "The tiles layer is temporal (date = the later date of the pair); the summary is printed, returned and kept in "
-            "the layer's metadata. Optionally draws a PNG map.")
+            "the layer's metadata. Optionally draws a PNG map. With SAM embedding caches of two or more dates (seg encode), "
+            "embedding_drift adds 1 - cosine similarity of the mean SAM feature vector over each tile.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(self.RASTERS, self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
@@ -45,6 +47,13 @@ class DriftMapAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (pixels of the earliest raster)"), QgsProcessingParameterNumber.Type.Integer, 256, minValue=16))
         self.addParameter(QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Flag tiles above this drift"), QgsProcessingParameterNumber.Type.Double, 0.1, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterBoolean(self.PER_RASTER, self.tr("See each date under its own stretch"), False))
+        self.addParameter(QgsProcessingParameterString(self.BANDS, self.tr("Bands for the three channels, e.g. 4,3,2 (empty = suggested)"),
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterString(self.STRETCH, self.tr("Stretch min,max for every date (empty = 2-98 percentiles)"),
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.CACHES, self.tr("SAM embedding caches by date, DATE=FOLDER separated by ; (two or more add embedding drift)"),
+            optional=True))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Drift per tile")))
         self.addParameter(QgsProcessingParameterFileDestination(self.PNG, self.tr("Drift picture (PNG)"), "PNG files (*.png)", optional=True,
                                                                 createByDefault=False))
@@ -55,31 +64,27 @@ class DriftMapAlgorithm(SegAlgorithm):
     def run_seg(self, parameters, context, feedback, progress):
         import json
 
-        from ...core.timeseries.dates import dated_series
-        from ...core.timeseries.drift import DRIFT_FIELDS, drift_map, summary_lines
-        from ...qgis_adapters.crs import crs_from_core
+        from ...core.jobs import drift
+        from ...core.timeseries.drift import DRIFT_FIELDS
         from ...qgis_adapters.layers import raster_layer_path
-        from ...qgis_adapters.sinks import add_features, make_fields
 
         rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
-        dates = [v.strip() for v in self.parameterAsString(parameters, self.DATES, context).split(",") if v.strip()] or None
-        series = dated_series(rasters, dates)
-        result = drift_map(series, self.parameterAsInt(parameters, self.TILE, context), self.parameterAsDouble(parameters, self.THRESHOLD, context),
-                           per_raster=self.parameterAsBoolean(parameters, self.PER_RASTER, context), progress=progress)
-        fields = make_fields([(name, kind) for name, kind, _ in DRIFT_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, crs_from_core(result.crs))
-        add_features(sink, fields, result.tiles)
-        png = self.parameterAsFileOutput(parameters, self.PNG, context) if parameters.get(self.PNG) else ""
-        if png:
-            from ...core.timeseries.pictures import drift_png
-
-            drift_png(result, series[0].path, png)
-        lines = summary_lines(result)
+        request = drift.Request(
+            rasters, dates=self.parameterAsString(parameters, self.DATES, context) or None,
+            tile=self.parameterAsInt(parameters, self.TILE, context), threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            cache=split_tags(self.parameterAsString(parameters, self.CACHES, context)),
+            per_raster=self.parameterAsBoolean(parameters, self.PER_RASTER, context),
+            bands=parse_numbers(self.parameterAsString(parameters, self.BANDS, context), int, "bands"),
+            stretch=parse_numbers(self.parameterAsString(parameters, self.STRETCH, context), float, "stretch"),
+            png=self.parameterAsFileOutput(parameters, self.PNG, context) if parameters.get(self.PNG) else None, overwrite=True)
+        sink = LayerSink(self, parameters, context, self.OUTPUT, DRIFT_FIELDS)
+        result = drift.run(request, progress, sink)
+        lines = result.details["summary_lines"]
         for line in lines:
             feedback.pushInfo(line)
-        self._dest, self._summary = dest, "\n".join(lines)
-        return {self.OUTPUT: dest, self.PNG: png or None, self.SUMMARY: json.dumps(result.summary),
-                self.FLAGGED: sum(t.attributes["flagged"] for t in result.tiles)}
+        self._dest, self._summary = sink.destination(result.details["crs"]), "\n".join(lines)
+        return {self.OUTPUT: self._dest, self.PNG: result.outputs.get("png"), self.SUMMARY: json.dumps(result.details["summary"]),
+                self.FLAGGED: result.details["flagged"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest, abstract=self._summary)

@@ -20,11 +20,11 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ...qgis_adapters.sinks import make_fields
+from ...core.jobs.qa import FIX_OVERLAPS, OVERLAP_SCOPES
 from .base import SegAlgorithm
+from .job_sinks import LayerSink
 
-SCOPES = ("any", "class")
-RULES = ("score", "earlier", "merge")
+SCOPES, RULES = OVERLAP_SCOPES, FIX_OVERLAPS  # the enums' options, in this order
 # (parameter, description, default, Tolerances field)
 TOLERANCES = (
     ("OVERLAP_AREA", "Overlaps larger than (m2)", 0.01, "overlap_area"),
@@ -126,36 +126,28 @@ class LabelQaAlgorithm(SegAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.COUNTS, self.tr("Findings per kind (JSON)")))
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.quality.qa import Tolerances, check_labels, report
-        from ...core.quality.qa_fix import fix_labels
-        from ...core.quality.report_html import qa_html
+        from ...core.jobs import qa
 
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
-        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class"
-        score_field = self.parameterAsString(parameters, self.SCORE_FIELD, context) or "score"
-        values = {field: self.parameterAsDouble(parameters, name, context) for name, _, _, field in TOLERANCES}
-        tolerances = Tolerances(overlap_scope=SCOPES[self.parameterAsEnum(parameters, self.OVERLAP_SCOPE, context)], **values)
         raster = None
         if self.parameterAsRasterLayer(parameters, self.RASTER, context) is not None:
             raster = self.raster_path(parameters, self.RASTER, context)
-        table = source_to_table(source, feedback)
-        findings = check_labels(table, tolerances, class_field, progress=progress)
-        doc = report(findings, table, tolerances)
-
-        fields = make_fields([("kind", "str"), ("fids", "str"), ("detail", "str"), ("value", "float")])
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon, source.sourceCrs())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
-        for f in findings:
-            sink.addFeature(shapely_to_feature(f.geometry, fields, [f.kind, ",".join(map(str, f.fids)), f.detail, float(f.value)]),
-                            QgsFeatureSink.Flag.FastInsert)
-        results = {self.OUTPUT: dest, self.FINDINGS: len(findings), self.COUNTS: json.dumps(doc["counts"])}
-
-        if parameters.get(self.FIXED):
-            rule = RULES[self.parameterAsEnum(parameters, self.FIX_RULE, context)]
-            fixed, done = fix_labels(table, findings, tolerances, rule, class_field, score_field, progress=progress)
+        request = qa.Request(
+            source_to_table(source, feedback), class_field=self.parameterAsString(parameters, self.CLASS_FIELD, context) or "class",
+            score_field=self.parameterAsString(parameters, self.SCORE_FIELD, context) or "score",
+            overlap_scope=SCOPES[self.parameterAsEnum(parameters, self.OVERLAP_SCOPE, context)],
+            fix_overlaps=RULES[self.parameterAsEnum(parameters, self.FIX_RULE, context)], repair=bool(parameters.get(self.FIXED)),
+            report=self.parameterAsFileOutput(parameters, self.REPORT, context) or None,
+            html=self.parameterAsFileOutput(parameters, self.HTML, context) or None, raster=raster, overwrite=True,
+            **{field: self.parameterAsDouble(parameters, name, context) for name, _, _, field in TOLERANCES})
+        findings = LayerSink(self, parameters, context, self.OUTPUT, qa.FINDING_FIELDS)
+        result = qa.run(request, progress, findings)
+        results = {self.OUTPUT: findings.destination(result.details["crs"]), self.FINDINGS: result.count,
+                   self.COUNTS: json.dumps(result.details["counts"])}
+        if request.repair:
+            fixed = result.details["fixed"]
             wkb = QgsWkbTypes.multiType(source.wkbType())
             fixed_sink, fixed_dest = self.parameterAsSink(parameters, self.FIXED, context, source.fields(), wkb, source.sourceCrs())
             if fixed_sink is not None:
@@ -164,16 +156,9 @@ class LabelQaAlgorithm(SegAlgorithm):
                     fixed_sink.addFeature(shapely_to_feature(fixed.geometries[k], source.fields(), [fixed.columns[n][k] for n in names]),
                                           QgsFeatureSink.Flag.FastInsert)
                 results[self.FIXED] = fixed_dest
-                feedback.pushInfo(f"Repaired copy: {len(fixed)} labels ({done}).")
-        report_path = self.parameterAsFileOutput(parameters, self.REPORT, context)
-        if report_path:
-            from ...core.outputs.atomic import write_json_atomic
-
-            write_json_atomic(report_path, doc)
-            results[self.REPORT] = report_path
-        html_path = self.parameterAsFileOutput(parameters, self.HTML, context)
-        if html_path:
-            qa_html(doc, table, findings, html_path, raster, class_field, score_field, overwrite=True)
-            results[self.HTML] = html_path
-        feedback.pushInfo(f"{len(table)} labels, {len(findings)} findings: {doc['counts']}")
+                feedback.pushInfo(qa.repair_line(result, None) + ".")
+        for name, key in ((self.REPORT, "report"), (self.HTML, "html")):
+            if key in result.outputs:
+                results[name] = result.outputs[key]
+        feedback.pushInfo(qa.summary_line(result, None))
         return results

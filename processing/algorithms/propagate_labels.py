@@ -10,10 +10,10 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
-from .base import SegAlgorithm, discard_output
+from .base import SegAlgorithm, split_tags
+from .job_sinks import LayerSink
 from .temporal import date_outputs
 
 BACKENDS = ("classic", "sam")
@@ -29,6 +29,7 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
     OUTPUT = "OUTPUT"
     OUTSIDE = "OUTSIDE"
     RASTERS = "RASTERS"
+    SIMPLIFY = "SIMPLIFY"
     START_DATE = "START_DATE"
     TAGS = "TAGS"
 
@@ -56,22 +57,20 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every propagated feature (key=value, comma separated)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
         self.add_model(checkpoint_optional=True)
-        self.add_tiling(1024, 256, gsd=False)
+        self.add_tiling(1024, 256)
         self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Answers scored lower are lost"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(self.SIMPLIFY, self.tr("Simplify outlines (map units; 0 = none)"),
+                                                       QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Labels through time")))
         for name, text in ((self.FOUND, "Objects found"), (self.LOST, "Objects lost"), (self.OUTSIDE, "Objects outside a raster")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
         self._dest = None
 
     def run_seg(self, parameters, context, feedback, progress):
-        from ...core.engine.labeling import open_backend
-        from ...core.geo.prompts import parse_tags
-        from ...core.timeseries.dates import dated_series, parse_date
-        from ...core.timeseries.propagate import TRACK_FIELDS, propagate
-        from ...qgis_adapters.crs import crs_from_core
+        from ...core.jobs import propagate
+        from ...core.timeseries.propagate import TRACK_FIELDS
         from ...qgis_adapters.layers import raster_layer_path, source_to_labels
-        from ...qgis_adapters.sinks import add_features, make_fields
 
         source = self.parameterAsSource(parameters, self.INPUT, context)
         if source is None:
@@ -79,43 +78,27 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
 
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
         rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
-        dates = _split(self.parameterAsString(parameters, self.DATES, context))
-        series = dated_series(rasters, dates)
-        start_text = self.parameterAsString(parameters, self.START_DATE, context).strip()
-        start = parse_date(start_text) if start_text else None
-        if start_text and start is None:
-            from ...core.errors import SegError
-
-            raise SegError(f"The start date {start_text!r} is not a date; write YYYY-MM-DD.")
-        tags = parse_tags(_split(self.parameterAsString(parameters, self.TAGS, context)) or [])
-        if BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic":
-            backend = open_backend(backend="classic")
-        else:
-            backend = self.sam_backend(parameters, context)
+        classic = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic"
+        tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
-        tile, overlap, _ = self.tiling(parameters, context)
-        labels = source_to_labels(source, feedback)
-        result = propagate(labels, series, backend, start, _split(self.parameterAsString(parameters, self.CLASSES, context)), tags,
-                           bands, stretch, tile, overlap, None, self.parameterAsDouble(parameters, self.MIN_SCORE, context),
-                           progress=progress)
-        fields = make_fields([(name, kind) for name, kind, _ in TRACK_FIELDS])
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Type.MultiPolygon,
-                                          crs_from_core(labels[0].crs))
-        try:
-            add_features(sink, fields, result.labels)
-        except BaseException:
-            del sink
-            discard_output(dest)
-            raise
+        request = propagate.Request(
+            source_to_labels(source, feedback), rasters, dates=self.parameterAsString(parameters, self.DATES, context) or None,
+            start_date=self.parameterAsString(parameters, self.START_DATE, context).strip() or None,
+            classes=self.parameterAsString(parameters, self.CLASSES, context) or None,
+            tags=split_tags(self.parameterAsString(parameters, self.TAGS, context)),
+            min_score=self.parameterAsDouble(parameters, self.MIN_SCORE, context),
+            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context), bands=bands, stretch=stretch, tile=tile,
+            overlap=overlap, gsd=gsd, **self.model_fields(parameters, context, classic=classic))
+        sink = LayerSink(self, parameters, context, self.OUTPUT, TRACK_FIELDS)
+        result = propagate.run(request, progress, sink)
         for note in result.notes:
             feedback.pushInfo(note)
-        self._dest = dest
-        return {self.OUTPUT: dest, self.FOUND: result.counts["prelabel"], self.LOST: result.counts["lost"], self.OUTSIDE: result.counts["outside"]}
+        feedback.pushInfo(propagate.summary_line(result, None))
+        self._dest = sink.destination(result.details["crs"])
+        counts = result.details["counts"]
+        return {self.OUTPUT: self._dest, self.FOUND: counts["prelabel"], self.LOST: counts["lost"], self.OUTSIDE: counts["outside"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest)
         return {}
 
-
-def _split(text):
-    return [v.strip() for v in (text or "").split(",") if v.strip()] or None

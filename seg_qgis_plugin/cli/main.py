@@ -8,7 +8,7 @@ import warnings
 from typing import List, Optional
 
 from . import assist, batch, models, quality, timeseries, training
-from .classes import border_options, check_classes, check_snap, class_options
+from .classes import border_options, class_options
 from .number_options import apply_ranges
 from .options import BarProgress, make_request, model_fields, model_options, non_negative, raster_fields, scale_options
 from .redaction import passwords_hidden

@@ -6,9 +6,7 @@ written then). Every output is checked before any work and written atomically.
 from __future__ import annotations
 
 import argparse
-import os
 
-from ..core.errors import OutputError
 from .options import BarProgress
 from .run_outputs import declare
 
@@ -62,91 +60,36 @@ def add_parsers(sub) -> None:
 
 
 def cmd_qa(args: argparse.Namespace) -> int:
-    from ..core.outputs.vectors import check_output
-    from ..core.quality.qa import Tolerances, check_labels, report, write_findings
-    from ..core.quality.qa_fix import fix_labels
-    from ..core.quality.report_html import qa_html
-    from ..core.quality.table import read_table, write_layer
+    from ..core.jobs import qa
 
-    mode = "overwrite" if args.overwrite else "create"
-    check_output(args.out, mode=mode)
-    if args.fix:
-        check_output(args.fix, mode=mode)
-    _check_files([args.report, args.html], args.overwrite, [args.labels, args.out, args.fix])
-    tolerances = Tolerances(args.overlap_area, args.gap_width, args.sliver_compactness, args.sliver_width, args.hole_area,
-                            args.outlier_z, args.overlap_scope)
-    table = read_table(args.labels, args.layer)
-    bar = BarProgress(f"checking {len(table)} labels")
+    request = qa.Request(args.labels, layer=args.layer, out=args.out, report=args.report, fix=args.fix,
+                         fix_overlaps=args.fix_overlaps, html=args.html, raster=args.raster, class_field=args.class_field,
+                         score_field=args.score_field, overlap_area=args.overlap_area, overlap_scope=args.overlap_scope,
+                         gap_width=args.gap_width, sliver_compactness=args.sliver_compactness, sliver_width=args.sliver_width,
+                         hole_area=args.hole_area, outlier_z=args.outlier_z, overwrite=args.overwrite)
+    bar = BarProgress("checking labels")
     try:
-        findings = check_labels(table, tolerances, args.class_field, progress=bar)
+        result = qa.run(request, bar)
     finally:
         bar.close()
-    doc = report(findings, table, tolerances)
-    fixed = fix_labels(table, findings, tolerances, args.fix_overlaps, args.class_field, args.score_field) if args.fix else None
-    write_findings(findings, args.out, table.crs, overwrite=args.overwrite)
-    if args.report:
-        _write_json(doc, args.report)
-    if fixed is not None:
-        write_layer(args.fix, fixed[0].geometries, fixed[0].columns, fixed[0].crs, overwrite=args.overwrite)
-    if args.html:
-        qa_html(doc, table, findings, args.html, args.raster, args.class_field, args.score_field, overwrite=args.overwrite)
-    counts = ", ".join(f"{n} {k}" for k, n in doc["counts"].items() if n)
-    print(f"{len(table)} labels: " + (f"{len(findings)} findings ({counts})" if findings else "clean") + f" -> {args.out}")
-    if fixed is not None:
-        done = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in fixed[1].items() if n)
-        print(f"repaired copy with {len(fixed[0])} labels ({done or 'nothing to repair'}) -> {args.fix}")
-    return 1 if findings else 0
+    print(qa.summary_line(result, args.out))
+    if args.fix:
+        print(qa.repair_line(result, args.fix))
+    return 1 if result.count else 0
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
-    from ..core.outputs.vectors import check_output
-    from ..core.quality.agreement import compare, unmatched
-    from ..core.quality.report_html import agreement_html
-    from ..core.quality.table import read_table, write_layer
+    from ..core.jobs import agreement
 
-    _check_files([args.out, args.html], args.overwrite, [args.a, args.b, args.unmatched])
-    if args.unmatched:
-        check_output(args.unmatched, mode="overwrite" if args.overwrite else "create")
-    a, b = read_table(args.a, args.layer_a), read_table(args.b, args.layer_b)
-    bar = BarProgress(f"comparing {len(a)} and {len(b)} labels")
+    request = agreement.Request(args.a, args.b, out=args.out, by_class=args.by_class, like=args.like, resolution=args.resolution,
+                                iou=args.iou, boundary_distance=args.boundary_distance, unmatched=args.unmatched,
+                                html=args.html, raster=args.raster, class_field=args.class_field,
+                                score_field=args.score_field, layer_a=args.layer_a, layer_b=args.layer_b,
+                                overwrite=args.overwrite)
+    bar = BarProgress("comparing labels")
     try:
-        result = compare(a, b, args.iou, args.class_field, args.by_class, args.like, args.resolution, args.boundary_distance, bar)
+        result = agreement.run(request, bar)
     finally:
         bar.close()
-    if args.unmatched:
-        geoms, columns = unmatched(result, args.class_field)
-        write_layer(args.unmatched, geoms, columns, result.a.crs, overwrite=args.overwrite)
-    _write_json(result.summary, args.out)
-    if args.html:
-        agreement_html(result, args.html, args.raster or args.like, args.class_field, args.score_field, overwrite=args.overwrite)
-    s = result.summary
-    print(f"{s['matched']} of {s['objects_a']} (A) and {s['objects_b']} (B) matched at IoU >= {args.iou:g}: "
-          f"F1 {_f(s['f1'])}, mean IoU {_f(s['mean_iou'])}, Dice {_f(s['dice'])}, kappa {_f(s['kappa'])} -> {args.out}")
+    print(agreement.summary_line(result, args.iou, args.out))
     return 0
-
-
-def _check_files(paths, overwrite: bool, others) -> None:
-    """Refuse, before any work, outputs that exist (without --overwrite), that name an input or
-    another output, or whose folder is missing."""
-    given = [p for p in paths if p]
-    taken = {os.path.abspath(p) for p in others if p}
-    for path in given:
-        full = os.path.abspath(path)
-        if full in taken:
-            raise OutputError(f"{path} is named twice; give each input and output its own file.")
-        taken.add(full)
-        if not os.path.isdir(os.path.dirname(full)):
-            raise OutputError(f"The folder {os.path.dirname(full)} does not exist.")
-        if os.path.exists(full) and not overwrite:
-            raise OutputError(f"{full} already exists; choose another name or overwrite it.")
-
-
-def _write_json(doc: dict, path: str) -> None:
-    from ..core.outputs.atomic import write_json_atomic
-
-    write_json_atomic(path, doc)
-
-
-def _f(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-

@@ -3,10 +3,8 @@ the dates' images differ."""
 from __future__ import annotations
 
 import argparse
-import os
 
-from ..core.errors import OutputError, SegError
-from .options import BarProgress, model_options, resolve_model
+from .options import BarProgress, model_options
 from .run_outputs import declare
 
 
@@ -58,113 +56,52 @@ def add_parsers(sub) -> None:
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from ..core.geo.prompts import parse_tags
-    from ..core.outputs.vectors import check_output, read_labels, write_labels
-    from ..core.timeseries.dates import dated_series, parse_date
-    from ..core.timeseries.propagate import TRACK_FIELDS, propagate
+    from ..core.jobs import propagate
 
-    mode = "overwrite" if args.overwrite else "create"
-    check_output(args.out, mode=mode, fields=TRACK_FIELDS)
-    start = parse_date(args.start_date) if args.start_date else None
-    if args.start_date and start is None:
-        raise SegError(f"--start-date {args.start_date!r} is not a date; write YYYY-MM-DD.")
-    series = dated_series(args.rasters, _split(args.dates))
-    labels = read_labels(args.labels, args.layer)
-    tags = parse_tags(args.tag or [])
-    model, settings = resolve_model(args)
-    cache = None
-    if model.cacheable and (args.cache or settings.cache_folder):
-        from ..core.engine.embedding_cache import EmbeddingCache
-
-        cache = EmbeddingCache(args.cache or settings.cache_folder, args.float16)
+    request = propagate.Request(args.labels, args.rasters, out=args.out, layer=args.layer, dates=args.dates,
+                                start_date=args.start_date, classes=args.classes, tags=args.tag or (), min_score=args.min_score,
+                                simplify=args.simplify, overwrite=args.overwrite, **model_fields(args))
     bar = BarProgress("propagating")
     try:
-        result = propagate(labels, series, model, start, _split(args.classes), tags, args.bands, args.stretch, args.tile,
-                           args.overlap, cache, args.min_score, args.simplify, progress=bar)
+        result = propagate.run(request, bar)
     finally:
         bar.close()
-    write_labels(result.labels, args.out, mode=mode, fields=TRACK_FIELDS)
     for note in result.notes:
         print(note)
-    per = result.seconds / max(result.steps, 1)
-    print(f"{len(result.labels)} features over {len(series)} dates: {result.counts['prelabel']} found, {result.counts['lost']} lost, "
-          f"{result.counts['outside']} outside ({model.model_id}, {per:.2f} s per object per date) -> {args.out}")
+    print(propagate.summary_line(result, args.out))
     return 0
 
 
 def cmd_change(args: argparse.Namespace) -> int:
-    from ..core.outputs.atomic import write_json_atomic, write_text_atomic
-    from ..core.outputs.vectors import check_output, read_labels, write_labels
-    from ..core.timeseries.change import CHANGE_FIELDS, COLOURS, change_report
-    from ..core.timeseries.styles import add_gpkg_style, categorized_qml
+    from ..core.jobs import change
 
-    for path in (args.out, args.csv, args.png):
-        _check_file(path, args.overwrite)
-    if args.changes:
-        check_output(args.changes, mode="overwrite" if args.overwrite else "create", fields=CHANGE_FIELDS)
-    labels = read_labels(args.labels, args.layer)
-    report = change_report(labels, by=args.by)
-    if args.changes:
-        layer = os.path.splitext(os.path.basename(args.changes))[0]
-        finish = (lambda tmp: add_gpkg_style(tmp, layer, categorized_qml("change", COLOURS))) if args.changes.lower().endswith(".gpkg") else None
-        write_labels(report.changes, args.changes, crs=labels[0].crs, mode="overwrite" if args.overwrite else "create",
-                     fields=CHANGE_FIELDS, finish=finish)
-    write_json_atomic(args.out, report.to_json())
-    if args.csv:
-        write_text_atomic(args.csv, report.to_csv())
-    if args.png:
-        from ..core.timeseries.pictures import change_png
-
-        change_png(report, args.png)
-    for row in report.rows:
-        who = f"track {row['track_id']}" if args.by == "track" else row["class"]
-        iou = "-" if row["iou"] is None else f"{row['iou']:.3f}"
-        print(f"{who}: {row['date_from']} -> {row['date_to']}: {row['area_from']:,.1f} -> {row['area_to']:,.1f} m2, "
-              f"+{row['gained']:,.1f} / -{row['lost']:,.1f} m2, IoU {iou}")
-    print(f"{len(report.rows)} rows, {len(report.tracks)} tracks -> {args.out}")
+    request = change.Request(args.labels, out=args.out, layer=args.layer, csv=args.csv, changes=args.changes, png=args.png,
+                             by=args.by, overwrite=args.overwrite)
+    result = change.run(request)
+    for row in result.rows:
+        print(change.row_line(row, args.by))
+    print(f"{len(result.rows)} rows, {len(result.details['tracks'])} tracks -> {args.out}")
     return 0
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from ..core.outputs.vectors import check_output, write_labels
-    from ..core.timeseries.dates import dated_series, parse_date
-    from ..core.timeseries.drift import DRIFT_FIELDS, drift_map, layer_metadata, summary_lines
+    from ..core.jobs import drift
 
-    _check_file(args.png, args.overwrite)
-    check_output(args.out, mode="overwrite" if args.overwrite else "create", fields=DRIFT_FIELDS)
-    series = dated_series(args.rasters, _split(args.dates))
-    caches = {}
-    for item in args.cache or []:
-        key, sep, folder = item.partition("=")
-        when = parse_date(key)
-        if not sep or when is None:
-            raise SegError(f"Cannot read --cache {item!r}; write DATE=FOLDER, e.g. 2020-08-31=cache/2020.")
-        caches[when.isoformat()] = folder
+    request = drift.Request(args.rasters, out=args.out, tile=args.tile, threshold=args.threshold, dates=args.dates,
+                            cache=args.cache or (), per_raster=args.per_raster, bands=args.bands, stretch=args.stretch,
+                            png=args.png, overwrite=args.overwrite)
     bar = BarProgress("drift")
     try:
-        result = drift_map(series, args.tile, args.threshold, args.bands, args.stretch, caches, args.per_raster, progress=bar)
+        result = drift.run(request, bar)
     finally:
         bar.close()
-    write_labels(result.tiles, args.out, crs=result.crs, mode="overwrite" if args.overwrite else "create", fields=DRIFT_FIELDS,
-                 layer_metadata=layer_metadata(result))
-    if args.png:
-        from ..core.timeseries.pictures import drift_png
-
-        drift_png(result, series[0].path, args.png)
-    print("\n".join(summary_lines(result)))
-    print(f"{len(result.tiles)} tile records -> {args.out}" + (f", picture {args.png}" if args.png else ""))
+    print("\n".join(result.details["summary_lines"]))
+    print(f"{result.count} tile records -> {args.out}" + (f", picture {args.png}" if args.png else ""))
     return 0
 
 
-def _split(text):
-    return [v.strip() for v in text.split(",") if v.strip()] if text else None
-
-
-def _check_file(path, overwrite: bool) -> None:
-    if not path:
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"The folder {folder} does not exist.")
-    if os.path.exists(path) and not overwrite:
-        raise OutputError(f"{path} already exists; choose another name or overwrite it.")
+def model_fields(args: argparse.Namespace) -> dict:
+    """The model and raster options (options.model_options) as request fields."""
+    return dict(checkpoint=args.checkpoint, model_type=args.model_type, backend=args.backend, device=args.device,
+                threads=args.threads or 0, precision="bf16" if args.bf16 else "auto", bands=args.bands, stretch=args.stretch,
+                tile=args.tile, overlap=args.overlap, scale=args.scale, gsd=args.gsd, cache=args.cache, float16=args.float16)

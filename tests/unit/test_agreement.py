@@ -13,7 +13,7 @@ from shapely.geometry import box
 
 from seg_qgis_plugin.cli.main import main
 from seg_qgis_plugin.core.errors import SettingError
-from seg_qgis_plugin.core.quality.agreement import boundary_iou, compare, match_objects
+from seg_qgis_plugin.core.quality.agreement import AgreementOptions, boundary_iou, compare, match_objects
 from seg_qgis_plugin.core.quality.table import LabelTable, read_table, to_crs, write_layer
 
 UTM = "EPSG:32633"
@@ -42,7 +42,7 @@ def tables(tmp_path):
 
 def test_overall_figures_computed_by_hand(tmp_path):
     a, b = tables(tmp_path)
-    s = compare(a, b, resolution=1.0, boundary_distance=1.0).summary
+    s = compare(a, b, AgreementOptions(resolution=1.0, boundary_distance=1.0)).summary
     assert (s["objects_a"], s["objects_b"], s["matched"]) == (3, 4, 2)
     assert s["precision"] == pytest.approx(0.5) and s["recall"] == pytest.approx(2 / 3, abs=1e-6)
     assert s["f1"] == pytest.approx(4 / 7, abs=1e-6)
@@ -59,7 +59,7 @@ def test_overall_figures_computed_by_hand(tmp_path):
 
 def test_per_class_figures_and_multiclass_kappa(tmp_path):
     a, b = tables(tmp_path)
-    s = compare(a, b, by_class=True, resolution=1.0, boundary_distance=1.0).summary
+    s = compare(a, b, AgreementOptions(by_class=True, resolution=1.0, boundary_distance=1.0)).summary
     # confusion over (none, building, tree): po 480/700, pe (400*300 + 200*300 + 100*100) / 700^2
     assert s["kappa"] == pytest.approx(73 / 150, abs=1e-6)
     building, tree = s["classes"]["building"], s["classes"]["tree"]
@@ -90,7 +90,7 @@ def test_kappa_on_a_rasters_grid_and_b_in_another_crs(tmp_path):
     with rasterio.open(like, "w", driver="GTiff", width=70, height=10, count=1, dtype="uint8", crs=UTM,
                        transform=from_origin(X, Y + 10, 1.0, 1.0)) as ds:
         ds.write(np.zeros((1, 10, 70), np.uint8))
-    s = compare(read_table(a_path), read_table(b_geo), like=like, boundary_distance=1.0).summary
+    s = compare(read_table(a_path), read_table(b_geo), AgreementOptions(like=like, boundary_distance=1.0)).summary
     assert s["matched"] == 2 and s["mean_iou"] == pytest.approx((9 / 11 + 1) / 2, abs=1e-5)
     assert s["kappa"] == pytest.approx(2352 / 6125, abs=1e-6)
     assert s["grid"] == {"like": like, "width": 70, "height": 10}
@@ -99,10 +99,10 @@ def test_kappa_on_a_rasters_grid_and_b_in_another_crs(tmp_path):
 def test_empty_side_gives_undefined_figures_not_errors(tmp_path):
     a, _ = tables(tmp_path)
     none = LabelTable(np.empty(0, dtype=object), np.zeros(0, np.int64), UTM, {"class": [], "score": []})
-    s = compare(a, none, resolution=1.0).summary
+    s = compare(a, none, AgreementOptions(resolution=1.0)).summary
     assert (s["matched"], s["precision"], s["recall"], s["f1"], s["mean_iou"]) == (0, None, 0.0, None, None)
     with pytest.raises(SettingError):
-        compare(a, a, iou_threshold=0)
+        AgreementOptions(iou_threshold=0)
 
 
 def test_seg_agreement_command(tmp_path):

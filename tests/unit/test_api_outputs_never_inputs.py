@@ -50,13 +50,37 @@ def names_for(path, tmp_path):
 
 
 def test_every_writing_api_callable_is_known_here():
-    """A new api function with a path argument must be named here as a writer (and checked) or a reader."""
-    output_words = ("path", "out", "output", "cache", "dest")
+    """A new api function with a path argument must be named here as a writer (and checked) or a reader;
+    a job function's outputs are checked by its request (core.jobs.base.check_request_outputs), so
+    every path-like field must be declared among the request's OUTPUTS or INPUTS."""
+    from seg_qgis_plugin.api_jobs import JobFunction
+
+    output_words = ("path", "out", "output", "dest", "png", "csv", "html", "probability", "uncertainty", "class_raster")
     for name in seg.__all__:
         obj = getattr(seg, name)
         params = inspect.signature(obj).parameters
-        if any(p in output_words for p in params):
+        if isinstance(obj, JobFunction):
+            request = obj._module().Request
+            declared = set(request.OUTPUTS) | set(request.INPUTS)  # an uncertainty raster may be either
+            assert {p for p in params if p in output_words} <= declared and "out" not in request.INPUTS, name
+        elif any(p in output_words + ("cache",) for p in params):
             assert name in WRITERS or name in READERS, name
+
+
+def test_a_job_function_never_writes_onto_its_inputs_by_any_name(raster, labels, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = digest(raster), digest(labels)
+    for target in names_for(raster, tmp_path):
+        with pytest.raises(OutputError, match="is the input"):
+            seg.prelabel(raster, backend="classic", out=target)
+        with pytest.raises(OutputError, match="is the input"):
+            seg.prelabel(raster, backend="classic", class_raster=target)
+        with pytest.raises(OutputError, match="is the input"):
+            seg.rasterize(labels, raster, target, overwrite=True)
+    for target in names_for(labels, tmp_path):
+        with pytest.raises(OutputError, match="is the input"):
+            seg.qa(labels, out=target, overwrite=True)
+    assert (digest(raster), digest(labels)) == before
 
 
 def test_write_labels_never_writes_onto_the_file_the_table_came_from(labels, tmp_path, monkeypatch):

@@ -70,19 +70,19 @@ def test_nan_never_reaches_a_report(tmp_path, capsys):
 
 
 def test_the_library_entries_refuse_the_same_values():
-    from seg_qgis_plugin.core.quality.agreement import compare
+    from seg_qgis_plugin.core.quality.agreement import AgreementOptions
     from seg_qgis_plugin.core.quality.qa import Tolerances
-    from seg_qgis_plugin.core.timeseries.propagate import propagate
+    from seg_qgis_plugin.core.timeseries.propagate import PropagateOptions
 
     for bad in (math.nan, math.inf, -1.0):
         with pytest.raises(SettingError, match="gap width must be"):
             Tolerances(gap_width=bad)
         with pytest.raises(SettingError, match="boundary distance must be"):
-            compare(None, None, boundary_distance=bad)
+            AgreementOptions(boundary_distance=bad)
         with pytest.raises(SettingError, match="minimum score must be"):
-            propagate([], [], None, min_score=bad)
+            PropagateOptions(min_score=bad)
     with pytest.raises(SettingError, match="boundary distance must be"):
-        compare(None, None, boundary_distance=0.0)
+        AgreementOptions(boundary_distance=0.0)
     for name, rule in RANGES.items():
         with pytest.raises(SettingError):
             check_number(name, math.nan)

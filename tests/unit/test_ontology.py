@@ -15,8 +15,8 @@ from seg_qgis_plugin.core.engine.labels import Label, attributes
 from seg_qgis_plugin.core.engine.ontology import (Ontology, OntologyClass, check_code_fits, class_codes, load_ontology,
                                                   save_ontology)
 from seg_qgis_plugin.core.errors import OntologyError, SegWarning
-from seg_qgis_plugin.core.outputs.label_rasters import polygonize_raster, rasterize_labels
-from seg_qgis_plugin.core.outputs.training_data import export_training_data
+from seg_qgis_plugin.core.outputs.label_rasters import RasterizeOptions, polygonize_raster, rasterize_labels
+from seg_qgis_plugin.core.outputs.training_data import TrainingOptions, export_training_data
 from seg_qgis_plugin.core.outputs.vectors import read_labels, write_labels
 
 CRS = "EPSG:32633"
@@ -101,8 +101,9 @@ def test_two_files_get_the_same_codes(tmp_path, like, ontology_file):
     ontology = load_ontology(ontology_file)
     first = [label("water", 0, 0, 10, 10)]
     second = [label("building", 20, 20, 30, 30), label("water", 0, 0, 10, 10), label("pond", 40, 0, 50, 10)]
-    assert rasterize_labels(first, like, str(tmp_path / "a.tif"), ontology=ontology) == {"water": 7}
-    assert rasterize_labels(second, like, str(tmp_path / "b.tif"), ontology=ontology) == {"building": 3, "pond": 11, "water": 7}
+    assert rasterize_labels(first, like, str(tmp_path / "a.tif"), RasterizeOptions(ontology=ontology)) == {"water": 7}
+    assert rasterize_labels(second,
+                            like, str(tmp_path / "b.tif"), RasterizeOptions(ontology=ontology)) == {"building": 3, "pond": 11, "water": 7}
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         assert a.read(1)[5, 5] == b.read(1)[5, 5] == 7 and b.read(1)[25, 25] == 3 and b.read(1)[5, 45] == 11
     # codes -> names with the ontology, even without the file's own metadata
@@ -124,7 +125,7 @@ def test_without_an_ontology_names_are_numbered_for_that_file_only(tmp_path, lik
 def test_class_rasters_carry_names_and_colours(tmp_path, like, ontology_file):
     ontology = load_ontology(ontology_file)
     out = str(tmp_path / "classes.tif")
-    rasterize_labels([label("water", 0, 0, 10, 10), label("building", 20, 20, 30, 30)], like, out, ontology=ontology)
+    rasterize_labels([label("water", 0, 0, 10, 10), label("building", 20, 20, 30, 30)], like, out, RasterizeOptions(ontology=ontology))
     with rasterio.open(out) as ds:
         colours = ds.colormap(1)
         assert colours[7][:3] == (0x1F, 0x78, 0xB4) and colours[3][:3] == (0xE3, 0x1A, 0x1C)
@@ -145,7 +146,7 @@ def test_class_rasters_carry_names_and_colours(tmp_path, like, ontology_file):
         ds.update_tags(classes="")
     assert {lab.attributes["class"] for lab in polygonize_raster(out)} == {"water", "building"}
     # an instance raster written over it takes the stale names away
-    rasterize_labels([label("water", 0, 0, 10, 10)], like, out, kind="instance", overwrite=True)
+    rasterize_labels([label("water", 0, 0, 10, 10)], like, out, RasterizeOptions(kind="instance"), overwrite=True)
     assert not os.path.exists(out + ".aux.xml")
 
 
@@ -153,7 +154,7 @@ def test_coco_category_ids_are_the_codes(tmp_path, like, ontology_file):
     ontology = load_ontology(ontology_file)
     image = write_raster(tmp_path / "image.tif", np.full((60, 80), 100, np.uint8))
     labels = [label("pond", 2, 2, 12, 12), label("building", 20, 20, 30, 30)]
-    summary = export_training_data(image, labels, str(tmp_path / "chips"), tile=64, ontology=ontology)
+    summary = export_training_data(image, labels, str(tmp_path / "chips"), TrainingOptions(tile=64, ontology=ontology))
     coco = json.loads(open(summary.coco_path).read())
     assert coco["categories"] == [{"id": 3, "name": "building", "supercategory": ""},
                                   {"id": 11, "name": "pond", "supercategory": "water"}]
@@ -200,7 +201,7 @@ def test_a_code_that_does_not_fit_the_raster_type(tmp_path, like, capsys):
         check_code_fits(300, "uint8")
     check_code_fits(255, "uint8")
     wide = Ontology([OntologyClass("water", 300), OntologyClass("tree", 70000)])
-    assert rasterize_labels([label("tree", 0, 0, 5, 5)], like, str(tmp_path / "w.tif"), ontology=wide) == {"tree": 70000}
+    assert rasterize_labels([label("tree", 0, 0, 5, 5)], like, str(tmp_path / "w.tif"), RasterizeOptions(ontology=wide)) == {"tree": 70000}
     with rasterio.open(tmp_path / "w.tif") as ds:
         assert ds.dtypes[0] == "uint32" and ds.read(1)[0, 0] == 70000
     path = tmp_path / "wide.json"

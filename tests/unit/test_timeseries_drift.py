@@ -83,11 +83,12 @@ def test_real_naip_dates_drift(shared):
 
 def test_embedding_drift_from_caches(series, tmp_path, tiny_checkpoint):
     from seg_qgis_plugin.core.engine.labeling import open_backend, open_segmenter
+    from seg_qgis_plugin.core.geo.tiling import Tiling
 
     model = open_backend(tiny_checkpoint, "vit_tiny", "sam", "cpu")
     caches = {}
     for path, d in zip(series.rasters[1:3], series.dates[1:3]):
-        segmenter = open_segmenter(path, model, cache_dir=str(tmp_path / d), tile=256, overlap=64)
+        segmenter = open_segmenter(path, model, cache_dir=str(tmp_path / d), tiling=Tiling(256, 64))
         segmenter.encode()
         caches[d] = str(tmp_path / d)
     result = drift_map(dated_series(series.rasters[1:3]), tile=100, caches=caches)

@@ -110,19 +110,40 @@ def boundary_iou(ga: np.ndarray, gb: np.ndarray, distance: Optional[float] = Non
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def compare(a: LabelTable, b: LabelTable, iou_threshold: float = 0.5, class_field: Optional[str] = "class",
-            by_class: bool = False, like: Optional[str] = None, resolution: Optional[float] = None,
-            boundary_distance: Optional[float] = None, progress: Optional[Progress] = None) -> Agreement:
-    """Agreement of `b` with `a` (the reference); see the module docstring for every figure."""
-    from ..ranges import check_number
+@dataclass(frozen=True)
+class AgreementOptions:
+    """How two layers are compared: iou_threshold, the IoU at which two objects match (0..1];
+    class_field, the field holding each object's class; by_class, also per class (kappa over the
+    classes); like, a raster whose grid kappa is burnt on, or resolution, the grid's metres (None:
+    AUTO_GRID_PIXELS along the longer side); boundary_distance, the Boundary IoU band width in
+    metres (None: 2 % of each pair's diagonal). Checked when made."""
 
-    check_number("iou", iou_threshold, "The IoU threshold")
-    check_number("resolution", resolution, "The resolution")
-    check_number("boundary_distance", boundary_distance, "The boundary distance")
-    if not 0 < iou_threshold <= 1:
-        raise SettingError(f"The IoU threshold must be in (0, 1], not {iou_threshold}.")
-    if resolution is not None and resolution <= 0:
-        raise SettingError("The resolution must be a positive number of metres.")
+    iou_threshold: float = 0.5
+    class_field: Optional[str] = "class"
+    by_class: bool = False
+    like: Optional[str] = None
+    resolution: Optional[float] = None
+    boundary_distance: Optional[float] = None
+
+    def __post_init__(self):
+        from ..ranges import check_number
+
+        check_number("iou", self.iou_threshold, "The IoU threshold")
+        check_number("resolution", self.resolution, "The resolution")
+        check_number("boundary_distance", self.boundary_distance, "The boundary distance")
+        if not 0 < self.iou_threshold <= 1:
+            raise SettingError(f"The IoU threshold must be in (0, 1], not {self.iou_threshold}.")
+        if self.resolution is not None and self.resolution <= 0:
+            raise SettingError("The resolution must be a positive number of metres.")
+        if self.like and self.resolution:
+            raise SettingError("Give kappa either a raster's grid (like) or a resolution, not both.")
+
+
+def compare(a: LabelTable, b: LabelTable, options: AgreementOptions = AgreementOptions(),
+            progress: Optional[Progress] = None) -> Agreement:
+    """Agreement of `b` with `a` (the reference); see the module docstring for every figure."""
+    iou_threshold, class_field, by_class = options.iou_threshold, options.class_field, options.by_class
+    boundary_distance = options.boundary_distance
     if by_class and (a.column(class_field) is None or b.column(class_field) is None):
         raise SettingError(f"Comparing by class needs a {class_field!r} field in both layers.")
     a, b = _usable(a), _usable(b)
@@ -132,7 +153,7 @@ def compare(a: LabelTable, b: LabelTable, iou_threshold: float = 0.5, class_fiel
     ma, mb = frame.to_metric(a.geometries), frame.to_metric(b.geometries)
     ca, cb = _classes(a, class_field), _classes(b, class_field)
     names = sorted((set(ca) | set(cb)) - {""}) if by_class else []
-    grid_crs, grid = _grid(like, resolution, a.crs, frame.crs, np.concatenate([ma, mb]))
+    grid_crs, grid = _grid(options.like, options.resolution, a.crs, frame.crs, np.concatenate([ma, mb]))
     ga_, gb_ = (ma, mb) if grid_crs is None else (to_crs(a.geometries, a.crs, grid_crs), to_crs(b.geometries, a.crs, grid_crs))
     codes = {name: k + 1 for k, name in enumerate(names)}
     va = np.array([codes.get(c, 0) for c in ca] if by_class else np.ones(len(a)), dtype=np.int64)

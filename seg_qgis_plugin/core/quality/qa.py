@@ -100,8 +100,8 @@ def check_labels(table: LabelTable, tolerances: Tolerances = Tolerances(), class
         same_group[members] = g
         findings.append(Finding("duplicate", tuple(int(fids[present[m]]) for m in members),
                                 f"{len(members)} labels with the same geometry", 0.0, geoms[present[members[0]]]))
-    tree = shapely.STRtree(metric)
-    findings += _overlaps(tree, metric, present, fids, classes, same_group, tolerances, frame, progress)
+    measured = Measured(metric, present, fids, same_group, frame, shapely.STRtree(metric))
+    findings += _overlaps(measured, classes, tolerances, progress)
     _report(progress, 45)
     compactness, thin = sliver_measures(metric, tolerances)
     for k in np.flatnonzero((compactness < tolerances.sliver_compactness) | thin):
@@ -110,7 +110,7 @@ def check_labels(table: LabelTable, tolerances: Tolerances = Tolerances(), class
                if compactness[k] < tolerances.sliver_compactness else f"thinner than {tolerances.sliver_width:g} m")
         findings.append(Finding("sliver", (int(fids[i]),), why, float(compactness[k]), geoms[i]))
     _report(progress, 55)
-    findings += _gaps(tree, metric, present, fids, same_group, tolerances, frame, progress)
+    findings += _gaps(measured, tolerances, progress)
     _report(progress, 85)
     findings += _holes(metric, present, fids, tolerances, frame)
     findings += _area_outliers(metric, present, fids, geoms, classes, tolerances)
@@ -196,9 +196,24 @@ def _chunks(candidates: np.ndarray, progress) -> Iterator[np.ndarray]:
         yield candidates[:, start:start + PAIR_CHUNK]
 
 
-def _overlaps(tree, metric, present, fids, classes, same_group, tol, frame, progress) -> List[Finding]:
+@dataclass(frozen=True)
+class Measured:
+    """The labels QA measures pairwise: metric, their polygons in metres; present, their positions
+    in the table; fids, the table's feature ids; same_group, each one's duplicate group (-1: none);
+    frame, the way back to the layer CRS; tree, an STRtree of `metric`."""
+
+    metric: np.ndarray
+    present: np.ndarray
+    fids: np.ndarray
+    same_group: np.ndarray
+    frame: object
+    tree: object
+
+
+def _overlaps(m: Measured, classes, tol: Tolerances, progress) -> List[Finding]:
     import shapely
 
+    tree, metric, present, fids, same_group, frame = m.tree, m.metric, m.present, m.fids, m.same_group, m.frame
     candidates = pairs(tree, metric, "intersects")
     keep = (same_group[candidates[0]] < 0) | (same_group[candidates[0]] != same_group[candidates[1]])
     if tol.overlap_scope == "class" and classes is not None:
@@ -217,11 +232,12 @@ def _overlaps(tree, metric, present, fids, classes, same_group, tol, frame, prog
     return out
 
 
-def _gaps(tree, metric, present, fids, same_group, tol, frame, progress) -> List[Finding]:
+def _gaps(m: Measured, tol: Tolerances, progress) -> List[Finding]:
     """Pairs within gap_width: clip both to where they are near each other, close their union with
     a disc of diameter gap_width, and keep the filled pieces that touch both labels."""
     import shapely
 
+    tree, metric, present, fids, same_group, frame = m.tree, m.metric, m.present, m.fids, m.same_group, m.frame
     if tol.gap_width <= 0:
         return []
     r = tol.gap_width / 2

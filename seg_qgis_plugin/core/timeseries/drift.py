@@ -163,8 +163,10 @@ def _histogram(source, radiometry, polygon, crs: str, tile: int):
     window = pixel_window(source, local.bounds)
     if window is None:
         return np.zeros((3, 256), np.int64), 0.0
-    factor = max(1.0, max(window[2], window[3]) / tile)
-    shape = (max(1, round(window[3] / factor)), max(1, round(window[2] / factor)))
+    factor = max(window[2], window[3]) / tile
+    # GDAL averages a window into a slightly smaller shape (129 -> 128 pixels) very slowly, and a
+    # histogram needs no fixed shape: decimate only a window at least twice the tile
+    shape = (max(1, round(window[3] / factor)), max(1, round(window[2] / factor))) if factor >= 2 else None
     data, valid = source.read(radiometry.bands, window, out_shape=shape)
     image = radiometry.apply(data, valid)
     covered = local.intersection(footprint(source)).area / max(local.area, 1e-12)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,7 +27,8 @@ from ..errors import SegError
 from ..geo.prompts import Prompt
 from ..geo.radiometry import compute_radiometry
 from ..geo.raster import RasterSource
-from ..geo.vectorize import reproject_geometry
+from ..geo.tiling import Tiling, scale_for_gsd
+from ..geo.vectorize import Cleanup, reproject_geometry
 from ..progress import Progress, check_canceled
 from .appearance import Look, footprint, look, points_that_still_match, still_matches
 from .dates import DatedRaster, label_date
@@ -105,19 +106,48 @@ def check_overlap(tracks: Sequence[Track], series: Sequence[DatedRaster]) -> Non
         raise SegError(f"No raster is dated after the labels ({first.isoformat()}); give rasters of later dates.")
 
 
-def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, start: Optional[date] = None,
-              classes: Optional[Sequence[str]] = None, tags: Optional[Dict[str, str]] = None, bands=None, value_range=None,
-              tile: int = 1024, overlap: int = 256, cache=None, min_score: float = 0.5, simplify: float = 0.0,
+@dataclass(frozen=True)
+class PropagateOptions:
+    """How labels are carried: start, the date of labels without one; classes, only these (None:
+    all); tags on every propagated feature; bands and value_range (min, max), how each raster is
+    seen (None: its suggested bands and global 2-98 % stretch); tiling, the model's tiles (tile and
+    overlap in pixels; scale decimates); gsd, the working resolution in map units per pixel (each
+    raster's scale from it; overrides the tiling's scale); cache, an EmbeddingCache shared by every
+    date (its keys hold each raster's fingerprint); min_score, below it an answer is `lost`;
+    simplify, the outlines' tolerance in map units. Checked when made."""
+
+    start: Optional[date] = None
+    classes: Optional[Sequence[str]] = None
+    tags: Optional[Dict[str, str]] = None
+    bands: Optional[Sequence[int]] = None
+    value_range: Optional[Tuple[float, float]] = None
+    tiling: Tiling = Tiling()
+    gsd: Optional[float] = None
+    cache: object = None
+    min_score: float = 0.5
+    simplify: float = 0.0
+
+    def __post_init__(self):
+        from ..ranges import check_number
+
+        check_number("min_score", self.min_score, "The minimum score")
+        check_number("simplify", self.simplify, "The simplification tolerance")
+        check_number("gsd", self.gsd, "The working resolution")
+
+    def tiling_for(self, source) -> Tiling:
+        """The tiling on `source`: its scale from gsd when one is given."""
+        if not self.gsd:
+            return self.tiling
+        return replace(self.tiling, scale=scale_for_gsd(abs(source.transform.a), self.gsd))
+
+
+def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, options: PropagateOptions = PropagateOptions(),
               progress: Optional[Progress] = None) -> PropagationResult:
-    """Carry `labels` through `series` (sorted by date) with `backend`; see the module docstring.
-    cache: an EmbeddingCache shared by every date (its keys hold each raster's fingerprint)."""
+    """Carry `labels` through `series` (sorted by date) with `backend`; see the module docstring
+    and PropagateOptions."""
     import time
 
-    from ..ranges import check_number
-
-    check_number("min_score", min_score, "The minimum score")
-    check_number("simplify", simplify, "The simplification tolerance")
-
+    start, classes = options.start, options.classes
     tracks = start_tracks(labels, start, classes)
     check_overlap(tracks, series)
     out = [_start_label(lab, t) for lab, t in zip(_chosen(labels, classes), tracks)]
@@ -126,18 +156,18 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, s
     done, seconds, notes = 0, 0.0, []
     for item in series:
         with RasterSource(item.path) as source:
-            radiometry = compute_radiometry(source, bands, value_range=value_range)
+            radiometry = compute_radiometry(source, options.bands, value_range=options.value_range)
             for t in tracks:
                 if item.date == t.date and t.look is None:  # the raster the labels were drawn on
                     t.look = look(source, radiometry, reproject_geometry(t.geometry, t.crs, source.crs.to_wkt()))
             active = [t for t in tracks if item.date > t.date]
             if not active:
                 continue
-            segmenter = Segmenter(source, backend, radiometry, tile, overlap, cache=cache)
+            segmenter = Segmenter(source, backend, radiometry, options.tiling_for(source), cache=options.cache)
             for t in active:
                 check_canceled(progress)
                 began = time.perf_counter()
-                label, status, why = _step(t, item, segmenter, tags, min_score, simplify)
+                label, status, why = _step(t, item, segmenter, options)
                 seconds += time.perf_counter() - began
                 counts[status] += 1
                 out.append(label)
@@ -150,12 +180,12 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, s
     return PropagationResult(out, counts, done, seconds, notes)
 
 
-def _step(t: Track, item: DatedRaster, segmenter: Segmenter, user_tags, min_score: float, simplify: float) -> Tuple[Label, str, str]:
+def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateOptions) -> Tuple[Label, str, str]:
     """Prompt track `t` on one raster; update the track when found. Returns (label, status, why)."""
     source = segmenter.source
     raster_crs = source.crs.to_wkt()
     here_geometry = reproject_geometry(t.geometry, t.crs, raster_crs)
-    tags = {**t.tags, **(user_tags or {}), "date": item.iso}
+    tags = {**t.tags, **(options.tags or {}), "date": item.iso}
     name = os.path.basename(source.path)
     inside = here_geometry.intersection(footprint(source)).area / max(here_geometry.area, 1e-12)
     here = look(source, segmenter.radiometry, here_geometry) if inside > 0 else None
@@ -164,7 +194,7 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, user_tags, min_scor
         return _tracked(t.geometry, t, attrs), "outside", "outside the raster or over its nodata"
     prompt = _prompt(t, here_geometry, source, segmenter.radiometry, here, raster_crs)
     segmentation = segmenter.segment(prompt, mask_prompt=here_geometry)
-    found = to_label(segmentation, segmenter, t.class_name, tags, "prelabel", simplify)
+    found = to_label(segmentation, segmenter, t.class_name, tags, "prelabel", Cleanup(options.simplify))
     why = ""
     if found is None:
         why = "the model found nothing"
@@ -173,7 +203,7 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, user_tags, min_scor
         ratio = new_geometry.area / max(here_geometry.area, 1e-12)
         if not AREA_RANGE[0] <= ratio <= AREA_RANGE[1]:
             why = f"its area changed {ratio:.2f}-fold"
-        elif segmentation.score < min_score:
+        elif segmentation.score < options.min_score:
             why = f"the model is unsure (score {segmentation.score:.2f})"
         else:
             after = look(source, segmenter.radiometry, new_geometry)
