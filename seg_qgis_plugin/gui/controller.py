@@ -29,7 +29,7 @@ from qgis.PyQt.QtGui import QColor
 from ..core.errors import PromptError, SegError
 from ..qgis_adapters.crs import crs_from_core
 from .canvas_raster import ENCODE_AHEAD_TILES, CanvasRaster
-from .classes import DEFAULT_CLASSES, LabelClass
+from .classes import LabelClass
 from .label_layer import add_label, check_label_layer, style_by_class
 from .preview import MaskPreview
 from .prompt_state import PromptState, Step
@@ -58,8 +58,8 @@ class SegController(CanvasRaster, QObject):
         self.backend_factory = backend_factory
         self.segmenter = None
         self.target_layer: Optional[QgsVectorLayer] = None
-        self.label_class: LabelClass = DEFAULT_CLASSES[0]
-        self.classes: List[LabelClass] = list(DEFAULT_CLASSES)
+        self.label_class: Optional[LabelClass] = None  # none until the user adds a class or loads an ontology
+        self.classes: List[LabelClass] = []
         self.tags: Dict[str, str] = {}
         self._hover_enabled = False
         self.session_config: Optional[SessionConfig] = None  # the last session asked for (opened or not)
@@ -141,9 +141,10 @@ class SegController(CanvasRaster, QObject):
         if self.target_layer is not None:
             style_by_class(self.target_layer, self.classes)
 
-    def set_label_class(self, label_class: LabelClass) -> None:
+    def set_label_class(self, label_class: Optional[LabelClass]) -> None:
         self.label_class = label_class
-        self.preview.set_color(QColor(label_class.color))
+        if label_class is not None:
+            self.preview.set_color(QColor(label_class.color))
 
     def set_tags(self, tags: Dict[str, str]) -> None:
         self.tags = dict(tags)
@@ -330,10 +331,15 @@ class SegController(CanvasRaster, QObject):
         if self.target_layer is None:
             self.errorRaised.emit("Choose a target layer in the Seg dock (or create a new GeoPackage) before accepting.")
             return None
+        review_edit = self.target_layer.customProperty("seg/review_edit", False)  # keeps the feature's own class
+        if self.label_class is None and not review_edit:
+            self.errorRaised.emit("Choose a class in the Seg dock (Add class, or load an ontology) before saving a label.")
+            return None
         try:
             from ..core.engine.labeling import to_label
 
-            label = to_label(step.segmentation, self.segmenter, self.label_class.name, self.tags, status="accepted",
+            class_name = self.label_class.name if self.label_class is not None else "object"
+            label = to_label(step.segmentation, self.segmenter, class_name, self.tags, status="accepted",
                              geometry=step.geometry)
             if self.label_filter is not None:  # e.g. class fields (gui/ontology_panel.py)
                 label = self.label_filter(label, step.segmentation)
@@ -341,11 +347,12 @@ class SegController(CanvasRaster, QObject):
         except Exception as exc:  # noqa: BLE001 (one sentence for the user; a bug also goes to the log with its traceback)
             self.errorRaised.emit(log_problem(exc, "saving the mask"))
             return None
-        if self.label_class.name not in [c.name for c in self.classes]:
+        if self.label_class is not None and self.label_class.name not in [c.name for c in self.classes]:
             self.set_classes(self.classes + [self.label_class])
         self.clear()
         score = float(step.segmentation.score)
         warning = f" Its score is low ({score:.2f}): check it." if score < LOW_SCORE else ""
-        self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.{warning}")
+        if not self.target_layer.customProperty("seg/review_edit", False):  # a re-prompt: the review panel tells
+            self.statusChanged.emit(f"Saved a {self.label_class.name} (feature {fid}) to {self.target_layer.name()}.{warning}")
         self.featureAdded.emit(fid)
         return fid

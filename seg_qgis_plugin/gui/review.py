@@ -3,7 +3,9 @@
 A queue of the features of any polygon layer whose `status` is the one chosen (default
 "prelabel"; a feature without status counts as a pre-label), ordered by doubt (lowest score, then
 lowest stability, missing values first) or by any field (gui/review_queue.py). The panel zooms to
-each feature, selects it, and shows its attributes and the window it came from.
+each feature, outlines it (an outline, not a fill: the reviewer judges the pixels under it), and
+shows its attributes and the window it came from. It docks as a tab beside the Seg dock, so the
+attribute table has the full height; a new project empties it.
 
 Keys (with the panel focused): A accept, R reject, E edit (re-prompt with the Seg point and box
 tools; the next mask accepted with Enter replaces the geometry), N or Space next, P previous,
@@ -22,9 +24,9 @@ from typing import Callable, Dict, List, Optional
 
 from qgis.core import (QgsCoordinateTransform, QgsGeometry, QgsMapLayerProxyModel, QgsProject, QgsSettings, QgsVectorLayer,
                        QgsWkbTypes)
-from qgis.gui import QgsDockWidget, QgsMapLayerComboBox
+from qgis.gui import QgsDockWidget, QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtGui import QKeySequence
+from qgis.PyQt.QtGui import QColor, QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                  QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -32,8 +34,9 @@ from .qt_compat import QShortcut
 from ..core.errors import OutputError
 from .classes import load_classes
 from .postgis_layer import is_versioned_postgis, target_of_layer
-from .review_queue import (DOUBT, REVIEW_FIELDS, REVIEWER_KEY, STATUS_CHOICES, ensure_review_fields, now_utc, plain_value,
-                           review_queue, reviewer_name)
+from ..qgis_adapters.sinks import label_fields
+from .review_queue import (DOUBT, REMASKED, REVIEW_EDIT, REVIEW_FIELDS, REVIEWER_KEY, STATUS_CHOICES, decision_text,
+                           ensure_review_fields, now_utc, plain_value, review_queue, reviewer_name)
 from .review_saving import ReviewSaving
 
 __all__ = ["DOUBT", "REVIEW_FIELDS", "REVIEWER_KEY", "STATUS_CHOICES", "ReviewPanel", "ensure_review_fields",
@@ -59,7 +62,9 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         self._editing = None  # (scratch layer, previous target layer) while E waits for a mask
         self.postgis_target: Optional[str] = None  # the table's target when edits use optimistic locking
         self.shown_versions: Dict[int, int] = {}  # feature id -> `version` when it was last shown
+        self.outline = None  # the rubber band around the feature shown
         self._build()
+        self.project.cleared.connect(self._project_cleared)  # a bound slot: disconnected when the panel goes
         self._bind_keys()
 
     # -- building ------------------------------------------------------------------------------
@@ -187,6 +192,7 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         if fid is None:
             self.feature_label.setText("The queue is empty." if not self.queue else "")
             self.window_label.setText("")
+            self._outline(None)
             return
         feature = self.layer.getFeature(fid)
         if self.postgis_target is not None:
@@ -201,8 +207,28 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         window = plain_value(feature["window"]) if "window" in names else None
         source = plain_value(feature["source"]) if "source" in names else None
         self.window_label.setText(f"Window {window or '?'} of {source or 'an unknown raster'}" if window or source else "No window recorded.")
-        self.layer.selectByIds([fid])
+        self._outline(feature.geometry())
         self._zoom_to(feature.geometry())
+
+    def _outline(self, geometry: Optional[QgsGeometry]) -> None:
+        if self.canvas is None:
+            return
+        if self.outline is None:
+            self.outline = QgsRubberBand(self.canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
+            self.outline.setFillColor(QColor(0, 0, 0, 0))
+            self.outline.setStrokeColor(QColor(0, 230, 255))
+            self.outline.setWidth(3)
+        if geometry is None or geometry.isNull():
+            self.outline.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
+        else:
+            self.outline.setToGeometry(geometry, self.layer)
+
+    def _project_cleared(self) -> None:
+        self.layer_combo.setLayer(None)
+        self.set_layer(None)
+        self.feature_label.setText("")
+        self.window_label.setText("")
+        self.attributes.setRowCount(0)
 
     def _zoom_to(self, geometry: QgsGeometry) -> None:
         if self.canvas is None or geometry is None or geometry.isNull():
@@ -243,7 +269,7 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         if not self._write(fid, values, geometry, f"Seg review: {status} {fid}"):
             return False
         self.decided.add(fid)
-        self._say(f"Feature {fid}: {status}" + (f", class {extra['class']}" if extra and 'class' in extra else "") + ".")
+        self._say(decision_text(self.layer.name(), fid, status, extra or {}))
         if advance and self.position < len(self.queue) - 1:
             self._go(self.position + 1)
         else:
@@ -262,8 +288,11 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
             self._say("Start a Seg session in the Seg dock to re-prompt this feature.")
             return
         self.cancel_edit()
-        scratch = QgsVectorLayer("MultiPolygon", "seg review edit", "memory")
+        scratch = QgsVectorLayer("MultiPolygon", f"{self.layer.name()} feature {self.current_fid}", "memory")
         scratch.setCrs(self.layer.crs())
+        scratch.dataProvider().addAttributes(label_fields().toList())  # the new mask's score and provenance
+        scratch.updateFields()
+        scratch.setCustomProperty(REVIEW_EDIT, True)  # the controller leaves the telling to this panel
         self._editing = (scratch, controller.target_layer, self.current_fid)
         controller.target_layer = scratch
         controller.featureAdded.connect(self._mask_accepted)
@@ -284,7 +313,10 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
 
     def _mask_accepted(self, scratch_fid: int) -> None:
         scratch, _, fid = self._editing
-        geometry = QgsGeometry(scratch.getFeature(scratch_fid).geometry())
+        found = scratch.getFeature(scratch_fid)
+        geometry = QgsGeometry(found.geometry())
+        names = self.layer.fields().names()
+        provenance = {name: plain_value(found[name]) for name in REMASKED if name in names and plain_value(found[name]) is not None}
         self.cancel_edit()
         if QgsWkbTypes.isMultiType(self.layer.wkbType()):
             geometry.convertToMultiType()
@@ -292,7 +324,7 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
             geometry.convertToSingleType()
         if fid in self.queue:
             self.position = self.queue.index(fid)
-        self._decide("reviewed", advance=False, geometry=geometry)
+        self._decide("reviewed", advance=False, extra=provenance, geometry=geometry)
 
     # -- leaving ------------------------------------------------------------------------------
 
@@ -302,9 +334,12 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         self._started_editing = False
 
     def close_review(self) -> None:
-        """Leave editing mode if the panel started it (plugin unload)."""
+        """Leave editing mode if the panel started it, and take the outline away (plugin unload)."""
         self.cancel_edit()
         self._stop_editing()
+        if self.outline is not None and self.canvas is not None:
+            self.canvas.scene().removeItem(self.outline)
+            self.outline = None
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
@@ -314,7 +349,10 @@ def install_review_panel(iface, controller, activate_tool, toolbar, menu: str):
     """The Review panel docked (hidden) in the QGIS window, with a toolbar button and a Plugins
     menu entry that show it. Returns (panel, action); `uninstall_review_panel` takes them away."""
     panel = ReviewPanel(iface.mapCanvas(), QgsProject.instance(), controller, activate_tool, iface.mainWindow())
-    iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+    if hasattr(iface, "addTabifiedDockWidget"):  # a tab beside the Seg dock: the attribute table gets the height
+        iface.addTabifiedDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel, ["SegDock"], False)
+    else:
+        iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     panel.hide()
     action = panel.toggleViewAction()
     action.setText("Review labels")

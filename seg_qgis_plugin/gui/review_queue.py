@@ -18,6 +18,10 @@ STATUS_CHOICES = ("prelabel", "accepted", "reviewed", "rejected", "any")
 DOUBT = "doubt: lowest score, then stability"
 REVIEW_FIELDS = ("status", "reviewer", "reviewed")
 REVIEWER_KEY = "seg/reviewer"
+REVIEW_EDIT = "seg/review_edit"  # custom property of the scratch layer a re-prompt goes to
+# what a new mask brings to an edited feature: its score and provenance (class, tags and created stay)
+REMASKED = ("score", "stability", "prompt_type", "prompt_count", "model", "checkpoint_sha256", "source", "window",
+            "radiometry")
 
 
 def reviewer_name() -> str:
@@ -71,6 +75,17 @@ def review_queue(layer: QgsVectorLayer, status: str = "prelabel", order: Optiona
         rows.append((key, feature.id()))
     rows.sort(key=lambda r: (r[0], r[1]), reverse=descending)
     return [fid for _, fid in rows]
+
+
+def decision_text(layer: str, fid: int, status: str, values: dict) -> str:
+    """What the panel says after a decision, naming the layer and the feature."""
+    text = f"{layer}: feature {fid} {status}"
+    if "class" in values:
+        text += f", class {values['class']}"
+    if "prompt_type" in values:
+        score = values.get("score")
+        text += f", new outline from a {values['prompt_type']} prompt" + (f" (score {score:.2f})" if score is not None else "")
+    return text + "."
 
 
 def plain_value(value):

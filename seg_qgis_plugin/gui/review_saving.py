@@ -47,11 +47,13 @@ class ReviewSaving:
         if geometry is not None:
             layer.changeGeometry(fid, geometry)
         layer.endEditCommand()
-        if not layer.commitChanges(False):
+        stop = self._started_editing  # a layer the panel put in edit mode leaves it once saved
+        if not layer.commitChanges(stop):
             errors = "; ".join(layer.commitErrors()[-2:])
-            layer.rollBack(False)
+            layer.rollBack(stop)
             self._say(f"Could not save the decision: {errors}")
             return False
+        self._started_editing = False
         if remember:
             self.history.append((fid, old, old_geometry))
         return True

@@ -61,8 +61,10 @@ def panel_on(qgis_app):
     def make(path, controller=None, activate_tool=None, canvas=None):
         from qgis.core import QgsProject, QgsVectorLayer
 
+        from seg_qgis_plugin.gui.classes import LabelClass, save_classes
         from seg_qgis_plugin.gui.review import ReviewPanel
 
+        save_classes(QgsProject.instance(), [LabelClass(*pair) for pair in support.STARTER_CLASSES])  # the class keys' list
         layer = QgsVectorLayer(f"{path}|layername={pathlib.Path(path).stem}", "labels", "ogr")
         assert layer.isValid()
         canvas = canvas or support.make_canvas(layer)
@@ -105,11 +107,15 @@ def test_keys_decide_in_order_of_doubt_and_write_to_disk(panel_on, tmp_path):
     assert panel.current_fid == 4 and panel.progress_label.text() == "0 of 4 reviewed"
     assert panel.window_label.text() == "Window w4 of ortho.tif"
     assert canvas.extent().contains(layer.getFeature(4).geometry().boundingBox())
+    assert layer.selectedFeatureIds() == [] and panel.outline.fillColor().alpha() == 0, "an outline, not a fill"
+    assert panel.outline.asGeometry().boundingBox() == layer.getFeature(4).geometry().boundingBox()
 
     focus(panel.attributes.parentWidget())
     target = panel.attributes.parentWidget()
     press(target, Qt.Key.Key_A)
     assert panel.current_fid == 2 and panel.progress_label.text() == "1 of 4 reviewed"
+    assert panel.message.text() == "labels: feature 4 accepted."
+    assert not layer.isEditable(), "the panel leaves the edit session it opened"
     press(target, Qt.Key.Key_R)
     assert panel.current_fid == 3
     press(target, Qt.Key.Key_2)
@@ -134,6 +140,18 @@ def test_keys_decide_in_order_of_doubt_and_write_to_disk(panel_on, tmp_path):
     disk = by_window(gpkg)
     assert (disk["w3"][1]["status"], disk["w3"][1]["class"], disk["w3"][1]["reviewer"]) == ("prelabel", "building", "")
     assert disk["w2"][1]["status"] == "rejected"
+
+
+def test_a_new_project_empties_the_panel(panel_on, tmp_path):
+    from qgis.core import QgsProject
+    from shapely.geometry import box
+
+    panel, _, _ = panel_on(write_prelabels(tmp_path / "labels.gpkg", [(box(X, Y, X + 10, Y + 10), "building", 0.5, 0.5,
+                                                                       "prelabel", "w0")]))
+    panel.refresh()
+    assert panel.current_fid == 1
+    QgsProject.instance().cleared.emit()  # what File > New project sends
+    assert panel.layer is None and panel.queue == [] and panel.attributes.rowCount() == 0
 
 
 def test_rejected_are_filterable_and_a_field_orders_the_queue(panel_on, tmp_path):
@@ -180,8 +198,11 @@ def test_edit_replaces_the_geometry_with_the_next_accepted_mask(panel_on, oracle
         support.wait_idle(controller)
         support.key(canvas, Qt.Key.Key_Return)
         support.wait_idle(controller)
-        geometry, row = by_window(gpkg)["w0"]
+        [(geometry, row)] = by_window(gpkg).values()
+        assert row["window"] != "w0", "the window the new mask came from"
         assert geometry.equals(square) and row["status"] == "reviewed" and row["class"] == "building"
+        assert row["prompt_type"] == "point" and row["score"] != 0.4, "the new mask's score and provenance"
+        assert panel.message.text().startswith("labels: feature 1 reviewed, new outline from a point prompt (score ")
         assert controller.target_layer is None, "the layer the Seg dock targets is given back"
         assert len(support.read_gpkg(gpkg)[1]) == 1, "the mask replaced the geometry; nothing was added"
     finally:
