@@ -31,6 +31,10 @@ from ...qgis_adapters.layers import raster_layer_path
 
 MODEL_TYPES = ("auto",) + checkpoints.MODEL_TYPES
 DEVICES = checkpoints.DEVICES
+# Every algorithm with a BACKEND parameter offers these, in this order; the default (the first)
+# works without downloads.
+BACKENDS = ("classic", "sam")
+DEFAULT_BACKEND = 0
 
 
 class SegAlgorithm(QgsProcessingAlgorithm):
@@ -39,9 +43,12 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     `run_seg(parameters, context, feedback, progress)` returns the outputs dict; a SegError (a user
     mistake or a cancellation) becomes a QgsProcessingException with its one sentence.
     REQUIRES: the deps groups it needs (deps.PINS); canExecute() names what of them is missing.
+    No algorithm sets FlagNoThreading: Processing runs them in the background, and the work itself
+    goes to one long-lived thread where pyproj is safe (engine_thread).
     """
 
     AOI = "AOI"
+    BACKEND = "BACKEND"
     BANDS = "BANDS"
     CHECKPOINT = "CHECKPOINT"
     DEVICE = "DEVICE"
@@ -82,11 +89,6 @@ class SegAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802
         return type(self)()
 
-    def flags(self):
-        # pyproj's PROJ context crashes in QGIS's pool threads (seen from the second task on, see
-        # gui/worker.py), so the algorithms run on the thread that calls them.
-        return super().flags() | QgsProcessingAlgorithm.Flag.FlagNoThreading
-
     def canExecute(self):  # noqa: N802
         from ... import deps
 
@@ -97,6 +99,11 @@ class SegAlgorithm(QgsProcessingAlgorithm):
         able, sentence = self.canExecute()  # qgis_process runs an algorithm without asking
         if not able:
             raise QgsProcessingException(sentence)
+        from .engine_thread import run_in_engine_thread
+
+        return run_in_engine_thread(lambda: self._process(parameters, context, feedback))
+
+    def _process(self, parameters, context, feedback):
         from .destinations import guarded_run
         from .parameter_ranges import check_numbers, check_scheduler
 
@@ -123,7 +130,33 @@ class SegAlgorithm(QgsProcessingAlgorithm):
             apply_range(definition)
         return super().addParameter(definition, createOutput)
 
+    # Layers and sinks QGIS binds to the thread that runs the algorithm are made there (engine_thread).
+    def parameterAsSink(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsSink, *args, **kwargs)
+
+    def parameterAsSource(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsSource, *args, **kwargs)
+
+    def parameterAsLayer(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsLayer, *args, **kwargs)
+
+    def parameterAsLayerList(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsLayerList, *args, **kwargs)
+
+    def parameterAsRasterLayer(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsRasterLayer, *args, **kwargs)
+
+    def parameterAsVectorLayer(self, *args, **kwargs):  # noqa: N802
+        return _on_caller(super().parameterAsVectorLayer, *args, **kwargs)
+
     # -- shared parameter helpers -----------------------------------------------------------------
+
+    def add_backend(self) -> None:
+        """The BACKEND enum, the same in every algorithm that has one (BACKENDS, default classic)."""
+        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=DEFAULT_BACKEND))
+
+    def backend_is_classic(self, parameters, context) -> bool:
+        return BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic"
 
     def raster_path(self, parameters, name, context) -> str:
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -246,6 +279,12 @@ class SegAlgorithm(QgsProcessingAlgorithm):
 
     def add_bool(self, name: str, text: str, default: bool) -> None:
         self.addParameter(QgsProcessingParameterBoolean(name, self.tr(text), default))
+
+
+def _on_caller(function, *args, **kwargs):
+    from .engine_thread import on_caller
+
+    return on_caller(function, *args, **kwargs)
 
 
 def _active_raster_id():

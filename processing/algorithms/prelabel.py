@@ -22,12 +22,10 @@ from ...qgis_adapters.sinks import FeatureSinkAdapter, label_fields
 from .base import SegAlgorithm, discard_output, split_tags
 
 MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
-BACKENDS = ("sam", "classic")
 
 
 class PrelabelAlgorithm(SegAlgorithm):
     ADD_MISSING = "ADD_MISSING"
-    BACKEND = "BACKEND"
     CACHE = "CACHE"
     CLASS_FIELD = "CLASS_FIELD"
     CLASS_RASTER = "CLASS_RASTER"
@@ -58,7 +56,7 @@ class PrelabelAlgorithm(SegAlgorithm):
             "Automatic: SAM's point grid (points per side squared prompts) on every tile with data; masks found twice in a "
             "tile overlap are kept once and objects that cross tiles are merged. Needs SAM (the classic backend needs a "
             "prompt per object).\n\n"
-            "Backend: sam needs torch, segment-anything and a checkpoint; classic needs nothing but is slower and coarser. "
+            "Backend: classic (the default) needs nothing but is slower and coarser; sam needs torch, segment-anything and a checkpoint. "
             "An embedding cache folder (from Encode raster) is used when it matches and filled otherwise. Memory stays "
             "bounded by the tile. Optionally also writes a class raster on the input raster's grid.\n\n"
             "Dask scheduler: local:N starts N worker processes here, tcp://HOST:PORT uses a running cluster (workers need Seg, "
@@ -75,7 +73,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.DEFAULT_CLASS, self.tr("Class (when the prompt has none)"), "object"))
         self.add_ontology()
         self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every result (key=value; separated by ; as in the dock)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.add_backend()
         self.add_model(checkpoint_optional=True)
         self.add_tiling(1024, 256)
         self.add_aoi()
@@ -108,7 +106,7 @@ class PrelabelAlgorithm(SegAlgorithm):
         automatic = self.parameterAsEnum(parameters, self.MODE, context) == 1
         tags = parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context)))
         class_raster = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER, context) if parameters.get(self.CLASS_RASTER) else None
-        classic = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic"
+        classic = self.backend_is_classic(parameters, context)
         request = prelabel.Request(
             raster, prompts=None if automatic else self.prompt_features(parameters, context, feedback),
             class_name=self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object", tags=tags,

@@ -4,7 +4,6 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMultipleLayers,
@@ -16,11 +15,9 @@ from .base import SegAlgorithm, split_tags
 from .job_sinks import LayerSink
 from .temporal import date_outputs
 
-BACKENDS = ("classic", "sam")
 
 
 class PropagateLabelsAlgorithm(SegAlgorithm):
-    BACKEND = "BACKEND"
     CLASSES = "CLASSES"
     DATES = "DATES"
     FOUND = "FOUND"
@@ -55,7 +52,7 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterString(self.START_DATE, self.tr("Date of labels without one (YYYY-MM-DD)"), optional=True))
         self.addParameter(QgsProcessingParameterString(self.CLASSES, self.tr("Only these classes (comma separated; empty = all)"), optional=True))
         self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every propagated feature (key=value, comma separated)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum(self.BACKEND, self.tr("Backend"), list(BACKENDS), defaultValue=0))
+        self.add_backend()
         self.add_model(checkpoint_optional=True)
         self.add_tiling(1024, 256)
         self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Answers scored lower are lost"),
@@ -78,7 +75,7 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
 
             raise QgsProcessingException(self.invalidSourceError(parameters, self.INPUT))
         rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
-        classic = BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)] == "classic"
+        classic = self.backend_is_classic(parameters, context)
         tile, overlap, gsd = self.tiling(parameters, context)
         bands, stretch = self.radiometry_choice(parameters, context)
         request = propagate.Request(

@@ -10,6 +10,9 @@ Interpretability: "Explain selected" shows, for the selected feature of the acti
 score (mean probability), the uncertainty under it, the prompt and window it came from, and the
 assistant's most important features.
 
+Background: the class named "background" (any case) in the dock's class list (e.g. from the
+ontology), else in the labels; a class list without one gets it added, and the panel says so.
+
 The engine runs on one long-lived thread (pyproj's context must stay on one thread; see worker.py).
 """
 from __future__ import annotations
@@ -31,8 +34,11 @@ from qgis.core import (
 from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton
 
 from ..core.errors import Canceled, SegError
+from .classes import LabelClass
 
 LOG_TAG = "Seg"
+BACKGROUND = "background"
+BACKGROUND_COLOR = "#9e9e9e"
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-assist")
 
 
@@ -92,7 +98,7 @@ class AssistPanel(QGroupBox):
         buttons.addWidget(self.learn_button)
         buttons.addWidget(self.explain_button)
         form.addRow(buttons)
-        self.info = QLabel("Accept a few small labels of every class (a 'background' class too), then learn.")
+        self.info = QLabel("Accept a few small labels of every class and of a 'background' class, then learn.")
         self.info.setObjectName("SegAssistInfo")
         self.info.setWordWrap(True)
         form.addRow(self.info)
@@ -114,18 +120,24 @@ class AssistPanel(QGroupBox):
         stem = os.path.join(folder, _free_stem(folder, os.path.splitext(os.path.basename(labels_path))[0] + "_assist"))
         region = self._view_region(raster_layer) if self.scope.currentData() == "view" else None
         labels = _layer_labels(target)
+        background, note = self.background_class(labels)
+        if background is None:
+            self.info.setText(note + "Accept a few small labels of 'background' (what is none of your classes), then learn.")
+            return
         paths = {"out": stem + ".gpkg", "probability": stem + "_probability.tif", "uncertainty": stem + "_uncertainty.tif",
                  "save_model": stem + "_model.json"}
 
         def job(progress):
             from ..core.jobs import assist
 
-            request = assist.Request(raster, labels=labels, status=("accepted", "reviewed"), region=region, **paths)
+            request = assist.Request(raster, labels=labels, status=("accepted", "reviewed"), region=region,
+                                     background=background, **paths)
             return assist.run(request, progress)  # the same job as `seg assist` and seg:assist
 
-        self.task = AssistTask("Seg: learn from accepted labels", job, lambda result, error: self._finished(result, error, paths))
+        self.task = AssistTask("Seg: learn from accepted labels", job,
+                               lambda result, error: self._finished(result, error, paths, note))
         self.learn_button.setEnabled(False)
-        self.info.setText("Learning and pre-labeling…")
+        self.info.setText(note + "Learning and pre-labeling…")
         QgsApplication.taskManager().addTask(self.task)
 
     def _view_region(self, raster_layer: QgsRasterLayer):
@@ -145,7 +157,19 @@ class AssistPanel(QGroupBox):
         c1, r1 = min(c1, raster_layer.width()), min(r1, raster_layer.height())
         return (c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
-    def _finished(self, summary, error, paths) -> None:
+    def background_class(self, labels):
+        """(the background class name or None, a note): the dock's class named background (e.g. from
+        the ontology), else the labels' one; a dock class list without one gets it added, and the note says so."""
+        listed = [c.name for c in self.dock.classes()] if hasattr(self.dock, "classes") else []
+        labelled = sorted({str(lab.attributes.get("class") or "") for lab in labels})
+        name = next((n for n in listed + labelled if n.strip().lower() == BACKGROUND), None)
+        note = ""
+        if hasattr(self.dock, "add_class_row") and not any(n.strip().lower() == BACKGROUND for n in listed):
+            self.dock.add_class_row(LabelClass(name or BACKGROUND, BACKGROUND_COLOR))
+            note = "Added a 'background' class to the class list. "
+        return name, note
+
+    def _finished(self, summary, error, paths, note="") -> None:
         self.task = None
         self.learn_button.setEnabled(True)
         if error is not None or summary is None:
@@ -164,7 +188,7 @@ class AssistPanel(QGroupBox):
         project.addMapLayer(QgsVectorLayer(paths["out"], name, "ogr"))
         pixels = ", ".join(f"{k} {v}" for k, v in summary.details["learned_pixels"].items())
         found = ", ".join(f"{k} {v}" for k, v in summary.details["per_class"].items())
-        self.info.setText(f"Learned from {pixels} px; pre-labels: {found}. Review them, accept the good ones, learn again.")
+        self.info.setText(f"{note}Learned from {pixels} px; pre-labels: {found}. Review them, accept the good ones, learn again.")
 
     def explain(self) -> None:
         from ..core.assist.classifier import top_importances

@@ -2,7 +2,9 @@
 
 The class list travels with the .qgs/.qgz file (QgsProject.writeEntry under the "seg" scope), so a
 team that shares a project shares its classes and colours. Tags are typed as `key=value` pairs
-separated by ";" or new lines (date=2024-06-01; sensor=UAV; annotator=ana).
+separated by ";" or new lines (date=2024-06-01; sensor=UAV; annotator=ana). A new project starts
+without classes: the user adds them or loads an ontology, so no label is saved under a class
+nobody chose.
 """
 from __future__ import annotations
 
@@ -25,26 +27,18 @@ class LabelClass:
     color: str
 
 
-DEFAULT_CLASSES = (
-    LabelClass("building", "#e31a1c"),
-    LabelClass("tree", "#33a02c"),
-    LabelClass("water", "#1f78b4"),
-    LabelClass("field", "#ff7f00"),
-)
-
-
 def classes_to_json(classes: Sequence[LabelClass]) -> str:
     return json.dumps([{"name": c.name, "color": c.color} for c in classes])
 
 
 def classes_from_json(text: str) -> List[LabelClass]:
-    """Classes from the project entry; an empty or unreadable entry gives the defaults."""
+    """Classes from the project entry; an empty or unreadable entry gives none."""
     try:
         items = json.loads(text) if text else []
         classes = [LabelClass(str(i["name"]), str(i.get("color", "#ff00ff"))) for i in items if str(i.get("name", "")).strip()]
     except (ValueError, TypeError, KeyError, AttributeError):
         classes = []
-    return classes or list(DEFAULT_CLASSES)
+    return classes
 
 
 def save_classes(project, classes: Sequence[LabelClass]) -> None:
@@ -54,7 +48,7 @@ def save_classes(project, classes: Sequence[LabelClass]) -> None:
 
 def load_classes(project, fallback: str = "") -> List[LabelClass]:
     """The project's classes; where the project has none, `fallback` (JSON, e.g. the list the user
-    had last time), else the defaults."""
+    had last time), else none."""
     text, _found = project.readEntry(SCOPE, CLASSES_KEY, "")
     return classes_from_json(text or fallback)
 

@@ -153,7 +153,7 @@ class LabelsGroup:
             self.class_table.editItem(item)
 
     def _remove_current_class(self) -> None:
-        if self.class_table.rowCount() > 1 and self.class_table.currentRow() >= 0:
+        if self.class_table.currentRow() >= 0:
             self.class_table.removeRow(self.class_table.currentRow())
             self.classes_changed()
 
@@ -189,8 +189,7 @@ class LabelsGroup:
 
     def _current_class_changed(self) -> None:
         classes, row = self.classes(), max(self.class_table.currentRow(), 0)
-        if classes:
-            self.controller.set_label_class(classes[min(row, len(classes) - 1)])
+        self.controller.set_label_class(classes[min(row, len(classes) - 1)] if classes else None)  # none: saving says so
 
     def tags_changed(self) -> None:
         text = self.tags_edit.text()
@@ -208,7 +207,8 @@ class LabelsGroup:
         self._remember("hover", "true" if on else "false")
 
     def load_project_settings(self) -> None:
-        """Classes and tags from the project; for a project without them, the user's last ones."""
+        """Classes and tags from the project; for a project without them, the user's last ones (a
+        first project starts without classes: Add class, or Load ontology)."""
         loading, self._loading = self._loading, True
         saved = settings_store.load_dock_values()
         try:

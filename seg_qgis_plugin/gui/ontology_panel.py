@@ -14,10 +14,11 @@ The panel hooks into the controller through `controller.label_filter(label, segm
 from __future__ import annotations
 
 import json
+import os
 from typing import Dict, List, Optional, Sequence
 
 from qgis.core import QgsCoordinateTransform, QgsFeatureRequest, QgsRectangle, QgsVectorLayer, QgsVectorLayerFeatureSource
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                  QVBoxLayout, QWidget)
 
 from ..core.engine.ontology import Ontology, OntologyClass, load_ontology, save_ontology
@@ -93,6 +94,10 @@ def border_cutter(layer: QgsVectorLayer, snap: float = 0.0, project=None):
     return cut
 
 
+def _classes_count(count: int) -> str:
+    return "1 class" if count == 1 else f"{count} classes"
+
+
 class OntologyPanel(QWidget):
     """Load/Save ontology buttons, the class-field widgets and the "Shared borders" toggle."""
 
@@ -111,6 +116,10 @@ class OntologyPanel(QWidget):
             button.clicked.connect(lambda checked=False, slot=slot: slot())
             buttons.addWidget(button)
         layout.addLayout(buttons)
+        self.info = QLabel("")  # what the last load or save did
+        self.info.setObjectName("SegOntologyInfo")
+        self.info.setWordWrap(True)
+        layout.addWidget(self.info)
         self.fields = QFormLayout()
         layout.addLayout(self.fields)
         self.field_widgets: Dict[str, QWidget] = {}
@@ -130,6 +139,7 @@ class OntologyPanel(QWidget):
         """Read `path`, fill the dock's class table, keep the ontology in the project, style the target."""
         ontology = load_ontology(path)
         self.set_ontology(ontology)
+        self.info.setText(f"Loaded {_classes_count(len(ontology))} from {os.path.basename(path)}.")
         return ontology
 
     def set_ontology(self, ontology: Ontology) -> None:
@@ -147,7 +157,10 @@ class OntologyPanel(QWidget):
         return ontology_from_classes(self.dock.classes(), self.ontology)
 
     def save(self, path: str) -> str:
-        return save_ontology(self.current_ontology(), path)
+        ontology = self.current_ontology()
+        written = save_ontology(ontology, path)
+        self.info.setText(f"Saved {_classes_count(len(ontology))} to {os.path.basename(written or path)}.")
+        return written
 
     def style_target(self) -> Optional[str]:
         """Style the target layer from the ontology and save the style in its GeoPackage. Returns
@@ -189,7 +202,8 @@ class OntologyPanel(QWidget):
         while self.fields.rowCount():
             self.fields.removeRow(0)
         self.field_widgets = {}
-        current = self.ontology.get(self.controller.label_class.name) if self.ontology is not None else None
+        chosen = self.controller.label_class
+        current = self.ontology.get(chosen.name) if self.ontology is not None and chosen is not None else None
         for attribute in (current.attributes if current else ()):
             if attribute.values:
                 widget = QComboBox()

@@ -272,6 +272,11 @@ class Driver:
         dock = self.dock
         dock.raster_combo.setLayer(self.layer)
         choose(dock.backend_combo, "classic")
+        if not dock.classes():  # a first project has no classes: add one, as a user does
+            from seg_qgis_plugin.gui.classes import LabelClass
+
+            dock.add_class_row(LabelClass("building", "#e31a1c"))
+            dock.select_class_index(0)
         if dock.create_target_layer(self.labels) is None:
             raise RuntimeError("the dock could not create the label GeoPackage: " + dock.status.text())
         self.controller.featureAdded.connect(self.feature_added)
@@ -371,7 +376,7 @@ class Driver:
         counts = []
         for scheduler in ("", "local:1"):
             out = os.path.join(WORK, f"prelabel{scheduler.replace(':', '')}.gpkg")
-            done = processing.run("seg:prelabel", {"INPUT": self.raster, "MODE": 0, "PROMPTS": self.labels, "BACKEND": 1,
+            done = processing.run("seg:prelabel", {"INPUT": self.raster, "MODE": 0, "PROMPTS": self.labels, "BACKEND": 0,
                                                    "TILE": 256, "OVERLAP": 64, "SCHEDULER": scheduler, "OUTPUT": out})
             counts.append((done["COUNT"], count_features(done["OUTPUT"])))
         self.result["cluster_rows"] = counts

@@ -13,6 +13,19 @@ import time
 SQUARE = (60, 80, 100, 120)
 ORIGIN, PIXEL = (500000.0, 4650000.0), 0.5  # EPSG:32633, 0.5 m pixels (tests/conftest.py write_raster)
 SIZE = 200
+# A dock starts without classes (the user adds them or loads an ontology); tests add these.
+STARTER_CLASSES = (("building", "#e31a1c"), ("tree", "#33a02c"), ("water", "#1f78b4"), ("field", "#ff7f00"))
+
+
+def give_classes(dock, classes=STARTER_CLASSES):
+    """Add `classes` ((name, colour) pairs) the dock's class list lacks, as a user does, and choose the first."""
+    from seg_qgis_plugin.gui.classes import LabelClass
+
+    known = [c.name for c in dock.classes()]
+    for name, color in classes:
+        if name not in known:
+            dock.add_class_row(LabelClass(name, color))
+    dock.select_class_index(0)
 
 
 def square_bounds_map():

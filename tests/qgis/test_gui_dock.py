@@ -46,12 +46,14 @@ def seg_gui(ortho_project, oracle):
 
     made = []
 
-    def make(backend=None):
+    def make(backend=None, classes=True):
         project, raster = ortho_project
         canvas = support.make_canvas(raster)
         iface = support.FakeIface(canvas)
         gui = SegGui(iface)
         gui.create()
+        if classes:  # a dock starts without classes; most tests need a few
+            support.give_classes(gui.dock)
         gui.controller.backend_factory = lambda config: backend if backend is not None else oracle("bright")
         iface.window.show()
         iface.window.activateWindow()
@@ -132,6 +134,22 @@ def test_class_list_shows_six_rows_and_a_new_class_is_selected(seg_gui):
     last = table.rowCount() - 1
     assert table.currentRow() == last and gui.controller.label_class.name == f"class {last + 1}"
     assert table.visualItemRect(table.item(last, 0)).intersects(table.viewport().rect()), "the new class is scrolled to"
+
+
+def test_a_first_dock_has_no_classes_and_saving_without_one_says_so(seg_gui, tmp_path):
+    gui, _ = seg_gui(classes=False)
+    dock, controller = gui.dock, gui.controller
+    assert dock.classes() == [] and controller.label_class is None, "no class is chosen for the user"
+    gpkg = start_session(gui, tmp_path)
+    errors = []
+    controller.errorRaised.connect(errors.append)
+    controller.add_point(_point(*support.square_centre_map()), True)
+    support.wait_idle(controller)
+    assert controller.accept() is None and support.read_gpkg(gpkg)[2] == []
+    assert errors == ["Choose a class in the Seg dock (Add class, or load an ontology) before saving a label."]
+    dock.findChild(type(dock.start_button), "SegAddClassButton").click()
+    assert controller.accept() is not None
+    assert [r["class"] for r in support.read_gpkg(gpkg)[2]] == ["class 1"]
 
 
 # -- shortcuts ------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def labeling(ortho, oracle, tmp_path):
 
     from seg_qgis_plugin.gui.controller import SegController
     from seg_qgis_plugin.gui.label_layer import create_label_layer
+    from seg_qgis_plugin.gui.classes import LabelClass
     from seg_qgis_plugin.gui.map_tools import BoxPromptTool, PointPromptTool
     from seg_qgis_plugin.gui.session import SessionConfig
 
@@ -51,6 +52,7 @@ def labeling(ortho, oracle, tmp_path):
         path, raster = ortho
         canvas = support.make_canvas(raster, QgsCoordinateReferenceSystem(canvas_crs) if canvas_crs else None)
         controller = SegController(canvas, backend_factory=lambda config: oracle(mode))
+        controller.set_label_class(LabelClass("building", "#e31a1c"))  # a controller starts without a class
         gpkg = tmp_path / f"labels{len(made)}.gpkg"
         target = create_label_layer(str(gpkg), QgsCoordinateReferenceSystem(layer_crs or "EPSG:32633"))
         controller.set_target_layer(target)
@@ -221,6 +223,7 @@ def test_sam_session_with_a_tiny_checkpoint_encodes_ahead_and_labels(ortho, tiny
     from qgis.core import QgsCoordinateReferenceSystem
 
     from seg_qgis_plugin.core.models.download import sha256_file as sha256_of
+    from seg_qgis_plugin.gui.classes import LabelClass
     from seg_qgis_plugin.gui.controller import SegController
     from seg_qgis_plugin.gui.label_layer import create_label_layer
     from seg_qgis_plugin.gui.session import SessionConfig
@@ -228,6 +231,7 @@ def test_sam_session_with_a_tiny_checkpoint_encodes_ahead_and_labels(ortho, tiny
     path, raster = ortho
     canvas = support.make_canvas(raster)
     controller = SegController(canvas)
+    controller.set_label_class(LabelClass("building", "#e31a1c"))  # a controller starts without a class
     try:
         gpkg = tmp_path / "sam.gpkg"
         controller.set_target_layer(create_label_layer(str(gpkg), QgsCoordinateReferenceSystem("EPSG:32633")))

@@ -162,6 +162,7 @@ TORCH_MISSING = textwrap.dedent('''
            "sam_enabled": dock.backend_combo.model().item(0).isEnabled(),
            "backend": dock.backend_combo.currentData(), "loaded": support.leftovers(iface)}
     dock.tile.setValue(128); dock.overlap.setValue(32)
+    support.give_classes(dock)
     dock.create_target_layer(os.path.join(sys.argv[2], "labels.gpkg"))
     dock.start(); support.wait_idle(controller, 60)
     out["ready"] = controller.ready

@@ -55,7 +55,7 @@ def test_prelabel_is_the_same_job_from_the_cli_the_api_and_processing(run_algori
                          no_overlap=True, out=api_out, class_raster=api_classes, **common)
     qgis_out, qgis_classes = str(tmp_path / "qgis.gpkg"), str(tmp_path / "qgis.tif")
     result = run_algorithm("seg:prelabel", {"INPUT": raster, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind",
-                                            "BACKEND": 1, "TAGS": "annotator=ci", "TILE": 256, "OVERLAP": 64,
+                                            "BACKEND": 0, "TAGS": "annotator=ci", "TILE": 256, "OVERLAP": 64,
                                             "NO_OVERLAP": True, "OUTPUT": qgis_out, "CLASS_RASTER": qgis_classes})
     assert len(frame) == result["COUNT"] == n and frame.attrs["outputs"]["out"] == api_out
     assert rows(cli_out) == rows(api_out) == rows(qgis_out)

@@ -45,12 +45,15 @@ def test_dock_loads_an_ontology_and_styles_the_layer(dock_and_layer, tmp_path):
     dock, panel = gui.dock, gui.dock.ontology_panel
     path = tmp_path / "classes.json"
     path.write_text(json.dumps(ONTOLOGY))
+    assert dock.classes() == [], "a new project starts without classes"
     panel.load(str(path))
-    assert [c.name for c in dock.classes()] == ["water", "building"]
+    assert [c.name for c in dock.classes()] == ["water", "building"] and gui.controller.label_class.name == "water"
+    assert panel.info.text() == "Loaded 2 classes from classes.json."
     assert [(c.value(), c.symbol().color().name()) for c in layer.renderer().categories()] == [("building", "#e31a1c"), ("water", "#1f78b4")]
     # the ontology (codes included) travels with the project, and Save writes it back
     assert json.loads(project.readEntry("seg", "ontology", "")[0])["classes"][0]["code"] == 7
     panel.save(str(tmp_path / "again.json"))
+    assert panel.info.text() == "Saved 2 classes to again.json."
     assert {c["name"]: c["code"] for c in json.loads((tmp_path / "again.json").read_text())["classes"]} == {"water": 7, "building": 3}
 
     # the style is in the GeoPackage's layer_styles table, as the layer's default

@@ -107,6 +107,7 @@ def seg_gui(qgis_app, raster_factory, oracle):
     iface = support.FakeIface(canvas)
     gui = SegGui(iface)
     gui.create()
+    support.give_classes(gui.dock)
     gui.controller.backend_factory = lambda config: oracle("bright")
     iface.window.show()
     yield gui, iface
@@ -203,7 +204,10 @@ def review_on(qgis_app):
         from seg_qgis_plugin.gui.postgis_layer import postgis_label_layer
         from seg_qgis_plugin.gui.review import ReviewPanel
 
+        from seg_qgis_plugin.gui.classes import LabelClass, save_classes
+
         QgsSettings().setValue("seg/reviewer", "ana")
+        save_classes(QgsProject.instance(), [LabelClass(*pair) for pair in support.STARTER_CLASSES])  # the class keys' list
         layer = postgis_label_layer(f"{URL}?table={table}")
         canvas = support.make_canvas(layer)
         panel = ReviewPanel(canvas, QgsProject.instance())

@@ -136,3 +136,44 @@ def test_dock_panel_learns_from_accepted_labels_and_explains_a_prelabel(qgis_app
     assert "score (mean probability)" in text and "uncertainty under it" in text and "most important features" in text
     for layer in added:
         QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_dock_panel_takes_background_from_the_class_list_or_adds_it_visibly(qgis_app, scene):
+    from qgis.core import QgsFeature, QgsGeometry, QgsRasterLayer, QgsVectorLayer
+    from qgis.PyQt.QtWidgets import QWidget
+
+    from seg_qgis_plugin.gui.assist_panel import AssistPanel
+    from seg_qgis_plugin.gui.classes import LabelClass
+
+    class Dock(QWidget):
+        def __init__(self, names, raster=None, target=None):
+            super().__init__()
+            self.rows = [LabelClass(n, "#000000") for n in names]
+            self.raster_combo, self.target_combo = Combo(raster), Combo(target)
+
+        def classes(self):
+            return list(self.rows)
+
+        def add_class_row(self, label_class, select=False):
+            self.rows.append(label_class)
+
+    class Combo:
+        def __init__(self, layer):
+            self.layer = layer
+
+        def currentLayer(self):  # noqa: N802 (QGIS API)
+            return self.layer
+
+    ontology_like = Dock(["water", "Background"])
+    assert AssistPanel(ontology_like).background_class([]) == ("Background", "") and len(ontology_like.rows) == 2
+
+    target = QgsVectorLayer(f"Polygon?crs={CRS}&field=class:string&field=status:string", "labels", "memory")
+    feature = QgsFeature(target.fields())
+    feature.setGeometry(QgsGeometry.fromWkt(pixel_square(10, 10).wkt))
+    feature.setAttributes(["water", "accepted"])
+    target.dataProvider().addFeatures([feature])
+    dock = Dock(["water"], QgsRasterLayer(scene[0], "scene"), target)
+    panel = AssistPanel(dock)
+    panel.learn()
+    assert [c.name for c in dock.rows] == ["water", "background"] and panel.task is None
+    assert panel.info.text().startswith("Added a 'background' class to the class list. Accept a few small labels of 'background'")

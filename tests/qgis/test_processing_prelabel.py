@@ -47,7 +47,7 @@ def test_classic_points_and_boxes_carry_class_and_tags(run_algorithm, read_vecto
     prompts = vector_factory("clicks", points, "EPSG:4326", kind=["roof", "roof"], season=["summer", "winter"])
     boxes = vector_factory("boxes", [box(*to_map(pond.box[0], pond.box[3]), *to_map(pond.box[2], pond.box[1]))], CRS, kind=["water"])
     out, classes = str(tmp_path / "pre.gpkg"), str(tmp_path / "classes.tif")
-    result = run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind", "BACKEND": 1,
+    result = run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind", "BACKEND": 0,
                                             "TAGS": "annotator=ci", "TILE": 256, "OVERLAP": 64, "OUTPUT": out, "CLASS_RASTER": classes})
     layer, features = read_vector(result["OUTPUT"])
     assert result["COUNT"] == len(features) == 2 and layer.crs().authid() == "EPSG:32633"
@@ -65,7 +65,7 @@ def test_classic_points_and_boxes_carry_class_and_tags(run_algorithm, read_vecto
     with rasterio.open(classes) as c, rasterio.open(path) as src:
         assert (c.transform, c.crs, c.shape) == (src.transform, src.crs, src.shape)
         assert np.count_nonzero(c.read(1)) == pytest.approx(sum(b.mask.sum() for b in buildings), rel=0.2)
-    result = run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": boxes, "CLASS_FIELD": "kind", "BACKEND": 1, "TILE": 256,
+    result = run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": boxes, "CLASS_FIELD": "kind", "BACKEND": 0, "TILE": 256,
                                             "OVERLAP": 64, "OUTPUT": str(tmp_path / "ponds.gpkg")})
     _, (feature,) = read_vector(result["OUTPUT"])
     from seg_qgis_plugin.qgis_adapters.geometry import to_shapely
@@ -80,7 +80,7 @@ def test_real_data_boxes_become_instances_inside_their_boxes(run_algorithm, read
     image = shared("neon_tree_crowns", "OSBS_029.tif")
     boxes = shared("neon_tree_crowns", "OSBS_029_boxes_derived.geojson")
     result = run_algorithm("seg:prelabel", {"INPUT": image, "PROMPTS": boxes + "|subset=\"id\" < 4", "CLASS_FIELD": "label",
-                                            "BACKEND": 1, "TILE": 400, "OVERLAP": 0, "OUTPUT": str(tmp_path / "trees.gpkg")})
+                                            "BACKEND": 0, "TILE": 400, "OVERLAP": 0, "OUTPUT": str(tmp_path / "trees.gpkg")})
     layer, features = read_vector(result["OUTPUT"])
     assert len(features) == 4 and layer.crs().authid() == "EPSG:32617"
     left, top = 404212.0, 3285142.8  # the image's upper-left corner; the tags hold the box in pixels
@@ -98,7 +98,7 @@ def test_sam_prompt_mode_records_model_and_checkpoint(run_algorithm, read_vector
 
     path, truth = scene
     prompts = vector_factory("p", [Point(*to_map(*truth[0].point)), Point(0, 0)], CRS, note=["in", "outside"])
-    result = run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": prompts, "CHECKPOINT": tiny_checkpoint, "BACKEND": 0,
+    result = run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": prompts, "CHECKPOINT": tiny_checkpoint, "BACKEND": 1,
                                             "DEFAULT_CLASS": "thing", "TILE": 512, "OVERLAP": 0, "OUTPUT": str(tmp_path / "s.gpkg")})
     assert result["SKIPPED"] == 1  # the point outside the raster is reported, not fatal
     _, features = read_vector(result["OUTPUT"])
@@ -112,7 +112,7 @@ def test_sam_automatic_mode_finds_objects_inside_the_raster(run_algorithm, read_
     data = np.full((3, 128, 200), 40, np.uint8)  # two 128-pixel tiles
     data[:, 30:90, 40:120] = 220
     raster = raster_factory(data)
-    result = run_algorithm("seg:prelabel", {"INPUT": raster, "MODE": 1, "CHECKPOINT": tiny_checkpoint, "POINTS_PER_SIDE": 3,
+    result = run_algorithm("seg:prelabel", {"INPUT": raster, "MODE": 1, "BACKEND": 1, "CHECKPOINT": tiny_checkpoint, "POINTS_PER_SIDE": 3,
                                             "MIN_SCORE": 0.0, "MIN_STABILITY": 0.0, "TILE": 128, "OVERLAP": 32,
                                             "OUTPUT": str(tmp_path / "auto.gpkg")})
     layer, features = read_vector(result["OUTPUT"])
@@ -127,15 +127,15 @@ def test_bad_input_and_cancel_write_nothing(run_algorithm, cancel_at, vector_fac
     path, truth = scene
     out = str(tmp_path / "x.gpkg")
     with pytest.raises(QgsProcessingException, match="classic-grabcut backend cannot pre-label automatically"):
-        run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 1, "BACKEND": 1, "OUTPUT": out})
+        run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 1, "BACKEND": 0, "OUTPUT": out})
     with pytest.raises(QgsProcessingException, match="needs a prompt layer"):
-        run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "BACKEND": 1, "OUTPUT": out})
+        run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 0, "BACKEND": 0, "OUTPUT": out})
     with pytest.raises(QgsProcessingException, match="needs a SAM model"):
         prompts = vector_factory("one", [Point(*to_map(*truth[0].point))], CRS, k=["a"])
-        run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": prompts, "BACKEND": 0, "OUTPUT": out})
+        run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": prompts, "BACKEND": 1, "OUTPUT": out})
     many = vector_factory("many", [Point(*to_map(*o.point)) for o in truth], CRS, k=["a"] * len(truth))
     with pytest.raises(QgsProcessingException, match="Canceled"):
-        run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": many, "BACKEND": 1, "TILE": 256, "OVERLAP": 64, "OUTPUT": out,
+        run_algorithm("seg:prelabel", {"INPUT": path, "PROMPTS": many, "BACKEND": 0, "TILE": 256, "OVERLAP": 64, "OUTPUT": out,
                                        "CLASS_RASTER": str(tmp_path / "c.tif")}, cancel_at(20))
     assert not os.path.exists(out) and not os.path.exists(tmp_path / "c.tif")
 
@@ -153,7 +153,7 @@ def test_a_dask_scheduler_gives_the_serial_result_in_both_modes(run_algorithm, v
     path, truth = scene
     buildings = [o for o in truth if o.class_name == "building"][:2]
     prompts = vector_factory("sched", [Point(*to_map(*b.point)) for b in buildings] + [Point(0, 0)], CRS, kind=["roof", "roof", "x"])
-    params = {"INPUT": path, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind", "BACKEND": 1, "TILE": 256, "OVERLAP": 64}
+    params = {"INPUT": path, "MODE": 0, "PROMPTS": prompts, "CLASS_FIELD": "kind", "BACKEND": 0, "TILE": 256, "OVERLAP": 64}
     serial = run_algorithm("seg:prelabel", dict(params, OUTPUT=str(tmp_path / "serial.gpkg")))
     cluster = run_algorithm("seg:prelabel", dict(params, SCHEDULER="local:1", OUTPUT=str(tmp_path / "cluster.gpkg")))
     assert serial["COUNT"] == cluster["COUNT"] == 2 and serial["SKIPPED"] == cluster["SKIPPED"] == 1
@@ -161,7 +161,7 @@ def test_a_dask_scheduler_gives_the_serial_result_in_both_modes(run_algorithm, v
 
     data = np.full((3, 128, 200), 40, np.uint8)  # two 128-pixel tiles, one object across both
     data[:, 30:90, 40:120] = 220
-    params = {"INPUT": raster_factory(data), "MODE": 1, "CHECKPOINT": tiny_checkpoint, "POINTS_PER_SIDE": 3,
+    params = {"INPUT": raster_factory(data), "MODE": 1, "BACKEND": 1, "CHECKPOINT": tiny_checkpoint, "POINTS_PER_SIDE": 3,
               "MIN_SCORE": 0.0, "MIN_STABILITY": 0.0, "TILE": 128, "OVERLAP": 32}
     serial = run_algorithm("seg:prelabel", dict(params, OUTPUT=str(tmp_path / "auto_serial.gpkg")))
     cluster = run_algorithm("seg:prelabel", dict(params, SCHEDULER="local:1", OUTPUT=str(tmp_path / "auto_cluster.gpkg")))
