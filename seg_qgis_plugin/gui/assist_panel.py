@@ -39,6 +39,7 @@ from .classes import LabelClass
 LOG_TAG = "Seg"
 BACKGROUND = "background"
 BACKGROUND_COLOR = "#9e9e9e"
+START_TEXT = "Accept a few small labels of every class and of a 'background' class, then learn."
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-assist")
 
 
@@ -98,10 +99,16 @@ class AssistPanel(QGroupBox):
         buttons.addWidget(self.learn_button)
         buttons.addWidget(self.explain_button)
         form.addRow(buttons)
-        self.info = QLabel("Accept a few small labels of every class and of a 'background' class, then learn.")
+        self.info = QLabel(START_TEXT)
         self.info.setObjectName("SegAssistInfo")
         self.info.setWordWrap(True)
         form.addRow(self.info)
+        QgsProject.instance().cleared.connect(self.project_cleared)  # a bound slot: disconnected when the panel goes
+
+    def project_cleared(self) -> None:
+        """A new project: forget the last run's model and rasters."""
+        self.model_path = self.uncertainty_path = ""
+        self.info.setText(START_TEXT)
 
     def learn(self) -> None:
         from ..qgis_adapters.layers import raster_layer_path

@@ -136,6 +136,8 @@ def test_dock_panel_learns_from_accepted_labels_and_explains_a_prelabel(qgis_app
     assert "score (mean probability)" in text and "uncertainty under it" in text and "most important features" in text
     for layer in added:
         QgsProject.instance().removeMapLayer(layer.id())
+    QgsProject.instance().cleared.emit()  # what File > New project sends
+    assert panel.model_path == "" and panel.info.text().startswith("Accept a few small labels")
 
 
 def test_dock_panel_takes_background_from_the_class_list_or_adds_it_visibly(qgis_app, scene):
