@@ -327,7 +327,9 @@ def _crs_text(crs) -> str:
 def _layer_crs(path: str, layer: Optional[str]):
     import pyogrio
 
-    return pyogrio.read_info(path, layer=layer)["crs"]
+    from .core.geo.layers import data_layer
+
+    return pyogrio.read_info(path, layer=data_layer(path, layer))["crs"]
 
 
 def _present(value) -> bool:

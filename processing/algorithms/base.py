@@ -101,7 +101,9 @@ class SegAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(sentence)
         from .engine_thread import run_in_engine_thread
 
-        return run_in_engine_thread(lambda: self._process(parameters, context, feedback))
+        from .output_styles import style_when_loaded
+
+        return style_when_loaded(run_in_engine_thread(lambda: self._process(parameters, context, feedback)), context)
 
     def _process(self, parameters, context, feedback):
         from .destinations import guarded_run

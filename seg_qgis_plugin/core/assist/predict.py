@@ -323,3 +323,12 @@ class _RasterOutputs:
                 staged.commit()
             else:
                 staged.discard()
+        if commit and exc_type is None:
+            self._write_styles()
+
+    def _write_styles(self) -> None:
+        """Each raster's QGIS style beside it: a 0..1 ramp saying what 0 and 1 mean."""
+        from ..outputs.raster_styles import probability_qml, uncertainty_qml, write_raster_style
+
+        for path, kind in self.paths:
+            write_raster_style(path, probability_qml(self.names[0] if self.names else "") if kind == "probability" else uncertainty_qml())

@@ -21,6 +21,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from affine import Affine
 
+from .layers import data_layer
 from .vectorize import clean_polygons, mask_to_geometry, reproject_geometry
 
 
@@ -175,6 +176,7 @@ def nearby_labels(path: str, bounds: Tuple[float, float, float, float], crs: str
     layers = [name for name, _ in pyogrio.list_layers(path)]
     if layer is not None and layer not in layers:
         return []
+    layer = data_layer(path, layer)
     meta = pyogrio.read_info(path, layer=layer)
     layer_crs = meta.get("crs") or crs
     area = reproject_geometry(box(*bounds), crs, layer_crs)

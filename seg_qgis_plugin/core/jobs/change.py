@@ -67,7 +67,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
         finish = ((lambda tmp: add_gpkg_style(tmp, layer, categorized_qml("change", COLOURS)))
                   if request.changes.lower().endswith(".gpkg") else None)
         outputs["changes"] = write_labels(report.changes, request.changes, crs=crs, mode=mode, fields=CHANGE_FIELDS,
-                                          finish=finish)
+                                          style=finish)
     for change in report.changes if sink is not None else ():
         sink.add(change)
     if request.out:

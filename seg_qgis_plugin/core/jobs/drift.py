@@ -76,6 +76,7 @@ def caches_by_date(value) -> Dict[str, str]:
 
 def run(request: Request, progress=None, sink=None) -> JobResult:
     """The drift map of `request.rasters`; see the module docstring."""
+    from ..outputs.styles import VectorStyle
     from ..outputs.vectors import check_output, write_labels
     from ..timeseries.dates import dated_series
     from ..timeseries.drift import DRIFT_FIELDS, drift_map, layer_metadata, summary_lines
@@ -92,7 +93,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     outputs = {}
     if request.out:
         outputs["out"] = write_labels(result.tiles, request.out, crs=result.crs, mode=mode, fields=DRIFT_FIELDS,
-                                      layer_metadata=layer_metadata(result))
+                                      layer_metadata=layer_metadata(result), style=VectorStyle("drift", threshold=request.threshold))
     for tile in result.tiles if sink is not None else ():
         sink.add(tile)
     if request.png:

@@ -79,6 +79,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     """Pre-label `request.raster`; labels go to `request.out` (when set) and to `sink.add` (when
     given) as they are found, or all at the end with shared borders."""
     from ..batch.raster_job import prelabel_raster
+    from ..outputs.styles import ontology_style
     from ..outputs.vectors import LabelWriter, check_output
     from ..scale.block_run import BlockRun
     from ..scale.runs import prelabel_scaled
@@ -102,7 +103,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     blocks = bool(request.cluster or request.resume or (request.out and request.mode != "append"))
     manifest = None
     try:
-        with LabelWriter(request.out, mode=request.mode) if request.out else nullcontext() as writer:
+        with LabelWriter(request.out, mode=request.mode, style=ontology_style(ontology)) if request.out else nullcontext() as writer:
             targets = [t for t in (writer, sink) if t is not None]
 
             def found(label) -> None:

@@ -112,7 +112,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     result = propagate(labels, series, backend, request.options(cache), progress)
     outputs = {}
     if request.out:
-        outputs["out"] = write_labels(result.labels, request.out, mode=mode, fields=TRACK_FIELDS)
+        outputs["out"] = write_labels(result.labels, request.out, mode=mode, fields=TRACK_FIELDS, style="series")
     for label in result.labels if sink is not None else ():
         sink.add(label)
     crs = labels[0].crs

@@ -62,6 +62,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     from ..geo.prompts import Prompt
     from ..geo.vectorize import Cleanup
     from ..outputs.label_rasters import RasterizeOptions, check_output as check_raster, rasterize_labels, write_probability
+    from ..outputs.styles import ontology_style
     from ..outputs.vectors import check_output, write_labels
     from ..settings import load_settings
 
@@ -98,7 +99,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
                        else "The model found no object at this prompt; try another point or a box.")
     outputs = {}
     if request.out:
-        write_labels(labels, request.out, crs=request.out_crs, mode=request.mode)
+        write_labels(labels, request.out, crs=request.out_crs, mode=request.mode, style=ontology_style(ontology))
         outputs["out"] = request.out
     for label in labels if sink is not None else ():
         sink.add(label)

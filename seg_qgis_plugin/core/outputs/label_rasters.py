@@ -20,6 +20,7 @@ from ..engine.labels import Label, attributes
 from ..engine.ontology import Ontology, class_codes, code_dtype, ontology_or_codes
 from .atomic import atomic_path
 from .class_legend import read_class_names, write_categories, write_colour_table
+from .raster_styles import class_raster_qml, ontology_palette, probability_qml, write_raster_style
 from ..geo.vectorize import reproject_geometry
 
 BLOCK = 1024
@@ -92,6 +93,8 @@ def rasterize_labels(labels: Sequence[Label], like: str, out: str, options: Opti
                 write_colour_table(dst, ontology_or_codes(classes, ontology))
         if kind == "class":
             write_categories(tmp, ontology_or_codes(classes, ontology))
+    if kind == "class":
+        write_raster_style(out, class_raster_qml(ontology_palette(ontology_or_codes(classes, ontology))))
     return classes
 
 
@@ -160,6 +163,7 @@ def write_probability(segmentation, out: str, overwrite: bool = False) -> str:
     with _atomic(out) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(segmentation.probability, 1)
+    write_raster_style(out, probability_qml())
     return out
 
 

@@ -182,7 +182,7 @@ class PostgisLabelWriter:
 
     def __init__(self, target: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
                  batch: int = 512, fields: Optional[Sequence] = None, layer_metadata: Optional[Dict[str, str]] = None,
-                 finish=None):
+                 style=None):
         self.target, self.mode, self.batch = target, mode, batch
         self.fields = tuple(fields) if fields else FIELDS
         self.path = target

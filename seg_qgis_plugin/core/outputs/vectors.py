@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..geo.layers import data_layer
 from ..errors import OutputError, SegError
 from ..engine.labels import FIELDS, Label, check_field_types
 from ..geo.vectorize import reproject_geometry
 from .atomic import SHAPEFILE_SIDECARS, StagedPath, file_lock, write_error
 from .geopackage import append_geopackage
 from .postgis import check_postgis_output, is_postgis
+from .styles import StyleChoice, layer_qml, qml_beside, save_vector_style, vector_style
 
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf", ".shp": "ESRI Shapefile"}
 
@@ -80,10 +82,13 @@ class LabelWriter:
     "overwrite". crs: the CRS of a new layer (default: the first label's).
     fields: the schema, (name, "str" | "float" | "int", Shapefile name) triples (default FIELDS;
     pass FIELDS + extras to add columns, e.g. a time series' track_id); layer_metadata: str -> str
-    stored as the layer's GDAL metadata (GeoPackage); finish: called with the path of the file this
-    writer makes, once it is whole and before it is moved into place (e.g. to add a style table);
-    when the layer is new in an existing GeoPackage it is called with `path` after the commit, and
-    an append to an existing layer does not call it."""
+    stored as the layer's GDAL metadata (GeoPackage); style: how the layer opens in QGIS (styles.py):
+    "labels" (default: outlines by class), "series", "drift", a styles.VectorStyle, None (no
+    style), or a function called with the path of the file this writer makes, once it is whole and
+    before it is moved into place. A GeoPackage keeps the style as its layer's default style (in the
+    staged file, or in `path` after the commit when the layer is new in an existing GeoPackage);
+    other formats get `<name>.qml` beside them when new or overwritten. An append to an existing
+    layer keeps its style."""
 
     BATCH_VERTICES = 1_000_000
 
@@ -96,9 +101,10 @@ class LabelWriter:
 
     def __init__(self, path: str, crs: Optional[str] = None, layer: Optional[str] = None, mode: str = "create",
                  batch: int = 512, fields: Optional[Sequence] = None, layer_metadata: Optional[Dict[str, str]] = None,
-                 finish: Optional[Callable[[str], None]] = None):
+                 style: StyleChoice = "labels"):
         self.fields = tuple(fields) if fields else FIELDS
-        self.layer_metadata, self.finish = layer_metadata, finish
+        self.layer_metadata, self.style = layer_metadata, style if callable(style) else vector_style(style)
+        self._classes = set()
         self.existing = check_output(path, layer, mode, self.fields)
         self.mode = mode
         self.driver = driver_for(path)
@@ -126,6 +132,7 @@ class LabelWriter:
         from shapely import get_num_coordinates
 
         check_field_types(label.attributes, self.fields)
+        self._classes.add(label.attributes.get("class"))
         self._pending.append(label)
         vertices = int(get_num_coordinates(label.geometry))
         self._pending_vertices += vertices
@@ -166,9 +173,11 @@ class LabelWriter:
                 raise OutputError(f"{self.path} was made by another program meanwhile; choose another name, append to it or overwrite it.")
             if self.driver != "GPKG":
                 self._write_whole(_existing_layer(self.path, self.layer, self.driver, self.fields) if exists else None)
-            if self.finish is not None:
-                self.finish(self._tmp)
+            if self.driver == "GPKG" or callable(self.style):
+                self._save_style(self._tmp)
             self._staged.commit()
+            if self.driver != "GPKG" and not callable(self.style) and not (exists and os.path.exists(qml_beside(self.path))):
+                self._save_style(self.path)
 
     def _append_to_geopackage(self) -> None:
         has_layer = _has_layer(self.path, self.layer)
@@ -183,8 +192,17 @@ class LabelWriter:
             _write(self.path, self.layer, self.crs, [], {n: [] for n in names}, append=True, fields=self.fields,
                    layer_metadata=self.layer_metadata)
         append_geopackage(self._tmp, self.path, self.layer)
-        if not has_layer and self.finish is not None:
-            self.finish(self.path)
+        if not has_layer:
+            self._save_style(self.path)
+
+    def _save_style(self, target: str) -> None:
+        """The layer's style into the GeoPackage `target`, or beside `target` for other formats."""
+        if callable(self.style):
+            self.style(target)
+            return
+        qml = layer_qml(self.style, [name for name, _, _ in self.fields], self._classes)
+        if qml is not None:
+            save_vector_style(target, self.layer, qml)
 
     def _write_whole(self, existing: Optional[dict]) -> None:
         if existing:
@@ -222,10 +240,10 @@ class LabelWriter:
 
 def write_labels(labels: Sequence[Label], path: str, crs: Optional[str] = None, layer: Optional[str] = None,
                  mode: str = "create", fields: Optional[Sequence] = None, layer_metadata: Optional[Dict[str, str]] = None,
-                 finish: Optional[Callable[[str], None]] = None) -> str:
+                 style: StyleChoice = "labels") -> str:
     """Write `labels` to `path` atomically (see LabelWriter for the modes, fields, layer_metadata
-    and finish). Returns the path."""
-    with LabelWriter(path, crs, layer, mode, fields=fields, layer_metadata=layer_metadata, finish=finish) as writer:
+    and style). Returns the path."""
+    with LabelWriter(path, crs, layer, mode, fields=fields, layer_metadata=layer_metadata, style=style) as writer:
         for label in labels:
             writer.add(label)
     return writer.path
@@ -242,6 +260,7 @@ def read_labels(path: str, layer: Optional[str] = None) -> List[Label]:
         return read_postgis(path)
     if not os.path.exists(path):
         raise SegError(f"{path} does not exist.")
+    layer = data_layer(path, layer)  # its first layer, not the styles table
     try:
         meta, _, geometry, field_data = pyogrio.raw.read(path, layer=layer)
     except Exception as exc:

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import CrsError, SegError
+from ..geo.layers import data_layer
 from ..outputs.atomic import SHAPEFILE_SIDECARS, atomic_path
 
 
@@ -50,7 +51,7 @@ def read_table(path: str, layer: Optional[str] = None) -> LabelTable:
     if not os.path.exists(path):
         raise SegError(f"{path} does not exist.")
     try:
-        meta, fids, wkb, data = pyogrio.raw.read(path, layer=layer, return_fids=True)
+        meta, fids, wkb, data = pyogrio.raw.read(path, layer=data_layer(path, layer), return_fids=True)
     except Exception as exc:
         raise SegError(f"{path} is not a vector layer GDAL can read ({str(exc).splitlines()[0]}).") from exc
     if not meta.get("crs"):
