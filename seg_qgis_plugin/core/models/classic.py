@@ -24,6 +24,9 @@ The soft `probability` is a real per-pixel estimate, not a blurred mask: the log
 of object vs background colour (3-D Lab histograms fitted on the segmentation) plus the graph-cut
 decision, smoothed; pixels outside the kept object are pushed below 0.5, so
 `mask == (probability > 0.5)` holds everywhere.
+
+The score is not the mean probability (a graph cut is always sure of itself: 0.8-0.96 whatever
+the mask) but a confidence judged from the mask and the image, see `classic_score`.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ import numpy as np
 
 from ..errors import PromptError
 from .backend import BOXES, POINTS, Embedding, MaskPrediction, TilePrompt, stability_score
+from .classic_score import mask_confidence
 
 _METHODS = ("grabcut", "randomwalker")
 
@@ -84,7 +88,8 @@ class ClassicBackend:
     def decode(self, embedding: Embedding, prompt: TilePrompt,
                multimask: Optional[bool] = None) -> MaskPrediction:
         """Segment one object. Returns mask bool (H, W), probability float32 (H, W) in [0, 1],
-        score = mean probability inside the mask (0 for an empty mask), stability from
+        score = `classic_score.mask_confidence` (edge contrast, outline on image edges, share of the
+        box filled; 0 for an empty mask), stability from
         `stability_score` on the logit map, low_res_logits None.
 
         `multimask` is accepted for interface compatibility and ignored: a classic method gives
@@ -122,7 +127,7 @@ class ClassicBackend:
             mask = _components_at(mask, positives, (0, 0, height, width))
             full = np.where(mask, full, np.minimum(full, 0.0)).astype(np.float32)
         probability = (1.0 / (1.0 + np.exp(-full))).astype(np.float32)
-        score = float(probability[mask].mean()) if mask.any() else 0.0
+        score = mask_confidence(lab, mask, box)
         return MaskPrediction(mask=mask, probability=probability, score=score,
                               stability=stability_score(full), low_res_logits=None)
 

@@ -1,0 +1,204 @@
+"""Does the classic backend's score rank its masks by quality? Spearman of score vs IoU on real data.
+
+Every labelled object is prompted by its bounding box through the real engine
+(`seg_qgis_plugin.api.open(raster, backend="classic").segment(box=...)`); the returned polygon is
+compared with the truth and the returned `score` is ranked against that IoU:
+
+- SpaceNet Atlanta: 43 building footprints (polygons); IoU of the segmented polygon with the footprint.
+- NEON crowns (OSBS and SJER): 68 crowns whose truth is a box only. "iou" is the IoU of the segmented
+  polygon with the ellipse inscribed in the truth box (a crown is round; a mask that is the whole box
+  scores 0.79, a sliver low); "box_iou" (the crown's bounding box against the truth box, as in
+  examples/label_neon_crowns.py) is reported beside it.
+
+"old score" is the score the classic backend gave before issue 23 (mean probability inside the mask),
+recomputed on the same decode; "score" is what the engine returns now. Per-cue columns give each
+cue's own rank correlation with IoU (see seg_qgis_plugin/core/models/classic_score.py).
+
+    .venv/bin/python bench/bench_classic_score.py [--data ../shared/data] [--limit 300] [--json]
+
+About a minute on 2 cores. Prints numbers; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+NEON_IMAGES = ("OSBS_029", "2018_SJER_3_252000_4107000_image_477")
+
+
+def spearman(a, b) -> float:
+    try:
+        from scipy.stats import spearmanr
+    except ImportError:
+        ra, rb = (np.argsort(np.argsort(v)).astype(float) for v in (a, b))  # no tie correction
+        return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).correlation)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def spacenet_objects(root: Path, limit: int):
+    """(raster, [(truth polygon, truth for box_iou or None)])."""
+    from shapely.geometry import shape
+
+    folder = root / "spacenet_atlanta_buildings"
+    features = json.loads((folder / "geotiff_labels.geojson").read_text())["features"]
+    truths = [shape(f["geometry"]) for f in features][:limit]
+    return [(folder / "sample_geotiff.tif", [(t, None) for t in truths if t.area > 0])]
+
+
+def neon_objects(root: Path, limit: int):
+    from shapely import affinity
+    from shapely.geometry import Point, shape
+
+    folder = root / "neon_tree_crowns"
+    cases = []
+    for image in NEON_IMAGES:
+        features = json.loads((folder / f"{image}_boxes_derived.geojson").read_text())["features"]
+        objects = []
+        for feature in features:
+            box = shape(feature["geometry"])
+            x0, y0, x1, y1 = box.bounds
+            ellipse = affinity.scale(Point((x0 + x1) / 2, (y0 + y1) / 2).buffer(1.0, 64), (x1 - x0) / 2, (y1 - y0) / 2)
+            objects.append((ellipse, box))
+        objects = objects[:max(0, limit)]
+        cases.append((folder / f"{image}.tif", objects))
+        limit -= len(objects)
+    return cases
+
+
+DATASETS = {"spacenet atlanta buildings": spacenet_objects, "neon tree crowns": neon_objects}
+
+
+def _recording(backend, records):
+    """Wrap backend.decode so every call also records the pre-issue-23 score and the cues."""
+    from seg_qgis_plugin.core.models.classic import _validated
+    from seg_qgis_plugin.core.models.classic_score import mask_cues
+
+    decode = backend.decode
+
+    def wrapped(embedding, prompt, multimask=None):
+        prediction = decode(embedding, prompt, multimask)
+        old = float(prediction.probability[prediction.mask].mean()) if prediction.mask.any() else 0.0
+        box = _validated(prompt, *prediction.mask.shape)[2]
+        records.append((old, mask_cues(embedding.arrays["lab"], prediction.mask, box)))
+        return prediction
+
+    backend.decode = wrapped
+
+
+def run_dataset(cases):
+    import seg_qgis_plugin.api as seg
+    from seg_qgis_plugin.core.errors import PromptError
+
+    rows = []
+    for raster, objects in cases:
+        with seg.open(raster, backend="classic") as session:
+            records = []
+            _recording(session._open().backend, records)
+            for truth, truth_box in objects:
+                records.clear()
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        frame = session.segment(box=truth_box.bounds if truth_box is not None else truth.bounds)
+                    shape = frame.geometry.union_all() if hasattr(frame.geometry, "union_all") else frame.geometry.unary_union
+                    score = float(frame["score"].iloc[0])
+                except PromptError:
+                    shape, score = None, 0.0
+                row = {"score": score, "old_score": float(np.mean([r[0] for r in records])) if records else 0.0,
+                       "iou": _iou(shape, truth)}
+                if truth_box is not None:
+                    row["box_iou"] = _iou(None if shape is None else _envelope(shape), truth_box)
+                if records:
+                    for name in records[0][1]:
+                        row[f"cue_{name}"] = float(np.mean([r[1].get(name, 0.0) for r in records]))
+                rows.append(row)
+    return rows
+
+
+def _envelope(shape):
+    from shapely.geometry import box
+
+    return box(*shape.bounds)
+
+
+def _iou(shape, truth) -> float:
+    if shape is None or shape.is_empty:
+        return 0.0
+    union = shape.union(truth).area
+    return float(shape.intersection(truth).area / union) if union else 0.0
+
+
+def summary(rows):
+    iou = [r["iou"] for r in rows]
+    out = {"n": len(rows), "mean_iou": float(np.mean(iou)),
+           "score_mean": float(np.mean([r["score"] for r in rows])), "score_std": float(np.std([r["score"] for r in rows])),
+           "old_score_std": float(np.std([r["old_score"] for r in rows])),
+           "spearman_old": spearman([r["old_score"] for r in rows], iou),
+           "spearman_new": spearman([r["score"] for r in rows], iou)}
+    if "box_iou" in rows[0]:
+        box_iou = [r["box_iou"] for r in rows]
+        out["spearman_old_box_iou"] = spearman([r["old_score"] for r in rows], box_iou)
+        out["spearman_new_box_iou"] = spearman([r["score"] for r in rows], box_iou)
+    for name in sorted(k for k in rows[0] if k.startswith("cue_")):
+        out[f"spearman_{name}"] = spearman([r.get(name, 0.0) for r in rows], iou)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=int, default=300, help="at most this many objects per dataset")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--rows", type=Path, help="also write every object's score, old score, cues and IoU here (JSON)")
+    args = parser.parse_args()
+
+    results = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": os.getloadavg(), "datasets": {}}
+    all_rows = {}
+    for name, objects_of in DATASETS.items():
+        try:
+            cases = objects_of(args.data.resolve(), args.limit)
+        except OSError as exc:
+            results["datasets"][name] = {"skipped": str(exc)}
+            continue
+        start = time.perf_counter()
+        rows = all_rows[name] = run_dataset(cases)
+        results["datasets"][name] = dict(summary(rows), seconds=round(time.perf_counter() - start, 1))
+    if args.rows:
+        args.rows.write_text(json.dumps(all_rows))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"CPU: {results['cpu']} ({results['cores']} cores), load average {' '.join(f'{v:.2f}' for v in results['load_average'])}")
+    print(f"{'dataset':<28} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
+    for name, s in results["datasets"].items():
+        if "skipped" in s:
+            print(f"{name:<28} skipped: {s['skipped']}")
+            continue
+        cues = "  ".join(f"{k[len('spearman_cue_'):]} {v:+.2f}" for k, v in s.items() if k.startswith("spearman_cue_"))
+        print(f"{name:<28} {s['n']:>4} {s['mean_iou']:>9.3f} {s['score_mean']:>6.2f}±{s['score_std']:.2f} "
+              f"{s['spearman_old']:>13.2f} {s['spearman_new']:>13.2f}  {cues}  ({s['seconds']} s)")
+        if "spearman_new_box_iou" in s:
+            print(f"{'  (vs box_iou)':<28} {'':>4} {'':>9} {'':>12} {s['spearman_old_box_iou']:>13.2f} {s['spearman_new_box_iou']:>13.2f}")
+
+
+if __name__ == "__main__":
+    main()
