@@ -15,7 +15,7 @@ from qgis.core import (
 
 from .base import SegAlgorithm, parse_numbers, split_tags
 from .job_sinks import LayerSink
-from .temporal import date_outputs
+from .temporal import date_outputs, date_rasters
 
 
 class DriftMapAlgorithm(SegAlgorithm):
@@ -59,7 +59,7 @@ class DriftMapAlgorithm(SegAlgorithm):
                                                                 createByDefault=False))
         self.addOutput(QgsProcessingOutputString(self.SUMMARY, self.tr("Summary (JSON)")))
         self.addOutput(QgsProcessingOutputNumber(self.FLAGGED, self.tr("Flagged tiles")))
-        self._dest, self._summary = None, ""
+        self._dest, self._summary, self._series = None, "", []
 
     def run_seg(self, parameters, context, feedback, progress):
         import json
@@ -83,9 +83,11 @@ class DriftMapAlgorithm(SegAlgorithm):
         for line in lines:
             feedback.pushInfo(line)
         self._dest, self._summary = sink.destination(result.details["crs"]), "\n".join(lines)
+        self._series = result.details["series"]
         return {self.OUTPUT: self._dest, self.PNG: result.outputs.get("png"), self.SUMMARY: json.dumps(result.details["summary"]),
                 self.FLAGGED: result.details["flagged"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest, abstract=self._summary)
+        date_rasters(self._series, context.project())
         return {}

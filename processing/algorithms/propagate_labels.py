@@ -13,7 +13,7 @@ from qgis.core import (
 
 from .base import SegAlgorithm, split_tags
 from .job_sinks import LayerSink
-from .temporal import date_outputs
+from .temporal import date_outputs, date_rasters
 
 
 
@@ -62,7 +62,7 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Labels through time")))
         for name, text in ((self.FOUND, "Objects found"), (self.LOST, "Objects lost"), (self.OUTSIDE, "Objects outside a raster")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
-        self._dest = None
+        self._dest, self._series = None, []
 
     def run_seg(self, parameters, context, feedback, progress):
         from ...core.jobs import propagate
@@ -91,11 +91,12 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         for note in result.notes:
             feedback.pushInfo(note)
         feedback.pushInfo(propagate.summary_line(result, None))
-        self._dest = sink.destination(result.details["crs"])
+        self._dest, self._series = sink.destination(result.details["crs"]), result.details["series"]
         counts = result.details["counts"]
         return {self.OUTPUT: self._dest, self.FOUND: counts["prelabel"], self.LOST: counts["lost"], self.OUTSIDE: counts["outside"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest)
+        date_rasters(self._series, context.project())
         return {}
 

@@ -1,9 +1,16 @@
 """Output layers that know their dates: the Temporal Controller animates a layer whose features
-carry an ISO 8601 `date` field, and change layers open styled gained/lost."""
+carry an ISO 8601 `date` field, and change layers open styled gained/lost. The rasters of a series
+get their dates too, so the imagery plays along with the labels."""
 from __future__ import annotations
+
+import os
+from datetime import date, timedelta
 
 from qgis.core import (
     Qgis,
+    QgsDateTimeRange,
+    QgsProject,
+    QgsRasterLayer,
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
     QgsProcessingLayerPostProcessorInterface,
@@ -34,6 +41,32 @@ def apply_temporal(layer: QgsVectorLayer, field: str = "date") -> bool:
         props.setEndExpression(f'to_datetime("{field}") + make_interval(days:=1)')  # a date lasts its whole day
     props.setIsActive(True)
     return True
+
+
+def date_rasters(series, project=None) -> int:
+    """Give each raster layer of the project whose file is in `series` [(path, ISO date)] a fixed
+    temporal range: from its date to the next date of the series (the last one for a day), so the
+    Temporal Controller shows each date's imagery until the next. Returns how many layers it dated.
+    Call on the main thread (postProcessAlgorithm)."""
+    from qgis.PyQt.QtCore import QDateTime, QTime
+
+    ordered = sorted((date.fromisoformat(iso), os.path.realpath(path)) for path, iso in series)
+    ends = [d for d, _ in ordered[1:]] + [ordered[-1][0] + timedelta(days=1)] if ordered else []
+    ranges = {path: (start, end) for (start, path), end in zip(ordered, ends)}
+    fixed = getattr(Qgis, "RasterTemporalMode", None)
+    fixed = fixed.FixedTemporalRange if fixed is not None else 0  # QGIS 3.22: QgsRasterLayerTemporalProperties.ModeFixedTemporalRange
+    dated = 0
+    for layer in (project or QgsProject.instance()).mapLayers().values():
+        span = ranges.get(os.path.realpath(layer.source().split("|")[0])) if isinstance(layer, QgsRasterLayer) else None
+        if span is None:
+            continue
+        start, end = (QDateTime(value, QTime(0, 0)) for value in span)
+        props = layer.temporalProperties()
+        props.setMode(fixed)
+        props.setFixedTemporalRange(QgsDateTimeRange(start, end, True, False))
+        props.setIsActive(True)
+        dated += 1
+    return dated
 
 
 def apply_change_style(layer: QgsVectorLayer, colours) -> None:

@@ -180,19 +180,34 @@ def _keep_alive(stack, command: AddLabelCommand) -> None:
 
 def style_by_class(layer: QgsVectorLayer, classes: Sequence[LabelClass]) -> bool:
     """A categorized renderer on the "class" field, one category per class in its colour
-    (translucent fill, solid outline). Returns False (and changes nothing) when the layer has no
+    (translucent fill, solid outline). Classes the layer holds beyond `classes` keep the symbol
+    they had (or get one from the palette) and anything else shows as grey "other", so choosing a
+    layer never hides its features. Returns False (and changes nothing) when the layer has no
     "class" field."""
-    if layer is None or layer.fields().lookupField("class") < 0:
+    index = layer.fields().lookupField("class") if layer is not None else -1
+    if index < 0:
         return False
-    categories = []
-    for label_class in classes:
-        color = QColor(label_class.color)
-        fill = QColor(color)
-        fill.setAlpha(90)
-        symbol = QgsFillSymbol.createSimple({"color": fill.name(QColor.NameFormat.HexArgb), "outline_color": color.name(),
-                                             "outline_width": "0.6"})
-        symbol.symbolLayer(0).setFillColor(fill)
-        categories.append(QgsRendererCategory(label_class.name, symbol, label_class.name))
+    from ..core.outputs.styles import class_colours
+
+    categories = [QgsRendererCategory(c.name, _class_symbol(c.color), c.name) for c in classes]
+    old = layer.renderer()
+    kept = {str(c.value()): c for c in old.categories()} if isinstance(old, QgsCategorizedSymbolRenderer) and old.classAttribute() == "class" else {}
+    known = {c.name for c in classes}
+    others = sorted(str(v) for v in layer.uniqueValues(index) if v not in (None, "") and str(v) not in known)
+    for value, colour in class_colours(others).items():
+        symbol = kept[value].symbol().clone() if value in kept else _class_symbol(colour)
+        categories.append(QgsRendererCategory(value, symbol, value))
+    categories.append(QgsRendererCategory("", _class_symbol("#808080"), "other"))
     layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
     layer.triggerRepaint()
     return True
+
+
+def _class_symbol(colour: str) -> QgsFillSymbol:
+    color = QColor(colour)
+    fill = QColor(color)
+    fill.setAlpha(90)
+    symbol = QgsFillSymbol.createSimple({"color": fill.name(QColor.NameFormat.HexArgb), "outline_color": color.name(),
+                                         "outline_width": "0.6"})
+    symbol.symbolLayer(0).setFillColor(fill)
+    return symbol

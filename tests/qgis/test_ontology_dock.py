@@ -49,7 +49,7 @@ def test_dock_loads_an_ontology_and_styles_the_layer(dock_and_layer, tmp_path):
     panel.load(str(path))
     assert [c.name for c in dock.classes()] == ["water", "building"] and gui.controller.label_class.name == "water"
     assert panel.info.text() == "Loaded 2 classes from classes.json."
-    assert [(c.value(), c.symbol().color().name()) for c in layer.renderer().categories()] == [("building", "#e31a1c"), ("water", "#1f78b4")]
+    assert [(c.value(), c.symbol().color().name()) for c in layer.renderer().categories()] == [("building", "#e31a1c"), ("water", "#1f78b4"), ("", "#808080")]
     # the ontology (codes included) travels with the project, and Save writes it back
     assert json.loads(project.readEntry("seg", "ontology", "")[0])["classes"][0]["code"] == 7
     panel.save(str(tmp_path / "again.json"))
@@ -63,7 +63,7 @@ def test_dock_loads_an_ontology_and_styles_the_layer(dock_and_layer, tmp_path):
     assert "categorizedSymbol" in rows[0][3] and "227,26,28" in rows[0][3]  # building's #e31a1c, as QML writes it
     fresh = QgsVectorLayer(f"{tmp_path / 'labels.gpkg'}|layername=labels", "fresh", "ogr")
     assert fresh.isValid() and fresh.renderer().type() == "categorizedSymbol"
-    assert sorted(c.value() for c in fresh.renderer().categories()) == ["building", "water"]
+    assert sorted(c.value() for c in fresh.renderer().categories()) == ["", "building", "water"]
 
     # the current class's fields: a list of the allowed values
     dock.select_class("building")

@@ -183,3 +183,19 @@ def _pixel_box(pixels):
 
     c0, r0, c1, r1 = pixels
     return ORIGIN[0] + c0 * 0.5, ORIGIN[1] - r1 * 0.5, ORIGIN[0] + c1 * 0.5, ORIGIN[1] - r0 * 0.5
+
+
+def test_choosing_a_layer_in_the_dock_keeps_the_classes_it_already_has(tmp_path, qgis_app):
+    """The dock styles its target by the dock's classes; a class the layer holds that the dock
+    lacks keeps its symbol, and any other value shows grey: no feature is hidden."""
+    from seg_qgis_plugin.gui.classes import LabelClass
+    from seg_qgis_plugin.gui.label_layer import style_by_class
+
+    out = tmp_path / "labels.gpkg"
+    write_labels(_labels("tree", "water"), str(out), style=ontology_style(ONTOLOGY))
+    layer = _vector(out, qgis_app)
+    before = {c.value(): c.symbol().symbolLayer(0).strokeColor().name() for c in layer.renderer().categories()}
+    assert style_by_class(layer, [LabelClass("building", "#ff0000")])
+    after = {c.value(): c.symbol().symbolLayer(0).strokeColor().name() for c in layer.renderer().categories()}
+    assert after == {"building": "#ff0000", "tree": before["tree"], "water": before["water"], "": "#808080"}
+    assert before["tree"] == "#00aa00"

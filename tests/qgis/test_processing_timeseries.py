@@ -79,7 +79,8 @@ def test_propagate_then_change_report_in_qgis(run_loaded, series, tmp_path):
     report = str(tmp_path / "change.json")
     result, context = run_loaded("seg:changereport", {"INPUT": result["OUTPUT"], "BY": 0, "REPORT": report,
                                                       "CHANGES": str(tmp_path / "changes.gpkg")}, outputs=("CHANGES",))
-    rows = json.load(open(report))["rows"]
+    with open(report) as handle:
+        rows = json.load(handle)["rows"]
     assert result["ROWS"] == 3 and [r["date_from"] for r in rows] == list(series.dates[:3])
     assert rows[1]["gained"] > 500  # the new building
     changes = loaded(context, result["CHANGES"])
@@ -98,6 +99,34 @@ def test_drift_map_in_qgis(run_loaded, series, tmp_path):
     assert len(features_at(layer, "2021-08-15")) == 16
     assert "flagged" in layer.metadata().abstract()
     assert open(result["PNG"], "rb").read(4) == b"\x89PNG"
+
+
+def test_series_rasters_in_the_project_get_their_dates(run_loaded, series, tmp_path):
+    """The imagery plays in the Temporal Controller with the labels: each raster of the project
+    that the algorithm read shows from its date until the next date of the series."""
+    from qgis.core import QgsDateTimeRange, QgsProject, QgsRasterLayer
+    from qgis.PyQt.QtCore import QDate, QDateTime, QTime
+
+    layers = [QgsRasterLayer(path, f"date {i}") for i, path in enumerate(series.rasters)]
+    QgsProject.instance().addMapLayers(layers)
+    try:
+        run_loaded("seg:propagatelabels", {"INPUT": series.labels, "RASTERS": layers, "CLASSES": "building",
+                                           "BACKEND": 0, "OUTPUT": str(tmp_path / "dated.gpkg")})
+        ranges = [layer.temporalProperties().fixedTemporalRange() for layer in layers]
+        assert all(layer.temporalProperties().isActive() for layer in layers)
+        starts = [r.begin().date().toString("yyyy-MM-dd") for r in ranges]
+        assert starts == sorted(starts) and [r.end() for r in ranges[:-1]] == [r.begin() for r in ranges[1:]]
+        assert ranges[-1].begin().daysTo(ranges[-1].end()) == 1
+
+        def shown(iso):
+            day = QDateTime(QDate.fromString(iso, "yyyy-MM-dd"), QTime(12, 0))
+            moment = QgsDateTimeRange(day, day)
+            return [layer.name() for layer in layers if layer.temporalProperties().isVisibleInTemporalRange(moment)]
+
+        assert shown(starts[1]) == [layers[1].name()]
+        assert shown(starts[0]) == [layers[0].name()] and shown("1990-01-01") == []
+    finally:
+        QgsProject.instance().removeMapLayers([layer.id() for layer in layers])
 
 
 def test_changes_layer_written_by_the_cli_opens_styled(series, tmp_path, qgis_app):

@@ -81,6 +81,29 @@ def test_a_geopackage_keeps_its_style_as_the_default_in_layer_styles(tmp_path):
         assert db.execute("SELECT count(*) FROM layer_styles WHERE f_table_name = 'more' AND useAsDefault = 1").fetchone() == (1,)
 
 
+def _categories(path, layer="labels"):
+    with sqlite3.connect(path) as db:
+        qml = db.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ? AND useAsDefault = 1", (layer,)).fetchone()[0]
+    renderer = _xml(qml).find("renderer-v2")
+    outline = {s.get("name"): s.find("./layer/prop[@k='outline_color']").get("v") for s in renderer.iter("symbol")}
+    return {c.get("value"): outline[c.get("symbol")] for c in renderer.iter("category")}
+
+
+def test_appending_new_classes_adds_them_to_seg_style_and_keeps_the_colours(tmp_path):
+    out = str(tmp_path / "labels.gpkg")
+    write_labels(_labels("tree", "water"), out)
+    before = _categories(out)
+    write_labels(_labels("building", "tree"), out, mode="append")
+    after = _categories(out)
+    assert set(after) == {"building", "tree", "water", ""}
+    assert {k: after[k] for k in before} == before  # old classes keep their colours
+    assert after["building"] != after[""]  # the new class has a colour of its own, not "other" grey
+    with sqlite3.connect(out) as db:  # a style the user saved is theirs: appending leaves it alone
+        db.execute("UPDATE layer_styles SET description = 'mine'")
+    write_labels(_labels("road"), out, mode="append")
+    assert "road" not in _categories(out)
+
+
 def test_other_formats_get_a_qml_beside_and_no_style_means_none(tmp_path):
     out = str(tmp_path / "series.geojson")
     series = _labels("tree")

@@ -103,5 +103,5 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
         outputs["png"] = request.png
     flagged = sum(int(t.attributes["flagged"]) for t in result.tiles)
     return JobResult(count=len(result.tiles), outputs=outputs, notes=list(result.notes),
-                     details={"crs": result.crs, "summary": result.summary, "summary_lines": summary_lines(result),
+                     details={"crs": result.crs, "series": [(item.path, item.iso) for item in series], "summary": result.summary, "summary_lines": summary_lines(result),
                               "flagged": flagged})

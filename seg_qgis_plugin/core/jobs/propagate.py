@@ -118,6 +118,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     crs = labels[0].crs
     return JobResult(count=len(result.labels), outputs=outputs, notes=list(result.notes),
                      details={"crs": crs, "counts": dict(result.counts), "dates": len(series), "model": backend.model_id,
+                              "series": [(item.path, item.iso) for item in series],
                               "seconds_per_step": result.seconds / max(result.steps, 1), "summary": dict(result.counts)})
 
 

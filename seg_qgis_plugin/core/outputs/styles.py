@@ -147,6 +147,38 @@ def add_geopackage_style(path: str, layer: str, qml: str, name: str = STYLE_NAME
         db.close()
 
 
+def extend_geopackage_labels_style(path: str, layer: str, classes: Iterable[str], known: Mapping[str, str] = None) -> bool:
+    """After labels were appended to `layer`: add the classes its Seg-written style lacks, keeping
+    the colours it has (a style the user saved, or one by class names only, is left alone).
+    Returns whether the style changed."""
+    import xml.etree.ElementTree as ET
+
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ? AND styleName = ? AND useAsDefault = 1 "
+                         "AND description = 'written by Seg'", (layer, STYLE_NAME)).fetchone()
+    except sqlite3.Error:
+        row = None
+    finally:
+        db.close()
+    if row is None:
+        return False
+    renderer = ET.fromstring(row[0].split("\n", 1)[-1]).find("renderer-v2")
+    if renderer is None or renderer.get("type") != "categorizedSymbol" or renderer.get("attr") != "class":
+        return False
+    outline = {symbol.get("name"): symbol.find("./layer/prop[@k='outline_color']") for symbol in renderer.iter("symbol")}
+    present = {}
+    for category in renderer.iter("category"):
+        prop = outline.get(category.get("symbol"))
+        if category.get("value") and prop is not None:
+            present[category.get("value")] = "#" + "".join(f"{int(v):02x}" for v in prop.get("v").split(",")[:3])
+    missing = {str(c) for c in classes if c not in (None, "")} - set(present)
+    if not missing:
+        return False
+    add_geopackage_style(path, layer, labels_qml(class_colours([*present, *missing], {**(known or {}), **present})))
+    return True
+
+
 # ---- QML pieces (as QGIS 3.22 writes them) ----
 
 def _document(renderer: str, opacity: float = 1.0, temporal: str = "") -> str:

@@ -21,7 +21,7 @@ from ..geo.vectorize import reproject_geometry
 from .atomic import SHAPEFILE_SIDECARS, StagedPath, file_lock, write_error
 from .geopackage import append_geopackage
 from .postgis import check_postgis_output, is_postgis
-from .styles import StyleChoice, layer_qml, qml_beside, save_vector_style, vector_style
+from .styles import StyleChoice, extend_geopackage_labels_style, layer_qml, qml_beside, save_vector_style, vector_style
 
 DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf", ".shp": "ESRI Shapefile"}
 
@@ -194,6 +194,8 @@ class LabelWriter:
         append_geopackage(self._tmp, self.path, self.layer)
         if not has_layer:
             self._save_style(self.path)
+        elif self.style is not None and not callable(self.style) and self.style.kind == "labels":
+            extend_geopackage_labels_style(self.path, self.layer, self._classes, self.style.colours)
 
     def _save_style(self, target: str) -> None:
         """The layer's style into the GeoPackage `target`, or beside `target` for other formats."""
