@@ -44,7 +44,7 @@ def open(raster: str, checkpoint: Optional[str] = None, backend: str = "auto", b
     """A labeling session on `raster` (any GDAL raster with a CRS).
 
     checkpoint: a SAM checkpoint file or a model name from `seg models list` (e.g. "vit_b");
-    backend: "auto" (SAM with a checkpoint, else the weights-free "classic"), "sam" or "classic";
+    backend: "auto" (SAM or SAM 2.1 with a checkpoint, told by its weights, else the weights-free "classic"), "sam", "sam2" or "classic";
     bands: 1-based bands for the model's three channels (one band is repeated; default: the
     raster's colour bands); stretch: (min, max) value range instead of global 2-98 percentiles;
     cache: an embedding-cache folder (made or reused; SAM only) so a raster is encoded once across

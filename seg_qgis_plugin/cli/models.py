@@ -4,6 +4,7 @@
     seg models download vit_b      # progress bar on stderr; Ctrl+C keeps a .part that the next run resumes
     seg models add PATH [--name NAME] [--model vit_b]
     seg models export-onnx MODEL [--int8] [--name NAME] [--out FOLDER]   # needs torch once; then no torch
+    seg models random TYPE --out PATH   # random weights of any model type: tests, demos, benchmarks
 
 The models folder is `models_folder` from the settings (config file, see core.settings), or --folder.
 """
@@ -16,6 +17,7 @@ import sys
 from dataclasses import asdict
 
 from ..core.models.checkpoints import MODEL_TYPES
+from ..core.models.sam2_checkpoints import SAM2_TYPES
 
 
 def add_parsers(subparsers) -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="use a checkpoint file already on disk (verified, recorded by sha256)")
     p.add_argument("path")
     p.add_argument("--name", help="name to use it by (default: the file name without extension)")
-    p.add_argument("--model", dest="model_type", choices=MODEL_TYPES,
+    p.add_argument("--model", dest="model_type", choices=MODEL_TYPES + tuple(SAM2_TYPES),
                    help="expected model type (default: detected from the weights)")
     folder_option(p)
     p.set_defaults(run=cmd_add)
@@ -57,7 +59,23 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
 
     declare(p, outputs=("--out",), inputs=("model",), folders=("--out",))
     p.set_defaults(run=cmd_export_onnx)
+
+    p = sub.add_parser("random", help="a checkpoint with random weights (real architecture and cost, meaningless masks): "
+                                      "for tests, demos and benchmarks")
+    p.add_argument("model_type", metavar="TYPE", choices=MODEL_TYPES + tuple(SAM2_TYPES), help=", ".join(MODEL_TYPES + tuple(SAM2_TYPES)))
+    p.add_argument("--out", required=True, help="the checkpoint file to write (never over an existing file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_random)
     return models
+
+
+def cmd_random(args) -> int:
+    from ..core.models.random_weights import write_random_checkpoint
+
+    out = write_random_checkpoint(args.model_type, os.path.abspath(args.out), args.seed)
+    print(f"Wrote {out}: {args.model_type} with random weights ({os.path.getsize(out) / 2**20:.0f} MiB). Its masks mean "
+          "nothing; Seg warns whenever it is loaded.")
+    return 0
 
 
 def _folder(args) -> str:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..core.models.checkpoints import MODEL_TYPES
+from ..core.models.sam2_checkpoints import SAM2_TYPES
 
 
 class BarProgress:
@@ -62,8 +63,8 @@ def model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
                    "without it the weights-free classic backend is used")
-    g.add_argument("--model", dest="model_type", choices=MODEL_TYPES, help="model type (default: detected from the checkpoint)")
-    g.add_argument("--backend", choices=["auto", "sam", "onnx", "classic"], default="auto",
+    g.add_argument("--model", dest="model_type", choices=MODEL_TYPES + tuple(SAM2_TYPES), help="model type (default: detected from the checkpoint)")
+    g.add_argument("--backend", choices=["auto", "sam", "sam2", "onnx", "classic"], default="auto",
                    help="auto: onnx for an exported model folder (seg models export-onnx), sam for a checkpoint, else classic")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")

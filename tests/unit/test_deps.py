@@ -188,7 +188,7 @@ def test_pins_agree_with_the_development_environment():
     from packaging.requirements import Requirement
 
     pinned = {}
-    for name in ("requirements.txt", "constraints.txt"):
+    for name in ("requirements.txt", "requirements-sam2.txt", "constraints.txt"):
         path = os.path.join(REPO, name)
         if not os.path.isfile(path):
             pytest.skip(f"{name} is not beside the checkout")

@@ -18,9 +18,10 @@ from .segmenter import Segmentation, Segmenter
 
 def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = None, backend: str = "auto",
                  device: str = "auto", threads: Optional[int] = None, precision: str = "auto"):
-    """backend "sam" (torch) needs a checkpoint file; "onnx" (ONNX Runtime, no torch) needs a
-    folder from `seg models export-onnx`; "classic" needs nothing; "auto" is onnx for an exported
-    folder, sam for a checkpoint file, else classic. precision (SAM's encoder): "auto" is bf16
+    """backend "sam" (torch) needs a checkpoint file, SAM's or SAM 2.1's (told apart by its
+    weights); "sam2" insists on SAM 2.1; "onnx" (ONNX Runtime, no torch) needs a folder from `seg
+    models export-onnx`; "classic" needs nothing; "auto" is onnx for an exported folder, sam for a
+    checkpoint file, else classic. precision (SAM's encoder): "auto" is bf16
     where the CPU computes it natively (AMX / AVX512-bf16) or on a GPU, else fp32."""
     from ..models.onnx_backend import is_exported_model, model_folder
 
@@ -32,8 +33,8 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
         from ..models.classic import ClassicBackend
 
         return ClassicBackend()
-    if backend not in ("sam", "onnx"):
-        raise PromptError(f"Unknown backend {backend!r}; choose sam, onnx or classic.")
+    if backend not in ("sam", "sam2", "onnx"):
+        raise PromptError(f"Unknown backend {backend!r}; choose sam, sam2, onnx or classic.")
     if backend == "onnx":
         if not checkpoint or not is_exported_model(checkpoint):
             raise PromptError("The onnx backend needs a model folder from `seg models export-onnx`; give it as --checkpoint.")
@@ -44,6 +45,12 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
         raise PromptError("The SAM backend needs a checkpoint file; give --checkpoint or choose --backend classic.")
     if is_exported_model(checkpoint):
         raise PromptError(f"{checkpoint} is an exported ONNX model; choose --backend onnx (or auto).")
+    from ..models.random_weights import checkpoint_family
+
+    if backend == "sam2" or (os.path.isfile(checkpoint) and checkpoint_family(checkpoint) == "sam2"):
+        from ..models.sam2 import Sam2Backend
+
+        return Sam2Backend(checkpoint, model_type, device, threads)
     from ..models.sam import SamBackend
 
     return SamBackend(checkpoint, model_type, device, threads, precision)

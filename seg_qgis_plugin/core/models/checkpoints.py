@@ -72,19 +72,13 @@ def load_sam(path: str, model_type: Optional[str] = None, device: str = "cpu"):
     missing, corrupt or mismatched file.
     """
     require_sam()
-    import torch
+    from .random_weights import read_state
+    from .sam2_checkpoints import is_sam2_state
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"Checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable SAM checkpoint ({str(exc).strip().splitlines()[0][:120]}).") from exc
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} does not hold a SAM state dict.")
+    state = read_state(path)
+    if is_sam2_state(state):
+        raise CheckpointError(f"{path} holds SAM 2 weights; open it with the sam2 backend (--backend sam2 or auto).")
     found = detect_model_type(state)
     if found is None:
         raise CheckpointError(f"{path} does not hold SAM weights of any known model type ({', '.join(ARCHITECTURES)}).")

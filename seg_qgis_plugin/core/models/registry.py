@@ -24,6 +24,7 @@ from ..errors import CheckpointError
 from ..progress import Progress
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+SAM2_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 REGISTRY_FILE = "models.json"
 
 
@@ -36,10 +37,11 @@ class ModelSpec:
     size: int
     sha256: str
     description: str
+    base_url: str = BASE_URL
 
     @property
     def url(self) -> str:
-        return BASE_URL + self.filename
+        return self.base_url + self.filename
 
 
 # Checked against several independent public records of these files (sizes and sha256 agree).
@@ -53,6 +55,20 @@ OFFICIAL_MODELS: Dict[str, ModelSpec] = {
     "vit_h": ModelSpec("vit_h", "sam_vit_h_4b8939.pth", 2564550879,
                        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                        "SAM ViT-H: best masks, needs a GPU to be interactive"),
+    # SAM 2.1 (Apache-2.0). sha256 as Meta's Hugging Face pages (facebook/sam2.1-hiera-*) and micro-sam's
+    # download table publish them; sizes from the files' Git LFS pointers.
+    "sam2.1_hiera_tiny": ModelSpec("sam2.1_hiera_tiny", "sam2.1_hiera_tiny.pt", 156008466,
+                                   "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+                                   "SAM 2.1 Hiera-Tiny: 39 M parameters, the fastest SAM on a CPU", SAM2_BASE_URL),
+    "sam2.1_hiera_small": ModelSpec("sam2.1_hiera_small", "sam2.1_hiera_small.pt", 184416285,
+                                    "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+                                    "SAM 2.1 Hiera-Small: 46 M parameters", SAM2_BASE_URL),
+    "sam2.1_hiera_base_plus": ModelSpec("sam2.1_hiera_base_plus", "sam2.1_hiera_base_plus.pt", 323606802,
+                                        "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+                                        "SAM 2.1 Hiera-B+: 81 M parameters", SAM2_BASE_URL),
+    "sam2.1_hiera_large": ModelSpec("sam2.1_hiera_large", "sam2.1_hiera_large.pt", 898083611,
+                                    "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+                                    "SAM 2.1 Hiera-L: 224 M parameters, best SAM 2.1 masks, GPU", SAM2_BASE_URL),
 }
 
 
@@ -119,8 +135,10 @@ def add_local_model(path: str, folder: str, name: Optional[str] = None, model_ty
             raise CheckpointError(f"{path} is the official {found} checkpoint, not {model_type}.")
     else:
         from .checkpoints import load_sam
+        from .random_weights import checkpoint_family
+        from .sam2_checkpoints import load_sam2
 
-        _, found, _ = load_sam(path, model_type, device="cpu")
+        _, found, _ = (load_sam2 if checkpoint_family(path) == "sam2" else load_sam)(path, model_type, device="cpu")
     name = name or os.path.splitext(os.path.basename(path))[0]
     if name in OFFICIAL_MODELS:
         raise CheckpointError(f"{name!r} is the name of an official model; give the added file another --name.")

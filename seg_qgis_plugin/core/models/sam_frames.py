@@ -64,16 +64,22 @@ class MaskUpsampler:
     -crop_margin can reach: bilinear interpolation never exceeds its neighbours, so outside it every
     logit is below -crop_margin and the probability there is set to 0 (the exact value is below
     sigmoid(-16) = 1.1e-7: float32 rounding near 0). For a one-object click the window is a few percent of the tile.
+    direct: the logits cover the image itself, unpadded (SAM 2 resizes to a square): upsample
+    straight to (H, W), as `SAM2Transforms.postprocess_masks`.
     """
 
-    def __init__(self, image_size: Tuple[int, int], input_size: Tuple[int, int], size: int = 1024, crop_margin: float = 16.0):
+    def __init__(self, image_size: Tuple[int, int], input_size: Tuple[int, int], size: int = 1024, crop_margin: float = 16.0,
+                 direct: bool = False):
         self.image_size, self.input_size, self.size, self.crop_margin = tuple(image_size), tuple(input_size), size, crop_margin
+        self.direct = direct
 
     def logits(self, low_res: np.ndarray) -> np.ndarray:
         """low_res float32 (256, 256) -> logits float32 (H, W)."""
         import cv2
 
         h, w = self.image_size
+        if self.direct:
+            return cv2.resize(low_res, (w, h), interpolation=cv2.INTER_LINEAR)
         full = cv2.resize(low_res, (self.size, self.size), interpolation=cv2.INTER_LINEAR)[:self.input_size[0], :self.input_size[1]]
         if tuple(self.input_size) == (h, w):
             return full
@@ -96,6 +102,13 @@ class MaskUpsampler:
 
     def _window(self, low_res: np.ndarray, shape):
         """(row range, column range) of the image pixels whose logits can exceed -crop_margin."""
+        if self.direct:  # an output pixel blends the low-resolution cells next to it: one cell of margin
+            rows, cols = np.nonzero(low_res > -self.crop_margin)
+            if not len(rows):
+                return None, None
+            fy, fx = shape[0] / low_res.shape[0], shape[1] / low_res.shape[1]
+            return ((max(int((rows.min() - 1) * fy), 0), min(int(np.ceil((rows.max() + 2) * fy)), shape[0])),
+                    (max(int((cols.min() - 1) * fx), 0), min(int(np.ceil((cols.max() + 2) * fx)), shape[1])))
         rows, cols = _footprint(low_res > -self.crop_margin, low_res.shape[0], self.size, self.input_size)
         if rows is None or tuple(self.input_size) == tuple(shape):
             return rows, cols
