@@ -67,10 +67,15 @@ def test_vit_b(monkeypatch):
 def test_list_shows_the_official_models(tmp_path, capsys):
     assert main(["models", "list", "--folder", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().split("\n")
-    assert [ln.split()[0] for ln in lines] == ["vit_b", "vit_l", "vit_h"] and all(" missing " in ln for ln in lines)
+    assert [ln.split()[0] for ln in lines] == ["vit_b", "vit_l", "vit_h", "sam2.1_hiera_tiny", "sam2.1_hiera_small",
+                                               "sam2.1_hiera_base_plus", "sam2.1_hiera_large"]
+    assert all(" missing " in ln for ln in lines)
     assert main(["models", "list", "--folder", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[2]["path"] == str(tmp_path / "sam_vit_h_4b8939.pth") and rows[2]["size"] == 2564550879
+    assert rows[3]["path"] == str(tmp_path / "sam2.1_hiera_tiny.pt") and rows[3]["size"] == 156008466
+    assert model_registry.OFFICIAL_MODELS["sam2.1_hiera_large"].url == \
+        "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_large.pt"
 
 
 def test_download_verifies_and_places_the_file(server, test_vit_b, tmp_path, capsys):

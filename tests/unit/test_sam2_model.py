@@ -13,7 +13,7 @@ pytest.importorskip("sam2", reason="SAM 2 is not installed (make venv installs r
 from seg_qgis_plugin.cli.main import main  # noqa: E402
 from seg_qgis_plugin.core.errors import CheckpointError  # noqa: E402
 from seg_qgis_plugin.core.models.backend import TilePrompt  # noqa: E402
-from seg_qgis_plugin.core.models.random_weights import RandomWeightsWarning  # noqa: E402
+from seg_qgis_plugin.core.models.checkpoint_files import RandomWeightsWarning  # noqa: E402
 
 BOX = (150, 100, 299, 199)
 
@@ -56,7 +56,7 @@ def test_random_checkpoint_says_so_and_is_never_overwritten(tiny, capsys):
 def test_each_family_is_told_by_its_weights(tiny, tmp_path):
     from seg_qgis_plugin.core.engine.labeling import open_backend
     from seg_qgis_plugin.core.models.checkpoints import load_sam
-    from seg_qgis_plugin.core.models.random_weights import checkpoint_family
+    from seg_qgis_plugin.core.models.checkpoint_files import checkpoint_family
     from seg_qgis_plugin.core.models.sam2_checkpoints import build_sam2_model, detect_sam2_type
 
     assert checkpoint_family(tiny) == "sam2"

@@ -45,7 +45,7 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
         raise PromptError("The SAM backend needs a checkpoint file; give --checkpoint or choose --backend classic.")
     if is_exported_model(checkpoint):
         raise PromptError(f"{checkpoint} is an exported ONNX model; choose --backend onnx (or auto).")
-    from ..models.random_weights import checkpoint_family
+    from ..models.checkpoint_files import checkpoint_family
 
     if backend == "sam2" or (os.path.isfile(checkpoint) and checkpoint_family(checkpoint) == "sam2"):
         from ..models.sam2 import Sam2Backend

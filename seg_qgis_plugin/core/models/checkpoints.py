@@ -72,7 +72,7 @@ def load_sam(path: str, model_type: Optional[str] = None, device: str = "cpu"):
     missing, corrupt or mismatched file.
     """
     require_sam()
-    from .random_weights import read_state
+    from .checkpoint_files import read_state
     from .sam2_checkpoints import is_sam2_state
 
     path = os.fspath(path)

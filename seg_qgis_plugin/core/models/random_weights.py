@@ -4,15 +4,9 @@ says so, and loading it warns."""
 from __future__ import annotations
 
 import os
-import warnings
 
 from ..errors import CheckpointError
-
-RANDOM_MARK = "seg_random_weights"
-
-
-class RandomWeightsWarning(UserWarning):
-    """The checkpoint holds random weights: its masks mean nothing."""
+from .checkpoint_files import RANDOM_MARK
 
 
 def model_types():
@@ -40,41 +34,3 @@ def write_random_checkpoint(model_type: str, out: str, seed: int = 0) -> str:
     with atomic_path(out) as tmp:
         torch.save({"model": model.state_dict(), RANDOM_MARK: True, "model_type": model_type}, tmp)
     return out
-
-
-def read_state(path: str) -> dict:
-    """The state dict of a checkpoint file (official files keep it under "model"), loaded as data
-    (`weights_only=True`); warns (RandomWeightsWarning) for a file from `write_random_checkpoint`."""
-    import torch
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"Checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable SAM checkpoint ({str(exc).strip().splitlines()[0][:120]}).") from exc
-    if isinstance(state, dict) and state.get(RANDOM_MARK) is True:
-        warnings.warn(f"{os.path.basename(path)} holds random weights (made by `seg models random`): its masks mean nothing; "
-                      "use it for tests, demos and benchmarks only.", RandomWeightsWarning, stacklevel=3)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} does not hold a SAM state dict.")
-    return state
-
-
-def checkpoint_family(path: str) -> str:
-    """"sam2" for a SAM 2 checkpoint, else "sam" (whose loader then says what is wrong with the
-    file). Reads only the tensor names (memory-mapped)."""
-    import torch
-
-    from .sam2_checkpoints import is_sam2_state
-
-    try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 (not a zip checkpoint, or unreadable: the SAM loader explains)
-        return "sam"
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    return "sam2" if isinstance(state, dict) and is_sam2_state(state) else "sam"

@@ -135,7 +135,7 @@ def add_local_model(path: str, folder: str, name: Optional[str] = None, model_ty
             raise CheckpointError(f"{path} is the official {found} checkpoint, not {model_type}.")
     else:
         from .checkpoints import load_sam
-        from .random_weights import checkpoint_family
+        from .checkpoint_files import checkpoint_family
         from .sam2_checkpoints import load_sam2
 
         _, found, _ = (load_sam2 if checkpoint_family(path) == "sam2" else load_sam)(path, model_type, device="cpu")

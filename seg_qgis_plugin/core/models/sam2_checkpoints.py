@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
 from ..errors import CheckpointError
+from .checkpoint_files import SAM2_PATCH_EMBED as PATCH_EMBED
 from .download import sha256_file
 
 # model type -> (config in the sam2 package, Hiera embed width, Hiera blocks)
@@ -16,7 +17,6 @@ SAM2_TYPES: Dict[str, Tuple[str, int, int]] = {
     "sam2.1_hiera_base_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", 112, 24),
     "sam2.1_hiera_large": ("configs/sam2.1/sam2.1_hiera_l.yaml", 144, 48),
 }
-PATCH_EMBED = "image_encoder.trunk.patch_embed.proj.weight"
 
 
 def require_sam2() -> None:
@@ -70,7 +70,7 @@ def quiet_sam2():
 def load_sam2(path: str, model_type: Optional[str] = None, device: str = "cpu"):
     """Load a SAM 2.1 checkpoint file. Returns (model in eval mode on `device`, model_type, sha256);
     raises CheckpointError with one sentence for a missing, corrupt or mismatched file."""
-    from .random_weights import read_state
+    from .checkpoint_files import read_state
 
     require_sam2()
     state = read_state(path)
