@@ -2,7 +2,11 @@
 how lost objects are caught, change areas against truth, the drift ranking (generated and real
 NAIP), and time per object per date. Prints numbers; asserts nothing.
 
-    .venv/bin/python bench/bench_timeseries.py [--json]
+--sam2 also runs SAM 2.1 Hiera-Tiny with random weights (`seg models random`), re-prompted on each
+date and with SAM 2's memory (`--backend sam2`), on the same series: the code path and its time
+per object per date; with random weights the IoU means nothing.
+
+    .venv/bin/python bench/bench_timeseries.py [--json] [--sam2]
 """
 from __future__ import annotations
 
@@ -27,13 +31,10 @@ from seg_qgis_plugin.demo.series import HARVESTED, RESOLUTION, SIZE, truth_by_na
 NAIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "naip_prairie_timeseries")
 
 
-def measure() -> dict:
+def propagation_scores(result, series, truth) -> dict:
+    """IoU of each found object with its truth, and how the losses compare with the truth."""
     from rasterio.features import rasterize
 
-    folder = tempfile.mkdtemp(prefix="seg-bench-ts-")
-    series = write_series(folder)
-    truth = truth_by_name(series)
-    result = propagate(read_labels(series.labels), dated_series(series.rasters), open_backend(backend="classic"))
     ious, true_lost, false_lost, missed = [], 0, 0, 0
     for lab in result.labels:
         if lab.attributes["status"] in ("accepted",):
@@ -48,6 +49,33 @@ def measure() -> dict:
         else:
             got = rasterize([lab.geometry], out_shape=(SIZE, SIZE), transform=series.transform).astype(bool)
             ious.append(float((got & mask).sum() / (got | mask).sum()))
+    return {"objects_dates": len(ious) + true_lost + false_lost + missed, "iou_mean": float(np.mean(ious)) if ious else 0.0,
+            "iou_min": float(np.min(ious)) if ious else 0.0, "iou_all_ge_0_9": bool(ious and min(ious) >= 0.9),
+            "lost_true": true_lost, "lost_false": false_lost, "lost_missed": missed,
+            "seconds_per_object_per_date": result.seconds / max(result.steps, 1)}
+
+
+def sam2_propagation(series, truth, folder) -> dict:
+    """SAM 2.1 Hiera-Tiny (random weights) re-prompted per date, and with its memory."""
+    import warnings
+
+    from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
+    from seg_qgis_plugin.core.timeseries.memory import VideoTracker, propagate_with_memory
+
+    checkpoint = write_random_checkpoint("sam2.1_hiera_tiny", os.path.join(folder, "sam2_tiny_random.pt"))
+    labels, rasters = read_labels(series.labels), dated_series(series.rasters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_date = propagate(labels, rasters, open_backend(checkpoint, backend="sam", device="cpu", threads=2))
+        memory = propagate_with_memory(labels, rasters, VideoTracker(checkpoint))
+    return {"per_date": propagation_scores(per_date, series, truth), "memory": propagation_scores(memory, series, truth)}
+
+
+def measure(sam2: bool = False) -> dict:
+    folder = tempfile.mkdtemp(prefix="seg-bench-ts-")
+    series = write_series(folder)
+    truth = truth_by_name(series)
+    result = propagate(read_labels(series.labels), dated_series(series.rasters), open_backend(backend="classic"))
     report = change_report(result.labels)
     area_errors = []
     for row in report.rows:
@@ -63,10 +91,7 @@ def measure() -> dict:
         hazy_top[f"{pair['date_from']}..{pair['date_to']}"] = {
             "top6_in_hazy_half": sum(c < 200 for c in cols), "top_tile": tiles[0].attributes["tile"], "mean": pair["mean"]}
     out = {
-        "propagation": {"objects_dates": len(ious) + true_lost + false_lost + missed, "iou_mean": float(np.mean(ious)),
-                        "iou_min": float(np.min(ious)), "iou_all_ge_0_9": bool(min(ious) >= 0.9),
-                        "lost_true": true_lost, "lost_false": false_lost, "lost_missed": missed,
-                        "seconds_per_object_per_date": result.seconds / max(result.steps, 1)},
+        "propagation": propagation_scores(result, series, truth),
         "change_area_vs_truth": area_errors,
         "drift_generated": {"ranking": drift.summary["ranking"], "pairs": hazy_top, "harvested_tile": f"{HARVESTED[0]},{HARVESTED[1]}"},
     }
@@ -78,14 +103,17 @@ def measure() -> dict:
             out["drift_naip"]["per_raster" if per_raster else "shared"] = {
                 "ranking": d.summary["ranking"], "pairs": [{k: p[k] for k in ("date_from", "date_to", "mean", "median", "max", "flagged", "tiles")}
                                                            for p in d.summary["pairs"]]}
+    if sam2:
+        out["propagation_sam2_random"] = sam2_propagation(series, truth, folder)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--sam2", action="store_true", help="also SAM 2.1 tiny (random weights), per date and with memory")
     args = parser.parse_args()
-    out = measure()
+    out = measure(args.sam2)
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -98,6 +126,9 @@ def main() -> None:
     print("drift (generated): most drift first " + ", ".join(out["drift_generated"]["ranking"]))
     for pair, v in out["drift_generated"]["pairs"].items():
         print(f"  {pair}: mean {v['mean']:.3f}, top tile {v['top_tile']}, {v['top6_in_hazy_half']}/6 top tiles in the hazy half")
+    for mode, p in out.get("propagation_sam2_random", {}).items():
+        print(f"propagation (SAM 2.1 tiny, random weights, {mode.replace('_', ' ')}): {p['objects_dates']} object-dates, "
+              f"{p['seconds_per_object_per_date']:.2f} s per object per date; lost {p['lost_true'] + p['lost_false']}")
     for mode, v in out.get("drift_naip", {}).items():
         print(f"drift (NAIP, {mode} stretch): " + "; ".join(f"{p['date_from']}..{p['date_to']} mean {p['mean']:.3f} median {p['median']:.3f} "
                                                           f"max {p['max']:.3f}, {p['flagged']}/{p['tiles']} flagged" for p in v["pairs"]))

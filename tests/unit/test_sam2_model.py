@@ -119,3 +119,31 @@ def test_a_click_through_the_api_is_georeferenced_and_cached(tiny, tmp_path):
     assert row["model"] == "sam2.1-hiera_tiny" and row["checkpoint_sha256"] == hashlib.sha256(open(tiny, "rb").read()).hexdigest()
     assert first.crs.to_epsg() == 32633 and first.geometry.iloc[0].within(box(*bounds).buffer(1e-6))
     assert first.geometry.iloc[0].equals(cached.geometry.iloc[0]) and len(os.listdir(tmp_path / "cache")) == 1
+
+
+def test_propagate_with_sam2_memory_follows_each_object_through_the_dates(tiny, tmp_path):
+    """`seg propagate --backend sam2`: one object through two later dates as the frames of a video.
+    Random weights: the code path and the output's shape, not the quality of the masks."""
+    import json
+
+    import geopandas as gpd
+
+    from seg_qgis_plugin.demo.series import write_series
+
+    series = write_series(str(tmp_path))
+    out = str(tmp_path / "memory.gpkg")
+    first = gpd.read_file(series.labels).iloc[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        code = main(["propagate", series.labels, *series.rasters[:3], "--checkpoint", tiny, "--backend", "sam2",
+                     "--classes", first["class"], "--out", out])
+    assert code == 0
+    rows = gpd.read_file(out, layer="memory")
+    track = rows[rows["track_id"] == rows["track_id"].iloc[0]].sort_values("date")
+    assert list(track["date"]) == sorted(series.dates[:3]) and track["status"].iloc[0] == "accepted"
+    later = track.iloc[1:]
+    assert set(later["status"]) <= {"prelabel", "lost"} and set(later["prompt_type"]) == {"memory"}
+    assert set(later["model"]) == {"sam2.1-hiera_tiny"} and later["score"].between(0, 1).all()
+    assert all(json.loads(t)["date"] == d for t, d in zip(later["tags"], later["date"]))
+    lost = later[later["status"] == "lost"]
+    assert all(g.equals(track.geometry.iloc[0]) for g in lost.geometry), "a lost object keeps its last outline"

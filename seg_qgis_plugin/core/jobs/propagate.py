@@ -1,6 +1,7 @@
 """Carry labels of one date through rasters of other dates of the same area: each object's latest
 outline prompts the model on the next date; answers that no longer look like the object are
-`lost`, objects off a raster `outside` (core/timeseries/propagate.py).
+`lost`, objects off a raster `outside` (core/timeseries/propagate.py). With backend "sam2", SAM 2.1's
+memory follows each object through the dates as through the frames of a video (core/timeseries/memory.py).
 
 The same run from every door: one layer holds the whole series (the starting labels included),
 each feature with track_id, date and status; it goes to `out` and to the sink.
@@ -102,14 +103,23 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
         check_output(request.out, mode=mode, fields=TRACK_FIELDS)
     series = dated_series(request.rasters, request.dates)
     labels = read_layer(request.labels, request.layer)
-    backend = request.model_spec().open()
-    cache = None
-    folder = request.cache or load_settings().cache_folder
-    if backend.cacheable and folder:
-        from ..engine.embedding_cache import EmbeddingCache
+    if request.backend == "sam2":  # SAM 2's memory follows each object through the dates as through a video
+        from ..timeseries.memory import VideoTracker, propagate_with_memory
 
-        cache = EmbeddingCache(folder, request.float16)
-    result = propagate(labels, series, backend, request.options(cache), progress)
+        spec = request.model_spec()
+        if not spec.checkpoint:
+            raise SegError("The sam2 backend needs a SAM 2.1 checkpoint; give --checkpoint (a file or a name such as sam2.1_hiera_tiny).")
+        backend = VideoTracker(spec.checkpoint, spec.device if spec.device != "auto" else "cpu")
+        result = propagate_with_memory(labels, series, backend, request.options(), progress)
+    else:
+        backend = request.model_spec().open()
+        cache = None
+        folder = request.cache or load_settings().cache_folder
+        if backend.cacheable and folder:
+            from ..engine.embedding_cache import EmbeddingCache
+
+            cache = EmbeddingCache(folder, request.float16)
+        result = propagate(labels, series, backend, request.options(cache), progress)
     outputs = {}
     if request.out:
         outputs["out"] = write_labels(result.labels, request.out, mode=mode, fields=TRACK_FIELDS, style="series")
