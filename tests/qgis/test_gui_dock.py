@@ -560,9 +560,9 @@ def test_download_fills_the_model_picker_with_a_checked_checkpoint(seg_gui, tmp_
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     spec = registry.OFFICIAL_MODELS["vit_b"]
-    monkeypatch.setattr(registry, "BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    local = f"http://127.0.0.1:{server.server_port}/"
     monkeypatch.setitem(registry.OFFICIAL_MODELS, "vit_b", registry.ModelSpec(
-        "vit_b", spec.filename, len(payload), hashlib.sha256(payload).hexdigest(), spec.description))
+        "vit_b", spec.filename, len(payload), hashlib.sha256(payload).hexdigest(), spec.description, local))
     models = tmp_path / "models"
     monkeypatch.setattr(model_download, "models_folder", lambda: str(models))
     gui, iface = seg_gui()
@@ -575,10 +575,34 @@ def test_download_fills_the_model_picker_with_a_checked_checkpoint(seg_gui, tmp_
 
         (models / spec.filename).unlink()
         monkeypatch.setitem(registry.OFFICIAL_MODELS, "vit_b", registry.ModelSpec(
-            "vit_b", spec.filename, len(payload), "0" * 64, spec.description))
+            "vit_b", spec.filename, len(payload), "0" * 64, spec.description, local))
         dock.download_model("vit_b")
         support.wait_until(lambda: dock.download_task is None, 60)
         assert "Problem:" in dock.status.text() and "sha256" in dock.status.text(), dock.status.text()
         assert not (models / spec.filename).exists()
     finally:
         server.shutdown()
+
+
+def test_sam2_models_are_offered_and_a_sam2_checkpoint_opens_as_sam2(seg_gui, tmp_path):
+    """The Download menu offers the recommended model first (SAM 2.1 Hiera-Tiny where SAM 2 is
+    installed); a SAM 2.1 file is told by its weights with "detect from file"."""
+    import warnings
+
+    pytest.importorskip("sam2", reason="SAM 2 is not installed (make venv installs requirements-sam2.txt)")
+    from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
+    from seg_qgis_plugin.demo.series import write_series
+    from seg_qgis_plugin.gui.session import SessionConfig, open_session
+
+    gui, _ = seg_gui()
+    dock = gui.dock
+    texts = [action.text() for action in dock.download_button.menu().actions()]
+    assert texts[0].startswith("sam2.1_hiera_tiny (") and texts[0].endswith(", recommended)")
+    assert {"vit_b", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"} <= {t.split()[0] for t in texts}
+    assert dock.model_type.findData("sam2.1_hiera_large") > 0 and dock.model_type.currentData() is None
+    checkpoint = write_random_checkpoint("sam2.1_hiera_tiny", str(tmp_path / "tiny.pt"))
+    raster = write_series(str(tmp_path)).rasters[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        segmenter, _ = open_session(SessionConfig(raster=raster, backend="sam", checkpoint=checkpoint, device="cpu"))
+    assert segmenter.backend.model_id == "sam2.1-hiera_tiny"
