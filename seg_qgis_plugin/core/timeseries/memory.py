@@ -53,12 +53,12 @@ class VideoTracker:
     def follow(self, frames: Sequence[np.ndarray], first_mask: np.ndarray):
         """frames: uint8 (H, W, 3), all on one grid; first_mask bool (H, W) on frames[0]. Yields
         (logits float32 (H, W), object score in [0, 1]) for frames[1:]."""
+        import cv2
         import torch
-        from PIL import Image
 
         with tempfile.TemporaryDirectory(prefix="seg-frames-") as folder, torch.inference_mode():
             for i, frame in enumerate(frames):  # the predictor reads a video as a folder of JPEGs
-                Image.fromarray(frame).save(os.path.join(folder, f"{i:05d}.jpg"), quality=95)
+                cv2.imwrite(os.path.join(folder, f"{i:05d}.jpg"), np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
             state = self.predictor.init_state(folder)
             self.predictor.add_new_mask(state, frame_idx=0, obj_id=1, mask=first_mask)
             for index, _, logits in self.predictor.propagate_in_video(state):
