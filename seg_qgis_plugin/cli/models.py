@@ -65,6 +65,7 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model_type", metavar="TYPE", choices=MODEL_TYPES + tuple(SAM2_TYPES), help=", ".join(MODEL_TYPES + tuple(SAM2_TYPES)))
     p.add_argument("--out", required=True, help="the checkpoint file to write (never over an existing file)")
     p.add_argument("--seed", type=int, default=0)
+    declare(p, outputs=("--out",))
     p.set_defaults(run=cmd_random)
     return models
 
