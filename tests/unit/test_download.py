@@ -166,20 +166,24 @@ def test_unreachable_server_is_one_sentence(tmp_path):
 
 def test_official_models_are_known_by_name_url_size_and_sha256():
     specs = model_registry.OFFICIAL_MODELS
-    assert set(specs) == {"vit_b", "vit_l", "vit_h"}
+    sam2 = {"sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large"}
+    assert set(specs) == {"vit_b", "vit_l", "vit_h"} | sam2
     assert specs["vit_b"].url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
+    assert specs["sam2.1_hiera_tiny"].url == "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt"
+    assert specs["sam2.1_hiera_tiny"].sha256 == "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69"
     assert specs["vit_b"].size == 375042383 and specs["vit_h"].size == 2564550879 and specs["vit_l"].size == 1249524607
     assert specs["vit_l"].sha256 == "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622"
     for spec in specs.values():
-        assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0 and spec.filename.startswith(f"sam_{spec.name}_")
-    with pytest.raises(CheckpointError, match="Unknown model 'vit_x'; the official ones are vit_b, vit_l, vit_h"):
+        assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
+        assert spec.filename == f"{spec.name}.pt" if spec.name in sam2 else spec.filename.startswith(f"sam_{spec.name}_")
+    with pytest.raises(CheckpointError, match="Unknown model 'vit_x'; the official ones are vit_b, vit_l, vit_h, sam2.1_hiera_tiny"):
         model_registry.spec_for("vit_x")
 
 
 def test_a_model_not_downloaded_is_missing_and_says_how_to_get_it(tmp_path):
     folder = str(tmp_path)
-    assert {r.name: r.state for r in model_registry.list_models(folder)} == {"vit_b": "missing", "vit_l": "missing",
-                                                                              "vit_h": "missing"}
+    states = {r.name: r.state for r in model_registry.list_models(folder)}
+    assert set(states) >= {"vit_b", "vit_l", "vit_h", "sam2.1_hiera_tiny"} and set(states.values()) == {"missing"}
     with pytest.raises(CheckpointError, match="not downloaded yet; run: seg models download vit_b"):
         model_registry.checkpoint_path("vit_b", folder)
 
