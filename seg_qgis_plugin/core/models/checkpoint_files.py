@@ -37,7 +37,6 @@ def read_state(path: str) -> dict:
     return state
 
 
-
 def checkpoint_family(path: str) -> str:
     """"sam2" for a SAM 2 checkpoint, else "sam" (whose loader then says what is wrong with the
     file). Reads only the tensor names (memory-mapped)."""
