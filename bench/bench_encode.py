@@ -12,6 +12,9 @@ worker process, tile by tile in alternation (so both see the same machine load),
 JSON line: ours_s_per_tile, bare_s_per_tile (p50), embedding_rel_error (L2, ours vs bare, tile 1),
 peak_rss_mb (ours' worker: VmHWM) and bare_peak_rss_mb.
 --variants: the encoder options side by side in one process, interleaved, on the same tiles.
+--json --model sam2.1_hiera_tiny (or _small, _base_plus, _large): SAM 2.1's encoder through Seg
+against bare `SAM2ImagePredictor.set_image` (Seg runs that same encoder: the ratio shows the
+pipeline's overhead).
 """
 import argparse
 import json
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -95,7 +99,20 @@ def worker(side: str, model_type: str, tiles: int, features_path: str) -> None:
     torch.set_num_threads(2)
     raster = write_big_scene(os.path.join(tempfile.gettempdir(), "seg-bench", "scene_4096.tif"), 4096)
     checkpoint = random_checkpoint(model_type)
-    if side == "bare":
+    warnings.simplefilter("ignore")  # random weights: the loaders say so on every load
+    if side == "bare" and model_type.startswith("sam2"):
+        from seg_qgis_plugin.core.models.sam2_checkpoints import load_sam2, quiet_sam2
+
+        with quiet_sam2():
+            from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+            predictor = SAM2ImagePredictor(load_sam2(checkpoint)[0])
+
+        def encode(image):
+            predictor.set_image(image)
+            return predictor._features["image_embed"].numpy()
+        model = None
+    elif side == "bare":
         from segment_anything import SamPredictor
 
         from seg_qgis_plugin.core.models.checkpoints import load_sam
@@ -114,9 +131,9 @@ def worker(side: str, model_type: str, tiles: int, features_path: str) -> None:
 
             model = OnnxBackend(exported_model(model_type), threads=2)
         else:
-            from seg_qgis_plugin.core.models.sam import SamBackend
+            from seg_qgis_plugin.core.engine.labeling import open_backend
 
-            model = SamBackend(checkpoint, device="cpu", threads=2, precision="auto")
+            model = open_backend(checkpoint, backend="sam", device="cpu", threads=2, precision="auto")  # SAM or SAM 2.1
 
         def encode(image):
             return model.encode(image).arrays["features"]

@@ -15,6 +15,11 @@ def random_checkpoint(model_type: str, folder: str = None) -> str:
 
     folder = folder or os.path.join(tempfile.gettempdir(), "seg-bench")
     os.makedirs(folder, exist_ok=True)
+    if model_type.startswith("sam2"):  # SAM 2.1: `seg models random`'s file (marked random; loading it warns)
+        from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
+
+        path = os.path.join(folder, f"{model_type}_random.pt")
+        return path if os.path.exists(path) else write_random_checkpoint(model_type, path)
     path = os.path.join(folder, f"sam_{model_type}_random.pth")
     if not os.path.exists(path):
         torch.manual_seed(0)
@@ -55,6 +60,7 @@ def write_big_scene(path: str, size: int, block: int = 1024, seed: int = 0) -> s
 
     if os.path.exists(path):
         return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     rng = np.random.default_rng(seed)
     profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:32633",
                    transform=from_origin(500000, 4650000, 0.1, 0.1), tiled=True, blockxsize=512, blockysize=512,
