@@ -60,7 +60,7 @@ def test_each_family_is_told_by_its_weights(tiny, tmp_path):
     from seg_qgis_plugin.core.models.sam2_checkpoints import build_sam2_model, detect_sam2_type
 
     assert checkpoint_family(tiny) == "sam2"
-    with pytest.raises(CheckpointError, match="holds SAM 2 weights"), warnings.catch_warnings():
+    with pytest.raises(CheckpointError, match="holds SAM 2.1 weights, which this step does not take"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         load_sam(tiny)
     assert detect_sam2_type(build_sam2_model("sam2.1_hiera_small").state_dict()) == "sam2.1_hiera_small"

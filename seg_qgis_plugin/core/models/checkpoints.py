@@ -78,7 +78,8 @@ def load_sam(path: str, model_type: Optional[str] = None, device: str = "cpu"):
     path = os.fspath(path)
     state = read_state(path)
     if is_sam2_state(state):
-        raise CheckpointError(f"{path} holds SAM 2 weights; open it with the sam2 backend (--backend sam2 or auto).")
+        raise CheckpointError(f"{path} holds SAM 2.1 weights, which this step does not take (it needs SAM vit_b, vit_l or vit_h); "
+                              "SAM 2.1 runs on torch with --backend sam2 or auto.")
     found = detect_model_type(state)
     if found is None:
         raise CheckpointError(f"{path} does not hold SAM weights of any known model type ({', '.join(ARCHITECTURES)}).")
