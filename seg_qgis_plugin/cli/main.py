@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import warnings
 from typing import List, Optional
 
@@ -194,9 +196,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _python_show_warning(message, category, filename, lineno, file, line)
 
 
+def _interrupted(signum, frame):
+    """Ctrl+C: from here on, objects torn down half-built (a progress bar stopped inside its
+    constructor) stay quiet, so the user reads the one sentence below and nothing else."""
+    sys.unraisablehook = lambda unraisable: None
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
     with passwords_hidden(args):
         try:
             with guarded(args):
