@@ -27,7 +27,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import peak_rss_mb, random_checkpoint, write_big_scene  # noqa: E402
+from common import machine, peak_rss_mb, random_checkpoint, write_big_scene  # noqa: E402
 
 
 def throughput(model_type: str, tiles: int, precision: str) -> None:
@@ -127,9 +127,9 @@ def worker(side: str, model_type: str, tiles: int, features_path: str) -> None:
         if side == "onnx":
             from bench_interactive import exported_model
 
-            from seg_qgis_plugin.core.models.onnx_backend import OnnxBackend
+            from seg_qgis_plugin.core.models.onnx_backend import open_exported
 
-            model = OnnxBackend(exported_model(model_type), threads=2)
+            model = open_exported(exported_model(model_type), threads=2)
         else:
             from seg_qgis_plugin.core.engine.labeling import open_backend
 
@@ -139,7 +139,7 @@ def worker(side: str, model_type: str, tiles: int, features_path: str) -> None:
             return model.encode(image).arrays["features"]
     segmenter = Segmenter(RasterSource(raster), model or _Dummy())
     images = [segmenter.image(t)[0] for t in list(segmenter.grid)[:tiles]]
-    print("ready", flush=True)
+    print("ready", getattr(model, "precision", "fp32"), flush=True)
     for i, image in enumerate(images):
         sys.stdin.readline()
         start = time.perf_counter()
@@ -159,12 +159,13 @@ def side_by_side(model_type: str, tiles: int, ours: str) -> dict:
     import numpy as np
 
     folder = tempfile.mkdtemp()
-    procs = {}
+    procs, precision = {}, {}
     for side in (ours, "bare"):
         procs[side] = subprocess.Popen([sys.executable, __file__, "--worker", side, "--model", model_type, "--tiles", str(tiles),
                                         "--features", os.path.join(folder, side + ".npy")],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert procs[side].stdout.readline().strip() == "ready"
+        word, precision[side] = procs[side].stdout.readline().split()
+        assert word == "ready"
     seconds = {side: [] for side in procs}
     peak = {}
     for _ in range(tiles):
@@ -180,7 +181,7 @@ def side_by_side(model_type: str, tiles: int, ours: str) -> dict:
     a, b = np.load(os.path.join(folder, "bare.npy")), np.load(os.path.join(folder, ours + ".npy"))
     return {"ours_s_per_tile": round(float(np.median(seconds[ours])), 3), "bare_s_per_tile": round(float(np.median(seconds["bare"])), 3),
             "embedding_rel_error": float(np.linalg.norm(a - b) / np.linalg.norm(a)), "peak_rss_mb": round(peak[ours]),
-            "bare_peak_rss_mb": round(peak["bare"]), "ours": ours, "model": model_type, "tiles": tiles, "threads": 2,
+            "bare_peak_rss_mb": round(peak["bare"]), "ours": ours, "precision": precision[ours], "model": model_type, "tiles": tiles, "threads": 2,
             "ours_s": [round(v, 3) for v in seconds[ours]], "bare_s": [round(v, 3) for v in seconds["bare"]]}
 
 
@@ -242,7 +243,9 @@ def main():
         worker(args.worker, args.model, args.tiles, args.features)
         return
     if args.json:
-        print(json.dumps(side_by_side(args.model, args.tiles, args.ours)))
+        load_before = [round(v, 2) for v in os.getloadavg()]
+        result = side_by_side(args.model, args.tiles, args.ours)
+        print(json.dumps(dict(result, **machine(threads=2), load_before=load_before, load_after=[round(v, 2) for v in os.getloadavg()])))
         return
     if args.variants:
         variants(args.model, args.tiles, args.variants.split(","))

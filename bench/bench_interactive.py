@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import random_checkpoint  # noqa: E402
+from common import machine, random_checkpoint  # noqa: E402
 from seg_qgis_plugin.core.engine.embedding_cache import EmbeddingCache  # noqa: E402
 from seg_qgis_plugin.core.engine.segmenter import Segmenter, _clicked_parts  # noqa: E402
 from seg_qgis_plugin.core.geo.prompts import Prompt  # noqa: E402
@@ -55,6 +55,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=20, help="rounds; each clicks every object once per path")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
+    load_before = [round(v, 2) for v in os.getloadavg()]
     torch.set_num_threads(2)
     folder = tempfile.mkdtemp()
     raster = os.path.join(folder, "ortho.tif")
@@ -110,7 +111,8 @@ def main():
               "mask_iou_vs_bare": round(worst["onnx"], 5), "ratio": round(p50["onnx"] / p50["bare"], 3),
               "torch_mask_p50_ms": round(p50["torch"], 2), "torch_mask_iou_vs_bare": round(worst["torch"], 5),
               "mask_p95_ms": round(p95["onnx"], 2), "bare_p95_ms": round(p95["bare"], 2), "clicks": len(times["bare"]),
-              "objects": [c[0] for c in clicks], "model": args.model, "threads": torch.get_num_threads()}
+              "objects": [c[0] for c in clicks], "model": args.model, "precision": "fp32", **machine(threads=torch.get_num_threads()),
+              "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
     if args.json:
         print(json.dumps(result))
         return

@@ -2,6 +2,12 @@
 how lost objects are caught, change areas against truth, the drift ranking (generated and real
 NAIP), and time per object per date. Prints numbers; asserts nothing.
 
+The textured series (demo/textured_series.py: crop fields, forest and urban backgrounds, haze, a
+global brightness change; ponds that stay, shrink, move, dry out or appear): precision and recall
+of `lost` against the truth (a pond absent on that date), objects lost on the hazy date, and the
+water area per date (kept and starting outlines) against the truth; classic backend, and with
+--sam2 SAM 2.1 Hiera-Tiny with random weights (the code path only).
+
 --sam2 also runs SAM 2.1 Hiera-Tiny with random weights (`seg models random`), re-prompted on each
 date and with SAM 2's memory (`--backend sam2`), on the same series: the code path and its time
 per object per date; with random weights the IoU means nothing.
@@ -55,6 +61,58 @@ def propagation_scores(result, series, truth) -> dict:
             "seconds_per_object_per_date": result.seconds / max(result.steps, 1)}
 
 
+def lost_scores(result, series) -> dict:
+    """Precision and recall of `lost` against the truth, losses on the hazy date, and the water
+    area per date (present outlines) against the truth."""
+    from seg_qgis_plugin.demo.textured_series import HAZE_DATE
+
+    truth = truth_by_name(series)
+    said_lost = truly_gone = right = hazy = 0
+    area = {d: 0.0 for d in series.dates}
+    statuses = {}
+    for lab in result.labels:
+        name, when, status = json.loads(lab.attributes["tags"])["name"], lab.attributes["date"], lab.attributes["status"]
+        gone = truth[name].masks[series.dates.index(when)] is None
+        statuses[status] = statuses.get(status, 0) + 1
+        said_lost += status == "lost"
+        truly_gone += gone
+        right += status == "lost" and gone
+        hazy += status == "lost" and when == series.dates[HAZE_DATE]
+        if status in ("accepted", "kept"):
+            area[when] += lab.geometry.area
+    errors = {d: 100.0 * (area[d] - series.union("water", k).sum() * 0.25) / (series.union("water", k).sum() * 0.25)
+              for k, d in enumerate(series.dates)}
+    return {"lost_precision": right / said_lost if said_lost else 1.0, "lost_recall": right / truly_gone if truly_gone else 1.0,
+            "lost_on_hazy_date": hazy, "statuses": statuses, "water_area_error_pct": {d: round(e, 2) for d, e in errors.items()},
+            "worst_area_error_pct": round(max(abs(e) for e in errors.values()), 2)}
+
+
+def textured(sam2: bool, folder: str) -> dict:
+    """lost_scores on each background, classic backend (and SAM 2.1 tiny, random weights)."""
+    import warnings
+
+    from seg_qgis_plugin.demo.textured_series import BACKGROUNDS, write_textured_series
+
+    out = {}
+    for kind in BACKGROUNDS:
+        where = os.path.join(folder, kind)
+        os.makedirs(where, exist_ok=True)
+        series = write_textured_series(where, kind)
+        labels, rasters = read_labels(series.labels), dated_series(series.rasters)
+        out[kind] = {"classic": lost_scores(propagate(labels, rasters, open_backend(backend="classic")), series)}
+        if sam2:
+            from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
+
+            checkpoint = os.path.join(folder, "sam2_tiny_random.pt")
+            if not os.path.exists(checkpoint):
+                write_random_checkpoint("sam2.1_hiera_tiny", checkpoint)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                backend = open_backend(checkpoint, backend="sam", device="cpu", threads=2)
+                out[kind]["sam2_random"] = lost_scores(propagate(labels, rasters, backend), series)
+    return out
+
+
 def sam2_propagation(series, truth, folder) -> dict:
     """SAM 2.1 Hiera-Tiny (random weights) re-prompted per date, and with its memory."""
     import warnings
@@ -103,6 +161,7 @@ def measure(sam2: bool = False) -> dict:
             out["drift_naip"]["per_raster" if per_raster else "shared"] = {
                 "ranking": d.summary["ranking"], "pairs": [{k: p[k] for k in ("date_from", "date_to", "mean", "median", "max", "flagged", "tiles")}
                                                            for p in d.summary["pairs"]]}
+    out["textured"] = textured(sam2, folder)
     if sam2:
         out["propagation_sam2_random"] = sam2_propagation(series, truth, folder)
     return out
@@ -126,6 +185,11 @@ def main() -> None:
     print("drift (generated): most drift first " + ", ".join(out["drift_generated"]["ranking"]))
     for pair, v in out["drift_generated"]["pairs"].items():
         print(f"  {pair}: mean {v['mean']:.3f}, top tile {v['top_tile']}, {v['top6_in_hazy_half']}/6 top tiles in the hazy half")
+    for kind, runs in out["textured"].items():
+        for backend, v in runs.items():
+            print(f"lost/kept ({kind}, {backend}): lost precision {v['lost_precision']:.2f}, recall {v['lost_recall']:.2f}, "
+                  f"{v['lost_on_hazy_date']} lost on the hazy date, water area within {v['worst_area_error_pct']:.1f} % of the truth "
+                  f"on every date; statuses {v['statuses']}")
     for mode, p in out.get("propagation_sam2_random", {}).items():
         print(f"propagation (SAM 2.1 tiny, random weights, {mode.replace('_', ' ')}): {p['objects_dates']} object-dates, "
               f"{p['seconds_per_object_per_date']:.2f} s per object per date; lost {p['lost_true'] + p['lost_false']}")

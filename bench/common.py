@@ -76,6 +76,26 @@ def write_big_scene(path: str, size: int, block: int = 1024, seed: int = 0) -> s
     return path
 
 
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def machine(threads: int = 2) -> dict:
+    """What a figure was measured on: CPU model, the flags that decide the kernels, cores, threads."""
+    import platform
+
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu": model, "flags": [f for f in FLAGS if f in flags], "cores": os.cpu_count(), "threads": threads}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM: unlike ru_maxrss it is not inherited from the
     parent across fork and exec)."""

@@ -35,8 +35,9 @@ class DriftMapAlgorithm(SegAlgorithm):
     GROUP_ID = "timeseries"
     HELP = ("For every tile and every consecutive pair of dates, a 0..1 distance between the two dates' pixel distributions "
             "(mean per-channel Wasserstein distance of the stretched values / 255), like `seg drift`. Every date is seen under "
-            "one fixed radiometry: the earliest raster's global stretch (or each raster's own). Tiles above the threshold are "
-            "flagged: there pre-labels and propagated labels deserve the least trust, and labelling again pays most.\n\n"
+            "one fixed radiometry: the earliest raster's global stretch (or each raster's own). local_drift is the distance "
+            "after matching each date's global histogram to the earlier one's (a brighter or hazier date is not change); tiles "
+            "whose local drift exceeds the threshold (by default each pair's own: a robust z-score of its tiles) are flagged: there pre-labels and propagated labels deserve the least trust, and labelling again pays most.\n\n"
             "The tiles layer is temporal (date = the later date of the pair); the summary is printed, returned and kept in "
             "the layer's metadata. Optionally draws a PNG map. With SAM embedding caches of two or more dates (seg encode), "
             "embedding_drift adds 1 - cosine similarity of the mean SAM feature vector over each tile.")
@@ -45,7 +46,9 @@ class DriftMapAlgorithm(SegAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(self.RASTERS, self.tr("Rasters of the dates"), QgsProcessing.SourceType.TypeRaster))
         self.addParameter(QgsProcessingParameterString(self.DATES, self.tr("Dates of the rasters, in their order (empty = from the rasters)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.TILE, self.tr("Tile size (pixels of the earliest raster)"), QgsProcessingParameterNumber.Type.Integer, 256, minValue=16))
-        self.addParameter(QgsProcessingParameterNumber(self.THRESHOLD, self.tr("Flag tiles above this drift"), QgsProcessingParameterNumber.Type.Double, 0.1, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.THRESHOLD, self.tr("Flag tiles whose local drift exceeds this (0 = each pair's threshold from the series)"),
+            QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterBoolean(self.PER_RASTER, self.tr("See each date under its own stretch"), False))
         self.addParameter(QgsProcessingParameterString(self.BANDS, self.tr("Bands for the three channels, e.g. 4,3,2 (empty = suggested)"),
                                                        optional=True))
@@ -71,7 +74,7 @@ class DriftMapAlgorithm(SegAlgorithm):
         rasters = [raster_layer_path(layer) for layer in self.parameterAsLayerList(parameters, self.RASTERS, context)]
         request = drift.Request(
             rasters, dates=self.parameterAsString(parameters, self.DATES, context) or None,
-            tile=self.parameterAsInt(parameters, self.TILE, context), threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            tile=self.parameterAsInt(parameters, self.TILE, context), threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context) or None,
             cache=split_tags(self.parameterAsString(parameters, self.CACHES, context)),
             per_raster=self.parameterAsBoolean(parameters, self.PER_RASTER, context),
             bands=parse_numbers(self.parameterAsString(parameters, self.BANDS, context), int, "bands"),

@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -22,13 +23,16 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
     DATES = "DATES"
     FOUND = "FOUND"
     LOST = "LOST"
+    INDEX_BANDS = "INDEX_BANDS"
     MIN_SCORE = "MIN_SCORE"
+    ONTOLOGY = "ONTOLOGY"
     OUTPUT = "OUTPUT"
     OUTSIDE = "OUTSIDE"
     RASTERS = "RASTERS"
     SIMPLIFY = "SIMPLIFY"
     START_DATE = "START_DATE"
     TAGS = "TAGS"
+    UNCERTAIN = "UNCERTAIN"
 
     ALG_ID = "propagatelabels"
     DISPLAY = "Propagate labels through dates"
@@ -38,9 +42,12 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
             "object's outline on the latest date it was found becomes the prompt on the next date (its box, grown a little, "
             "and interior points that still look like it), and the answer becomes its label there.\n\n"
             "The output holds the whole series in one layer, the starting labels included, with track_id (one per object), "
-            "date (ISO 8601) and status: prelabel for answers, lost (with the previous outline) when the answer no longer "
-            "looks like the object, its area collapses or explodes, or the model is unsure, and outside when the object is off "
-            "a raster. The layer is temporal: the Temporal Controller plays the series.\n\n"
+            "date (ISO 8601), status, similarity and reason. Each answer is judged from evidence: how the object's inside "
+            "compares with itself on the previous date once its surroundings' change is removed, the model's score and area, "
+            "and, where the class names a spectral index (the ontology's \"index\", or a name such as water or tree) and the "
+            "raster has red, green and near-infrared bands, NDWI or NDVI. Status kept: the answer is its outline there; lost: "
+            "something says it is gone; uncertain: the model is unsure and nothing says it is gone (both keep the previous "
+            "outline); outside: off a raster. The layer is temporal: the Temporal Controller plays the series.\n\n"
             "A raster's date comes from the Dates parameter, else its metadata (TIFFTAG_DATETIME, ACQUISITIONDATETIME, DATE), "
             "else a YYYYMMDD or YYYY-MM-DD in its file name; a label's from its date field, else the start date. Include the "
             "raster the labels were drawn on so lost objects are told by their look from the first step on.")
@@ -55,12 +62,17 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         self.add_backend()
         self.add_model(checkpoint_optional=True)
         self.add_tiling(1024, 256)
-        self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Answers scored lower are lost"),
+        self.addParameter(QgsProcessingParameterFile(self.ONTOLOGY, self.tr("Ontology (classes may name their index: ndwi, ndvi)"),
+                                                     QgsProcessingParameterFile.Behavior.File, "json", optional=True))
+        self.addParameter(QgsProcessingParameterString(self.INDEX_BANDS, self.tr("Red, green and near-infrared bands for the index check "
+                                                                                 "(e.g. 1,2,4; empty = from the raster)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_SCORE, self.tr("Answers scored lower are not trusted"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0))
         self.addParameter(QgsProcessingParameterNumber(self.SIMPLIFY, self.tr("Simplify outlines (map units; 0 = none)"),
                                                        QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, self.tr("Labels through time")))
-        for name, text in ((self.FOUND, "Objects found"), (self.LOST, "Objects lost"), (self.OUTSIDE, "Objects outside a raster")):
+        for name, text in ((self.FOUND, "Objects kept"), (self.LOST, "Objects lost"), (self.UNCERTAIN, "Objects uncertain"),
+                           (self.OUTSIDE, "Objects outside a raster")):
             self.addOutput(QgsProcessingOutputNumber(name, self.tr(text)))
         self._dest, self._series = None, []
 
@@ -84,7 +96,9 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
             classes=self.parameterAsString(parameters, self.CLASSES, context) or None,
             tags=split_tags(self.parameterAsString(parameters, self.TAGS, context)),
             min_score=self.parameterAsDouble(parameters, self.MIN_SCORE, context),
-            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context), bands=bands, stretch=stretch, tile=tile,
+            simplify=self.parameterAsDouble(parameters, self.SIMPLIFY, context),
+            ontology=self.parameterAsFile(parameters, self.ONTOLOGY, context) or None,
+            index_bands=self.parameterAsString(parameters, self.INDEX_BANDS, context).strip() or None, bands=bands, stretch=stretch, tile=tile,
             overlap=overlap, gsd=gsd, **self.model_fields(parameters, context, classic=classic))
         sink = LayerSink(self, parameters, context, self.OUTPUT, TRACK_FIELDS)
         result = propagate.run(request, progress, sink)
@@ -93,7 +107,8 @@ class PropagateLabelsAlgorithm(SegAlgorithm):
         feedback.pushInfo(propagate.summary_line(result, None))
         self._dest, self._series = sink.destination(result.details["crs"]), result.details["series"]
         counts = result.details["counts"]
-        return {self.OUTPUT: self._dest, self.FOUND: counts["prelabel"], self.LOST: counts["lost"], self.OUTSIDE: counts["outside"]}
+        return {self.OUTPUT: self._dest, self.FOUND: counts["kept"], self.LOST: counts["lost"], self.UNCERTAIN: counts["uncertain"],
+                self.OUTSIDE: counts["outside"]}
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802
         date_outputs(context, self._dest)

@@ -19,11 +19,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--start-date", help="date of labels that have none (YYYY-MM-DD)")
     p.add_argument("--classes", help="only these classes, comma separated")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag on every propagated feature; repeat")
-    p.add_argument("--min-score", type=float, default=0.5, help="answers the model scores lower are `lost` (default 0.5)")
+    p.add_argument("--min-score", type=float, default=0.5,
+                   help="answers the model scores lower are not trusted: `uncertain`, unless the object is seen gone (default 0.5)")
     p.add_argument("--simplify", type=float, default=0.0, help="simplification tolerance in map units")
+    p.add_argument("--ontology", help="ontology file; a class's \"index\" (ndwi, ndvi) checks it on each date")
+    p.add_argument("--index-bands", metavar="RED,GREEN,NIR", help="band numbers for the index check (default: from the raster)")
     p.add_argument("--overwrite", action="store_true")
     model_options(p)
-    declare(p, outputs=("--out",), inputs=("labels", "rasters", "--checkpoint", "--cache"))
+    declare(p, outputs=("--out",), inputs=("labels", "rasters", "--checkpoint", "--cache", "--ontology"))
     p.set_defaults(run=cmd_propagate)
 
     p = sub.add_parser("change", help="areas gained and lost, and IoU, between consecutive dates of a labelled series")
@@ -42,7 +45,8 @@ def add_parsers(sub) -> None:
     p.add_argument("rasters", nargs="+", help="two or more rasters of the same area on different dates")
     p.add_argument("--out", required=True, help="output layer of tiles (.gpkg keeps the summary in its metadata)")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels of the earliest raster (default 256)")
-    p.add_argument("--threshold", type=float, default=0.1, help="tiles above this drift are flagged (0..1, default 0.1)")
+    p.add_argument("--threshold", type=float,
+                   help="flag tiles whose local drift exceeds this (0..1; default: each pair's from the series, a robust z-score)")
     p.add_argument("--dates", help="one date per raster, comma separated (YYYY-MM-DD); default: metadata, then file name")
     p.add_argument("--cache", action="append", metavar="DATE=FOLDER", help="SAM embedding cache of one date; with two or "
                    "more, embedding_drift is added; repeat")
@@ -60,7 +64,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     request = propagate.Request(args.labels, args.rasters, out=args.out, layer=args.layer, dates=args.dates,
                                 start_date=args.start_date, classes=args.classes, tags=args.tag or (), min_score=args.min_score,
-                                simplify=args.simplify, overwrite=args.overwrite, **model_fields(args))
+                                simplify=args.simplify, ontology=args.ontology, index_bands=args.index_bands, overwrite=args.overwrite,
+                                **model_fields(args))
     bar = BarProgress("propagating")
     try:
         result = propagate.run(request, bar)

@@ -30,7 +30,7 @@ SECTION = "seg"
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def _user_dir(kind: str) -> str:
+def user_dir(kind: str) -> str:
     """kind "cache" or "data": the per-user folder for Seg's files."""
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
@@ -52,9 +52,9 @@ class Settings:
 
     def __post_init__(self):
         if not self.cache_folder:
-            object.__setattr__(self, "cache_folder", os.path.join(_user_dir("cache"), "embeddings"))
+            object.__setattr__(self, "cache_folder", os.path.join(user_dir("cache"), "embeddings"))
         if not self.models_folder:
-            object.__setattr__(self, "models_folder", os.path.join(_user_dir("data"), "models"))
+            object.__setattr__(self, "models_folder", os.path.join(user_dir("data"), "models"))
 
     def with_values(self, **changes) -> "Settings":
         """A copy with `changes` applied, given as text or typed values, checked like a loaded file."""

@@ -14,7 +14,7 @@ from qgis.PyQt.QtCore import QVariant
 from ..core.errors import OutputError
 from ..qgis_adapters.sinks import new_field
 
-STATUS_CHOICES = ("prelabel", "accepted", "reviewed", "rejected", "any")
+STATUS_CHOICES = ("prelabel", "uncertain", "kept", "lost", "accepted", "reviewed", "rejected", "any")  # uncertain..lost: time series
 DOUBT = "doubt: lowest score, then stability"
 REVIEW_FIELDS = ("status", "reviewer", "reviewed")
 REVIEWER_KEY = "seg/reviewer"

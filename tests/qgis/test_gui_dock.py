@@ -5,6 +5,7 @@ process; masks come from the oracle backend (tests/conftest.py), whose answers a
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -605,4 +606,10 @@ def test_sam2_models_are_offered_and_a_sam2_checkpoint_opens_as_sam2(seg_gui, tm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         segmenter, _ = open_session(SessionConfig(raster=raster, backend="sam", checkpoint=checkpoint, device="cpu"))
-    assert segmenter.backend.model_id == "sam2.1-hiera_tiny"
+        assert segmenter.backend.model_id == "sam2.1-hiera_tiny"
+        if importlib.util.find_spec("onnxruntime"):
+            from seg_qgis_plugin.core.models.onnx_export import export_onnx
+
+            export_onnx(checkpoint, str(tmp_path / "tiny-onnx"))
+            segmenter, _ = open_session(SessionConfig(raster=raster, backend="sam", checkpoint=str(tmp_path / "tiny-onnx" / "manifest.json")))
+            assert (type(segmenter.backend).__name__, segmenter.backend.model_id) == ("Sam2OnnxBackend", "sam2.1-hiera_tiny")

@@ -76,7 +76,7 @@ def test_series_layer_is_by_status_and_temporal(tmp_path, qgis_app):
     layer = _vector(out, qgis_app)
     renderer = layer.renderer()
     assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "status"
-    assert {"accepted", "prelabel", "lost", "outside"} <= {c.value() for c in renderer.categories()}
+    assert {"accepted", "kept", "lost", "uncertain", "outside"} <= {c.value() for c in renderer.categories()}
     temporal = layer.temporalProperties()
     if not temporal.isActive():  # QGIS 3.22 drops the default style's temporal part at construction; a reload applies it
         layer.loadDefaultStyle()
@@ -106,8 +106,8 @@ def test_drift_tiles_are_graduated_and_half_transparent(tmp_path, qgis_app):
     drift.run(drift.Request(rasters, dates=("2021-04-15", "2021-06-15"), out=str(out), tile=32, threshold=0.1))
     layer = _vector(out, qgis_app)
     renderer = layer.renderer()
-    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "drift"
-    assert renderer.ranges()[0].lowerValue() == 0 and renderer.ranges()[-1].upperValue() == 1
+    assert renderer.type() == "graduatedSymbol" and renderer.classAttribute() == "drift_ratio"
+    assert renderer.ranges()[0].lowerValue() == 0 and [r.upperValue() for r in renderer.ranges()][1:3] == [1, 2]
     assert layer.opacity() == pytest.approx(0.6)
 
 

@@ -111,7 +111,7 @@ def test_propagatelabels_tracks_what_seg_propagate_tracks(run_algorithm, series,
                                                    "OUTPUT": str(tmp_path / "alg.gpkg")})
     rows = layer_rows(cli)
     assert layer_rows(result["OUTPUT"]) == rows and (result["FOUND"], result["LOST"], result["OUTSIDE"]) == (4, 0, 0)
-    assert len(rows) == 6 and all(json.loads(r["tags"])["season"] == "summer" for _, r in rows if r["status"] == "prelabel")
+    assert len(rows) == 6 and all(json.loads(r["tags"])["season"] == "summer" for _, r in rows if r["status"] == "kept")
 
 
 def test_changereport_reports_what_seg_change_reports(run_algorithm, series, tmp_path):

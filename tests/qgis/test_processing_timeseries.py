@@ -138,7 +138,7 @@ def test_changes_layer_written_by_the_cli_opens_styled(series, tmp_path, qgis_ap
     assert main(["change", series.labels, "--out", str(tmp_path / "c.json"), "--changes", changes]) == 0
     layer = QgsVectorLayer(f"{changes}|layername=changes", "changes", "ogr")
     assert layer.isValid() and layer.renderer().type() == "categorizedSymbol"
-    assert sorted(c.value() for c in layer.renderer().categories()) == ["gained", "lost"]
+    assert sorted(c.value() for c in layer.renderer().categories()) == ["gained", "lost", "uncertain"]
 
 
 def test_bad_input_raises_one_sentence(run_algorithm, series, tmp_path):

@@ -12,6 +12,7 @@ from shapely.geometry import Polygon, box
 import seg_qgis_plugin.api as seg
 from seg_qgis_plugin.cli.main import main
 from seg_qgis_plugin.core.quality.table import write_layer
+from seg_qgis_plugin.core.timeseries.drift import DRIFT_FIELDS
 from seg_qgis_plugin.demo.series import write_series
 
 UTM = "EPSG:32633"
@@ -122,13 +123,13 @@ def test_propagate_cli_and_api_track_the_same_objects(series, tmp_path, capsys):
     cli, api = str(tmp_path / "cli.gpkg"), str(tmp_path / "api.gpkg")
     assert main(["propagate", series.labels, *series.rasters, "--out", cli, "--backend", "classic", "--classes", "building",
                  "--tag", "season=summer"]) == 0
-    assert "features over 4 dates: 4 found, 0 lost, 0 outside" in capsys.readouterr().out
+    assert "features over 4 dates: 4 kept, 0 lost, 0 uncertain, 0 outside" in capsys.readouterr().out
     frame = seg.propagate(series.labels, series.rasters, out=api, backend="classic", classes=["building"],
                           tags={"season": "summer"})
     assert layer_rows(cli) == layer_rows(api)
     assert frame_rows(frame, [c for c in frame.columns if c != "geometry"]) == layer_rows(cli)
-    assert len(frame) == 6 and set(frame["status"]) == {"accepted", "prelabel"} and sorted(set(frame["track_id"])) == [1, 2]
-    assert all(json.loads(t)["season"] == "summer" for t in frame.loc[frame["status"] == "prelabel", "tags"])
+    assert len(frame) == 6 and set(frame["status"]) == {"accepted", "kept"} and sorted(set(frame["track_id"])) == [1, 2]
+    assert all(json.loads(t)["season"] == "summer" for t in frame.loc[frame["status"] == "kept", "tags"])
 
 
 def test_change_cli_and_api_report_the_same_rows(series, tmp_path, capsys):
@@ -151,5 +152,5 @@ def test_drift_cli_and_api_map_the_same_tiles(series, tmp_path, capsys):
     assert "48 tile records" in capsys.readouterr().out
     tiles = seg.drift(series.rasters, tile=100, threshold=0.2, out=api)
     assert layer_rows(cli) == layer_rows(api)
-    assert frame_rows(tiles, ["tile", "date_from", "date_to", "date", "drift", "embedding_drift", "valid", "flagged"]) == layer_rows(cli)
+    assert frame_rows(tiles, [name for name, _, _ in DRIFT_FIELDS]) == layer_rows(cli)
     assert tiles.crs is not None and tiles.attrs["summary"]["ranking"] and os.path.exists(tiles.attrs["outputs"]["out"])

@@ -43,13 +43,13 @@ def test_label_outlines_take_ontology_colours_and_leave_the_imagery_visible():
 def test_series_style_is_by_status_on_the_date_and_drift_is_graduated():
     series = _xml(styles.series_qml())
     assert series.find("renderer-v2").get("attr") == "status"
-    assert {"accepted", "prelabel", "lost", "outside"} <= {c.get("value") for c in series.iter("category")}
+    assert {"accepted", "kept", "lost", "uncertain", "outside"} <= {c.get("value") for c in series.iter("category")}
     temporal = series.find("temporal")
     assert temporal.get("enabled") == "1" and temporal.get("startExpression") == 'to_datetime("date")'
-    drift = _xml(styles.drift_qml(0.1))
+    drift = _xml(styles.drift_qml())
     ranges = [(float(r.get("lower")), float(r.get("upper"))) for r in drift.iter("range")]
-    assert drift.find("renderer-v2").get("type") == "graduatedSymbol" and ranges[0][0] == 0 and ranges[-1][1] == 1
-    assert 0.1 in [hi for _, hi in ranges] and float(drift.find("layerOpacity").text) == pytest.approx(0.6)
+    assert drift.find("renderer-v2").get("type") == "graduatedSymbol" and drift.find("renderer-v2").get("attr") == "drift_ratio"
+    assert ranges[0][0] == 0 and 1.0 in [hi for _, hi in ranges] and float(drift.find("layerOpacity").text) == pytest.approx(0.6)
 
 
 def test_raster_styles_are_fixed_0_1_ramps_and_class_palettes():

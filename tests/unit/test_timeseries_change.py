@@ -119,3 +119,23 @@ def test_bad_input_is_refused(truth, tmp_path):
     out = str(tmp_path / "c.json")
     open(out, "w").write("{}")
     assert main(["change", path, "--out", out]) == 2 and open(out).read() == "{}"
+
+
+def test_an_uncertain_object_is_not_lost_area_but_its_own_column():
+    """Two ponds on the first date; on the second one is kept at half its area and the other is
+    `uncertain` (the model could not confirm it): lost is only the kept pond's lost half, the
+    uncertain pond's area has its own column, and `explained` says which share of the date is known."""
+    from shapely.geometry import box
+
+    def pond(geometry, when, status, track):
+        return Label(geometry, "EPSG:32633", dict(attributes("water", {"date": when}, status=status), track_id=track))
+
+    a, b = box(500000, 4649000, 500010, 4649010), box(500100, 4649000, 500120, 4649010)
+    labels = [pond(a, "2021-04-15", "accepted", 1), pond(b, "2021-04-15", "accepted", 2),
+              pond(box(500000, 4649000, 500005, 4649010), "2021-06-15", "kept", 1), pond(b, "2021-06-15", "uncertain", 2)]
+    report = change_report(labels)
+    (row,) = report.rows
+    assert (row["area_from"], row["area_to"], row["lost"], row["uncertain"]) == pytest.approx((300.0, 50.0, 50.0, 200.0))
+    assert row["explained"] == pytest.approx(50 / 250)
+    assert "uncertain" in report.to_csv().splitlines()[0]
+    assert {c.attributes["change"] for c in report.changes} == {"lost", "uncertain"}

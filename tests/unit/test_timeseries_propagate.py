@@ -30,7 +30,7 @@ def iou(geometry, mask, transform):
 def test_every_object_found_on_every_date_with_iou_at_least_0_9(generated):
     series, _, labels = generated
     truth = truth_by_name(series)
-    found = [lab for lab in labels if lab.attributes["status"] == "prelabel"]
+    found = [lab for lab in labels if lab.attributes["status"] == "kept"]
     ious = {(json.loads(lab.attributes["tags"])["name"], lab.attributes["date"]):
             iou(lab.geometry, truth[json.loads(lab.attributes["tags"])["name"]].masks[series.dates.index(lab.attributes["date"])], series.transform)
             for lab in found}
@@ -61,7 +61,7 @@ def test_one_layer_holds_the_series_with_tracks_dates_and_provenance(generated):
     assert sorted(len(names) for names in by_track.values()) == [1] * 5  # one object per track
     starts = [lab for lab in labels if lab.attributes["status"] == "accepted"]
     assert sorted(lab.attributes["date"] for lab in starts) == ["2021-04-15"] * 4 + ["2021-08-15"]
-    found = [lab for lab in labels if lab.attributes["status"] == "prelabel"]
+    found = [lab for lab in labels if lab.attributes["status"] == "kept"]
     assert all(lab.attributes["model"] == "classic-grabcut" and lab.attributes["source"].startswith("series_") for lab in found)
     assert all(lab.attributes["source"] == f"series_{lab.attributes['date'].replace('-', '')}.tif" for lab in found)
 
@@ -82,7 +82,7 @@ def test_an_object_off_a_raster_is_outside(tmp_path):
     status = {(json.loads(lab.attributes["tags"])["name"], lab.attributes["date"]): lab.attributes["status"] for lab in read_labels(out)}
     assert status[("moving pond", "2021-06-15")] == "outside"
     assert status[("vanishing pond", "2021-06-15")] == "outside"
-    assert status[("shrinking pond", "2021-06-15")] == "prelabel"
+    assert status[("shrinking pond", "2021-06-15")] == "kept"
     assert all(name in ("shrinking pond", "moving pond", "vanishing pond") for name, _ in status)
 
 
@@ -113,8 +113,8 @@ def test_bad_input_gets_one_sentence_and_writes_nothing(tmp_path, raster_factory
 
 def test_real_naip_tracks_water_through_dates_of_different_radiometry(shared, tmp_path):
     """Start: the three largest water bodies of 2009 (NDWI > 0.1, the README's rough reference);
-    every track has a feature on 2015 and 2020, and a found outline overlaps that date's own NDWI
-    water well (IoU >= 0.5)."""
+    every track has a feature on 2015 and 2020, a kept outline overlaps that date's own NDWI water
+    well (IoU >= 0.5), and no pond is `lost` on a date where NDWI shows its outline as water."""
     import rasterio
     from seg_qgis_plugin.core.engine.labels import Label, attributes
     from seg_qgis_plugin.core.geo.vectorize import mask_to_geometry
@@ -141,7 +141,7 @@ def test_real_naip_tracks_water_through_dates_of_different_radiometry(shared, tm
     assert len(tracks) == 3 and all(sorted(l.attributes["date"] for l in labs) == [s.iso for s in series] for labs in tracks.values())
     checked = 0
     for lab in result.labels:
-        if lab.attributes["status"] != "prelabel":
+        if lab.attributes["status"] != "kept":
             continue
         k = [s.iso for s in series].index(lab.attributes["date"])
         reference, t, _ = water(series[k].path)
@@ -151,6 +151,14 @@ def test_real_naip_tracks_water_through_dates_of_different_radiometry(shared, tm
         assert (got & ref).sum() / (got | ref).sum() >= 0.5, lab.attributes
         checked += 1
     assert checked >= 4  # most tracks are found on both later dates
+    for lab in result.labels:
+        if lab.attributes["date"] == series[0].iso:
+            continue
+        reference, t, _ = water(series[[s.iso for s in series].index(lab.attributes["date"])].path)
+        outline = rasterize([lab.geometry], out_shape=reference.shape, transform=t).astype(bool)
+        if (reference & outline).sum() >= 0.5 * outline.sum():
+            assert lab.attributes["status"] != "lost", lab.attributes
+        assert lab.attributes["reason"] and (lab.attributes["similarity"] is None or 0 <= lab.attributes["similarity"] <= 1)
 
 
 def test_sam_propagates_through_the_real_model_path_with_the_outline_as_mask_prompt(tmp_path, tiny_checkpoint, monkeypatch):
@@ -167,6 +175,28 @@ def test_sam_propagates_through_the_real_model_path_with_the_outline_as_mask_pro
                  "--tile", "256", "--overlap", "64"]) == 0
     labels = read_labels(out)
     tracks = {lab.attributes["track_id"] for lab in labels}
-    assert {lab.attributes["status"] for lab in labels} <= {"accepted", "prelabel", "lost", "outside"}
+    assert {lab.attributes["status"] for lab in labels} <= {"accepted", "kept", "lost", "uncertain", "outside"}
     assert len(labels) >= len(tracks) * 2 and masks and all(m is None or m.shape == (1, 256, 256) for m in masks)
     assert any(m is not None for m in masks)
+
+
+@pytest.mark.parametrize("kind", ["fields", "forest", "urban"])
+def test_on_textured_backgrounds_a_dried_pond_is_lost_and_haze_loses_nothing(tmp_path, kind):
+    """The textured series (haze on the second date, a brighter fourth date): the pond that dries
+    into a field of three crop colours is `lost` from that date on (the field patch the model finds
+    there is not taken for water), and every pond present on a date is not lost there."""
+    from seg_qgis_plugin.core.engine.labeling import open_backend
+    from seg_qgis_plugin.core.timeseries.dates import dated_series
+    from seg_qgis_plugin.core.timeseries.propagate import propagate
+    from seg_qgis_plugin.demo.textured_series import DATES, DRIED, write_textured_series
+
+    series = write_textured_series(str(tmp_path), kind)
+    truth = truth_by_name(series)
+    result = propagate(read_labels(series.labels), dated_series(series.rasters), open_backend(backend="classic"))
+    for lab in result.labels:
+        name, when = json.loads(lab.attributes["tags"])["name"], lab.attributes["date"]
+        present = truth[name].masks[DATES.index(when)] is not None
+        if name == "drying pond" and DATES.index(when) >= DRIED:
+            assert lab.attributes["status"] == "lost", lab.attributes
+        elif present:
+            assert lab.attributes["status"] != "lost", lab.attributes

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, Optional
 
-STATUSES = ("prelabel", "accepted", "reviewed", "rejected", "lost", "outside")  # lost/outside: time series (core.timeseries)
+STATUSES = ("prelabel", "accepted", "reviewed", "rejected", "kept", "lost", "uncertain", "outside")  # kept..outside: time series
 
 # Tags with their own column, so they can be filtered and styled in QGIS; every tag is also kept
 # in the `tags` JSON column.

@@ -3,7 +3,7 @@
 An ontology file (JSON; YAML where PyYAML is importable) looks like
 
     {"classes": [
-        {"name": "water", "code": 1, "color": "#1f78b4"},
+        {"name": "water", "code": 1, "color": "#1f78b4", "index": "ndwi"},
         {"name": "pond", "code": 11, "color": "#a6cee3", "parent": "water"},
         {"name": "building", "code": 2, "color": "#e31a1c",
          "attributes": {"roof": {"type": "str", "values": ["flat", "pitched"]}}}]}
@@ -27,6 +27,7 @@ from ..outputs.atomic import write_text_atomic
 from ..errors import OntologyError, SegWarning
 
 ATTRIBUTE_TYPES = ("str", "int", "float", "bool")
+INDEX_NAMES = ("ndwi", "ndvi")  # core.timeseries.spectral computes them
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _INTEGER = re.compile(r"^\s*[+]?0*([1-9][0-9]*)\s*$")
 
@@ -42,12 +43,14 @@ class ClassAttribute:
 @dataclass(frozen=True)
 class OntologyClass:
     """One class: `name`, its stable `code` (>= 1), a colour '#rrggbb' (a fixed palette colour of
-    the code when None), an optional `parent` class name and per-class `attributes`."""
+    the code when None), an optional `parent` class name, per-class `attributes`, and the spectral
+    `index` that shows it on imagery ("ndwi" for water, "ndvi" for vegetation; children inherit it)."""
     name: str
     code: int
     color: Optional[str] = None
     parent: Optional[str] = None
     attributes: Tuple[ClassAttribute, ...] = field(default=())
+    index: Optional[str] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -60,11 +63,15 @@ class OntologyClass:
             raise OntologyError(f"The colour of the class {self.name!r} must look like '#rrggbb', not {color!r}.")
         object.__setattr__(self, "color", color.lower())
         object.__setattr__(self, "attributes", tuple(self.attributes))
+        if self.index is not None and self.index not in INDEX_NAMES:
+            raise OntologyError(f"The index of the class {self.name!r} must be one of {', '.join(INDEX_NAMES)}, not {self.index!r}.")
 
     def to_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"name": self.name, "code": self.code, "color": self.color}
         if self.parent:
             out["parent"] = self.parent
+        if self.index:
+            out["index"] = self.index
         if self.attributes:
             out["attributes"] = {a.name: ({"type": a.type, "values": list(a.values)} if a.values else {"type": a.type})
                                  for a in self.attributes}
@@ -136,6 +143,15 @@ class Ontology:
         if c is None:
             raise OntologyError(f"The class {name!r} is not in the ontology.")
         return c.color
+
+    def index_of(self, name: str) -> Optional[str]:
+        """The spectral index of a class, its own or its nearest parent's."""
+        c = self._by_name.get(str(name))
+        while c is not None:
+            if c.index:
+                return c.index
+            c = self._by_name.get(c.parent) if c.parent else None
+        return None
 
     def children_of(self, name: str) -> List[str]:
         return [c.name for c in self.classes if c.parent == name]
@@ -237,7 +253,8 @@ def _class_from_record(record: Any, where: str) -> OntologyClass:
     color = record.get("color")
     if color is not None and not isinstance(color, str):
         raise OntologyError(f"The colour of the class {name!r} must look like '#rrggbb', not {color!r}.")
-    return OntologyClass(name, code, color, _text_field(record, "parent", where), tuple(parsed))
+    index = _text_field(record, "index", where)
+    return OntologyClass(name, code, color, _text_field(record, "parent", where), tuple(parsed), index.lower() if index else None)
 
 
 def load_ontology(path: str) -> Ontology:

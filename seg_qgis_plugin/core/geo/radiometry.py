@@ -31,11 +31,15 @@ class Radiometry:
     def apply(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """data float32 (3, H, W) of the mapped bands, valid bool (H, W) -> uint8 (H, W, 3);
         invalid pixels become 0."""
-        low = np.asarray(self.low, np.float32)[:, None, None]
-        span = np.maximum(np.asarray(self.high, np.float32)[:, None, None] - low, 1e-6)
-        scaled = np.clip((data - low) * (255.0 / span), 0, 255)
+        scaled = np.clip(self.scale(data), 0, 255)
         scaled[:, ~valid] = 0
         return np.ascontiguousarray(np.rint(scaled).astype(np.uint8).transpose(1, 2, 0))
+
+    def scale(self, data: np.ndarray) -> np.ndarray:
+        """data float32 (3, H, W) -> the stretch's float32 values, unclipped (0 and 255 at its ends)."""
+        low = np.asarray(self.low, np.float32)[:, None, None]
+        span = np.maximum(np.asarray(self.high, np.float32)[:, None, None] - low, 1e-6)
+        return (data - low) * (255.0 / span)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

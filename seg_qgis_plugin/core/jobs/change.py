@@ -86,8 +86,11 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
 
 
 def row_line(row: dict, by: str) -> str:
-    """"water: 2021-04-15 -> 2021-06-15: 1,200.0 -> 1,000.0 m2, +0.0 / -200.0 m2, IoU 0.833"."""
+    """"water: 2021-04-15 -> 2021-06-15: 1,200.0 -> 1,000.0 m2, +0.0 / -200.0 m2, IoU 0.833", and
+    ", 300.0 m2 uncertain (77 % explained)" where some objects are uncertain on the later date."""
     who = f"track {row['track_id']}" if by == "track" else row["class"]
     iou = "-" if row["iou"] is None else f"{row['iou']:.3f}"
+    unsure = (f", {row['uncertain']:,.1f} m2 uncertain ({row['explained']:.0%} explained)"
+              if row.get("uncertain") and row.get("explained") is not None else "")
     return (f"{who}: {row['date_from']} -> {row['date_to']}: {row['area_from']:,.1f} -> {row['area_to']:,.1f} m2, "
-            f"+{row['gained']:,.1f} / -{row['lost']:,.1f} m2, IoU {iou}")
+            f"+{row['gained']:,.1f} / -{row['lost']:,.1f} m2, IoU {iou}{unsure}")

@@ -1,6 +1,7 @@
 """Where the dates' images differ: per tile of the earliest raster and per consecutive pair of
 dates, a 0..1 drift between the pixel distributions (and between SAM embeddings when caches are
-given); tiles above a threshold are flagged (core/timeseries/drift.py).
+given); tiles whose drift after removing each date's global shift exceeds a threshold (the
+user's, or one the series sets) are flagged (core/timeseries/drift.py).
 
 The job makes a layer: one polygon per tile and pair of dates with its drift values (DRIFT_FIELDS),
 so it returns "labels" (the API's GeoDataFrame of tiles, each with a geometry and values, the form
@@ -23,7 +24,8 @@ class Request:
     """rasters: two or more rasters of the same area on different dates; dates: one per raster
     (YYYY-MM-DD; a comma separated text or a sequence; None: from metadata, then file name).
     out: the tiles layer; tile: tile size in pixels of the earliest raster; threshold: tiles
-    above this drift are flagged (0-1, both excluded); cache: SAM embedding caches by date
+    whose local drift exceeds it are flagged (0-1, both excluded; None: each pair's from the
+    series, a robust z-score); cache: SAM embedding caches by date
     ({"2020-08-31": folder} or "DATE=FOLDER" texts), with two or more embedding_drift is added;
     per_raster: each date under its own stretch instead of the earliest one's; bands (1-based)
     and stretch (min, max) for every date; png: a picture of the drift map. overwrite: replace
@@ -33,7 +35,7 @@ class Request:
     _: KW_ONLY
     out: Optional[str] = None
     tile: int = 256
-    threshold: float = 0.1
+    threshold: Optional[float] = None
     dates: Optional[Tuple[str, ...]] = None
     cache: Dict[str, str] = field(default_factory=dict)
     per_raster: bool = False
@@ -53,7 +55,7 @@ class Request:
         object.__setattr__(self, "dates", names(self.dates))
         object.__setattr__(self, "cache", caches_by_date(self.cache))
         validate(self)
-        if not 0 < self.threshold < 1:
+        if self.threshold is not None and not 0 < self.threshold < 1:
             raise SettingError(f"The drift threshold must lie between 0 and 1, not {self.threshold}.")
 
 
@@ -93,7 +95,7 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     outputs = {}
     if request.out:
         outputs["out"] = write_labels(result.tiles, request.out, crs=result.crs, mode=mode, fields=DRIFT_FIELDS,
-                                      layer_metadata=layer_metadata(result), style=VectorStyle("drift", threshold=request.threshold))
+                                      layer_metadata=layer_metadata(result), style=VectorStyle("drift"))
     for tile in result.tiles if sink is not None else ():
         sink.add(tile)
     if request.png:

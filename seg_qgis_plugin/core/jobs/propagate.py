@@ -1,6 +1,6 @@
 """Carry labels of one date through rasters of other dates of the same area: each object's latest
-outline prompts the model on the next date; answers that no longer look like the object are
-`lost`, objects off a raster `outside` (core/timeseries/propagate.py). With backend "sam2", SAM 2.1's
+outline prompts the model on the next date; each answer is `kept`, `lost` or `uncertain` from
+evidence, objects off a raster `outside` (core/timeseries/propagate.py, decision.py). With backend "sam2", SAM 2.1's
 memory follows each object through the dates as through the frames of a video (core/timeseries/memory.py).
 
 The same run from every door: one layer holds the whole series (the starting labels included),
@@ -25,7 +25,10 @@ class Request(ModelFields):
     by their look from the first step on); dates: one per raster (YYYY-MM-DD; comma separated text
     or a sequence; None: metadata, then file name). classes: only these classes (None: all); tags:
     on every propagated feature ({"season": "summer"} or "KEY=VALUE" texts). min_score: answers
-    scored lower are lost (0-1); simplify: outline tolerance in map units. The model (ModelFields:
+    scored lower are not trusted (0-1); simplify: outline tolerance in map units. ontology: an
+    ontology file whose classes name their spectral index ("index": "ndwi"); index_bands: the
+    red, green and near-infrared bands (1-based; None: from the raster, see
+    core/timeseries/spectral.py). The model (ModelFields:
     no checkpoint is the weights-free classic backend) sees each raster through bands (1-based)
     and stretch (min, max), in tiles of `tile` model pixels overlapping by `overlap`, decimated by
     `scale` or brought to `gsd` map units per pixel; cache: an embedding cache folder (default for
@@ -46,6 +49,8 @@ class Request(ModelFields):
     tags: Dict[str, str] = field(default_factory=dict)
     min_score: float = 0.5
     simplify: float = 0.0
+    ontology: Optional[str] = None
+    index_bands: Optional[Tuple[int, int, int]] = None
     bands: Bands = None
     stretch: Stretch = None
     tile: int = 1024
@@ -57,7 +62,7 @@ class Request(ModelFields):
     overwrite: bool = False
 
     OUTPUTS = ("out",)
-    INPUTS = ("labels", "rasters", "checkpoint", "cache")
+    INPUTS = ("labels", "rasters", "checkpoint", "cache", "ontology")
     FOLDERS = ()
 
     def __post_init__(self):
@@ -67,6 +72,8 @@ class Request(ModelFields):
         object.__setattr__(self, "rasters", paths(self.rasters))
         object.__setattr__(self, "dates", names(self.dates))
         object.__setattr__(self, "classes", names(self.classes))
+        if self.index_bands is not None:
+            object.__setattr__(self, "index_bands", _index_bands(self.index_bands))
         if not hasattr(self.tags, "items"):
             object.__setattr__(self, "tags", parse_tags(list(self.tags or ())))
         validate(self)
@@ -85,8 +92,24 @@ class Request(ModelFields):
         from ..geo.tiling import Tiling
         from ..timeseries.propagate import PropagateOptions
 
+        from ..engine.ontology import load_ontology
+
+        roles = dict(zip(("red", "green", "nir"), self.index_bands)) if self.index_bands else None
         return PropagateOptions(self.start(), self.classes, dict(self.tags), self.bands, self.stretch,
-                                Tiling(self.tile, self.overlap, self.scale), self.gsd, cache, self.min_score, self.simplify)
+                                Tiling(self.tile, self.overlap, self.scale), self.gsd, cache, self.min_score, self.simplify,
+                                load_ontology(self.ontology) if self.ontology else None, roles)
+
+
+def _index_bands(value) -> Tuple[int, int, int]:
+    """"1,2,4" or (1, 2, 4) -> (red, green, nir) band numbers; one sentence otherwise."""
+    parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else list(value)
+    try:
+        bands = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        bands = ()
+    if len(bands) != 3 or min(bands) < 1:
+        raise SegError(f"The index bands are three band numbers, red, green and near infrared (e.g. 1,2,4), not {value!r}.")
+    return bands
 
 
 def run(request: Request, progress=None, sink=None) -> JobResult:
@@ -133,9 +156,9 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
 
 
 def summary_line(result: JobResult, out: Optional[str]) -> str:
-    """"18 features over 4 dates: 12 found, 2 lost, 0 outside (classic-grabcut, 0.05 s per object per date) -> out"."""
+    """"18 features over 4 dates: 12 kept, 2 lost, 1 uncertain, 0 outside (classic-grabcut, 0.05 s per object per date) -> out"."""
     d = result.details
     counts = d["counts"]
-    return (f"{result.count} features over {d['dates']} dates: {counts['prelabel']} found, {counts['lost']} lost, "
-            f"{counts['outside']} outside ({d['model']}, {d['seconds_per_step']:.2f} s per object per date)"
+    return (f"{result.count} features over {d['dates']} dates: {counts['kept']} kept, {counts['lost']} lost, "
+            f"{counts['uncertain']} uncertain, {counts['outside']} outside ({d['model']}, {d['seconds_per_step']:.2f} s per object per date)"
             + (f" -> {out}" if out else ""))

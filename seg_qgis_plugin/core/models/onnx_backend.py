@@ -1,13 +1,18 @@
 """SAM on ONNX Runtime: the model session with onnxruntime and numpy only (no torch).
 
 The folder comes from `seg models export-onnx` (core.models.onnx_export): encoder.onnx,
-decoder_tile.onnx, decoder_prompt.onnx and manifest.json. Embeddings are the torch backend's
+decoder_tile.onnx, decoder_prompt.onnx and manifest.json (SAM 2.1: encoder.onnx and
+decoder_prompt.onnx, run by onnx_sam2.Sam2OnnxBackend; `open_exported` picks the class). Embeddings are the torch backend's
 (same model id, same checkpoint sha256, same "features" array and "input_size"), so a cache
 encoded by torch on a GPU server answers clicks here, and the other way round. An int8 export has
 its own model id ("sam-vit_b-int8"), so its embeddings never mix with fp32 ones.
 
 Each graph is opened when first needed: a session that only answers clicks on cached tiles never
-loads the encoder. Each file's sha256 is checked against the manifest when it is opened.
+loads the encoder. Each file's sha256 is checked against the manifest when it is opened. ONNX
+Runtime's graph optimisation of an encoder takes seconds on every open (about 4.5 s for SAM 2.1
+Hiera-Tiny on two cores), so the optimised graph is kept in the user's cache folder, keyed by
+the graph's sha256, the ONNX Runtime version and the CPU's instruction sets (the optimised graph
+may use kernels of this CPU), and later opens load it as it is.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from .sam_frames import MaskUpsampler, encoder_input
 
 FORMAT = "seg-onnx/1"
 MANIFEST = "manifest.json"
+GRAPHS = {"sam": ("encoder", "decoder_tile", "decoder_prompt"), "sam2": ("encoder", "decoder_prompt")}
 
 
 def model_folder(path: str) -> str:
@@ -52,11 +58,43 @@ def read_manifest(folder: str) -> dict:
         raise CheckpointError(f"{path} is not readable JSON ({exc}).") from exc
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
         raise CheckpointError(f"{path} is not a {FORMAT} manifest.")
-    for name in ("encoder", "decoder_tile", "decoder_prompt"):
+    family = manifest.setdefault("family", "sam")  # exports before SAM 2 were all SAM
+    if family not in GRAPHS:
+        raise CheckpointError(f"{path} is a {family!r} model, which this version of Seg cannot run; update Seg.")
+    for name in GRAPHS[family]:
         entry = manifest["files"].get(name)
         if not entry or not os.path.isfile(os.path.join(folder, entry["path"])):
             raise CheckpointError(f"The exported model in {folder} lacks its {name} graph; export it again.")
     return manifest
+
+
+def optimized_path(sha256: str, version: str) -> Optional[str]:
+    """Where the optimised copy of a graph lives in the user's cache folder; None when that folder
+    cannot be made."""
+    from ..settings import user_dir
+
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = set(next((line for line in info if line.startswith("flags")), "").split())
+    except OSError:
+        pass
+    isa = "-".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "base"
+    folder = os.path.join(user_dir("cache"), "onnx-optimized")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return os.path.join(folder, f"{sha256[:32]}-ort{version}-{isa}.onnx")
+
+
+def open_exported(folder: str, threads: Optional[int] = None):
+    """The ONNX Runtime session for an exported model of either family."""
+    if read_manifest(folder).get("family") == "sam2":
+        from .onnx_sam2 import Sam2OnnxBackend
+
+        return Sam2OnnxBackend(folder, threads)
+    return OnnxBackend(folder, threads)
 
 
 class OnnxBackend:
@@ -93,17 +131,37 @@ class OnnxBackend:
             path = os.path.join(self.folder, entry["path"])
             if self.verify and sha256_file(path) != entry["sha256"]:
                 raise CheckpointError(f"{path} does not match the sha256 in its manifest; export the model again.")
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.inter_op_num_threads = 1
-            if self.threads:
-                options.intra_op_num_threads = int(self.threads)
-            try:
-                self._sessions[name] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own unrelated exception types
-                raise CheckpointError(f"ONNX Runtime cannot load {path} ({str(exc).splitlines()[0][:160]}).") from exc
+            optimized = optimized_path(entry["sha256"], ort.__version__)
+            if optimized and os.path.isfile(optimized):
+                try:
+                    self._sessions[name] = self._open(optimized, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+                except CheckpointError:  # a damaged copy: drop it and optimise again
+                    os.remove(optimized)
+            if name not in self._sessions:
+                part = f"{optimized}.{os.getpid()}.part" if optimized else ""
+                self._sessions[name] = self._open(path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL, part)
+                if part:
+                    try:
+                        os.replace(part, optimized)
+                    except OSError:  # no room or no rights in the cache: optimise again next time
+                        pass
         return self._sessions[name]
+
+    def _open(self, path: str, level, save_to: str = ""):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.optimized_model_filepath = save_to
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: the optimiser's shape notes on Hiera are not the user's
+        if self.threads:
+            options.intra_op_num_threads = int(self.threads)
+        try:
+            return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own unrelated exception types
+            raise CheckpointError(f"ONNX Runtime cannot load {path} ({str(exc).splitlines()[0][:160]}).") from exc
 
     def encode(self, image: np.ndarray) -> Embedding:
         """image uint8 (H, W, 3) -> Embedding with "features" float32 (1, 256, 64, 64)."""

@@ -13,8 +13,11 @@ writes three graphs and a manifest into the folder:
                        input frame, point_labels float32 (1, N) (1 object, 0 background, -1 padding,
                        2 / 3 box corners), multimask float32 (1,) -> low_res_logits (1, 1, 256, 256) of
                        the best candidate, score (1,), iou_predictions (1, 4).
-- manifest.json        format, model type, model id, sha256 of the source checkpoint and of each
-                       .onnx file, quantisation, and the error measured against the torch model.
+- manifest.json        format, family, model type, model id, sha256 of the source checkpoint and
+                       of each .onnx file, quantisation, and the error measured against the torch model.
+
+A SAM 2.1 checkpoint (told by its weights) exports as onnx_sam2 describes: encoder.onnx with the
+high-resolution features, and decoder_prompt.onnx.
 
 int8=True quantises the MatMul weights of all three graphs (ONNX Runtime dynamic quantisation);
 the manifest then records the measured error of the quantised model against torch fp32.
@@ -39,7 +42,6 @@ from .download import sha256_file
 
 FORMAT = "seg-onnx/1"
 MANIFEST = "manifest.json"
-GRAPHS = ("encoder", "decoder_tile", "decoder_prompt")
 OPSET = 17
 
 
@@ -127,20 +129,21 @@ def _graph_modules(model):
             low_res = (chosen @ upscaled.reshape(1, c_up, h_up * w_up)).reshape(1, 1, h_up, w_up)
             return low_res, torch.index_select(iou, 1, best).reshape(1), iou
 
-    return fast_encoder_module(model.image_encoder, EncoderOptions(chunk=512)), TileGraph(), PromptGraph(), heads
+    return fast_encoder_module(model.image_encoder, EncoderOptions(chunk=512)), TileGraph(), PromptGraph()
 
 
-def _export_graphs(model, folder: str, progress: Optional[Progress]) -> None:
+def _sam_graphs(model) -> list:
+    """(name, module, example inputs, input names, output names, dynamic axes) of each SAM graph."""
     import torch
 
-    encoder, tile, prompt, heads = _graph_modules(model)
+    encoder, tile, prompt = _graph_modules(model)
     size = model.image_encoder.img_size
     features = torch.zeros(1, 256, size // 16, size // 16)
     mask, has_mask = torch.zeros(1, 1, 4 * size // 16, 4 * size // 16), torch.zeros(1)
     with torch.no_grad():
         tile_out = tile(features, mask, has_mask)
     points, labels = torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]])
-    specs = [
+    return [
         ("encoder", encoder, (torch.zeros(1, 3, size, size),), ["image"], ["features"], None),
         ("decoder_tile", tile, (features, mask, has_mask), ["features", "mask_input", "has_mask"],
          ["keys", "first_k", "first_v", "first_image_q"], None),
@@ -148,6 +151,11 @@ def _export_graphs(model, folder: str, progress: Optional[Progress]) -> None:
          ["keys", "first_k", "first_v", "first_image_q", "point_coords", "point_labels", "multimask"],
          ["low_res_logits", "score", "iou_predictions"], {"point_coords": {1: "points"}, "point_labels": {1: "points"}}),
     ]
+
+
+def _export_graphs(specs: list, folder: str, progress: Optional[Progress]) -> None:
+    import torch
+
     for i, (name, module, args, inputs, outputs, dynamic) in enumerate(specs):
         check_canceled(progress)
         with torch.no_grad(), warnings.catch_warnings():
@@ -158,15 +166,15 @@ def _export_graphs(model, folder: str, progress: Optional[Progress]) -> None:
             progress.set_progress(10 + 50 * (i + 1) / len(specs))
 
 
-def _quantize(folder: str, out: str) -> None:
+def _quantize(folder: str, out: str, graphs) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    for name in GRAPHS:
+    for name in graphs:
         quantize_dynamic(os.path.join(folder, name + ".onnx"), os.path.join(out, name + ".onnx"),
                          op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
 
 
-def measure_error(checkpoint: str, folder: str, seed: int = 0) -> dict:
+def measure_error(checkpoint: str, folder: str, family: str = "sam", seed: int = 0) -> dict:
     """The exported model in `folder` against the torch fp32 model of `checkpoint`, on one random
     700 x 900 image and three prompts (a click, two clicks, a box): embedding relative error (L2);
     decoder alone (both from the torch embedding): max |low-res logit| difference and worst mask
@@ -174,12 +182,18 @@ def measure_error(checkpoint: str, folder: str, seed: int = 0) -> dict:
     import torch
 
     from .backend import TilePrompt
-    from .onnx_backend import OnnxBackend
-    from .sam import SamBackend
+    from .onnx_backend import open_exported
 
     image = np.random.default_rng(seed).integers(0, 256, (700, 900, 3), dtype=np.uint8)
-    ours = OnnxBackend(folder, threads=torch.get_num_threads())
-    reference = SamBackend(checkpoint, device="cpu", precision="fp32")
+    ours = open_exported(folder, threads=torch.get_num_threads())
+    if family == "sam2":
+        from .sam2 import Sam2Backend
+
+        reference = Sam2Backend(checkpoint, device="cpu")
+    else:
+        from .sam import SamBackend
+
+        reference = SamBackend(checkpoint, device="cpu", precision="fp32")
     torch_emb, onnx_emb = reference.encode(image), ours.encode(image)
     a, b = torch_emb.arrays["features"], onnx_emb.arrays["features"]
     result = {"embedding_rel_error": float(np.linalg.norm(a - b) / np.linalg.norm(a)),
@@ -209,7 +223,19 @@ def export_onnx(checkpoint: str, out: str, model_type: Optional[str] = None, int
     out = os.path.abspath(os.fspath(out))
     if os.path.exists(os.path.join(out, MANIFEST)):
         raise OutputError(f"{out} already holds an exported model; remove it or choose another folder.")
-    model, found, sha = load_sam(checkpoint, model_type, "cpu")
+    from .checkpoint_files import checkpoint_family
+
+    family = checkpoint_family(checkpoint) if os.path.isfile(checkpoint) else "sam"
+    if family == "sam2":
+        from .onnx_sam2 import graph_modules, manifest_facts
+        from .sam2_checkpoints import load_sam2
+
+        model, found, sha = load_sam2(checkpoint, model_type, "cpu")
+        specs, size, model_id, facts = graph_modules(model), model.image_size, found.replace("_", "-", 1), manifest_facts(model)
+    else:
+        model, found, sha = load_sam(checkpoint, model_type, "cpu")
+        specs, size, model_id, facts = _sam_graphs(model), model.image_encoder.img_size, f"sam-{found}", {}
+    graphs = [spec[0] for spec in specs]
     if progress is not None:
         progress.set_progress(10)
     parent = os.path.dirname(out)
@@ -222,21 +248,21 @@ def export_onnx(checkpoint: str, out: str, model_type: Optional[str] = None, int
         fp32 = os.path.join(work, "fp32")
         final = os.path.join(work, "final")
         os.makedirs(fp32)
-        _export_graphs(model, fp32, progress)
+        _export_graphs(specs, fp32, progress)
         if int8:
             os.makedirs(final)
-            _quantize(fp32, final)
+            _quantize(fp32, final, graphs)
         else:
             final = fp32
-        manifest = {"format": FORMAT, "model_type": found, "model_id": f"sam-{found}" + ("-int8" if int8 else ""),
+        manifest = {"format": FORMAT, "family": family, "model_type": found, "model_id": model_id + ("-int8" if int8 else ""),
                     "checkpoint": os.path.basename(checkpoint), "checkpoint_sha256": sha,
-                    "image_size": model.image_encoder.img_size, "quantization": "int8" if int8 else "none", "opset": OPSET,
+                    "image_size": size, "quantization": "int8" if int8 else "none", "opset": OPSET,
                     "files": {name: {"path": name + ".onnx", "sha256": sha256_file(os.path.join(final, name + ".onnx")),
-                                     "size": os.path.getsize(os.path.join(final, name + ".onnx"))} for name in GRAPHS},
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                                     "size": os.path.getsize(os.path.join(final, name + ".onnx"))} for name in graphs},
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **facts}
         _write_json(os.path.join(final, MANIFEST), manifest)
         check_canceled(progress)
-        manifest["error_vs_torch_fp32"] = measure_error(checkpoint, final)
+        manifest["error_vs_torch_fp32"] = measure_error(checkpoint, final, family)
         _write_json(os.path.join(final, MANIFEST), manifest)
         if os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)

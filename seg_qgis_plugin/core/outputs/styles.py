@@ -24,7 +24,7 @@ KINDS = ("labels", "series", "drift")
 OUTLINE_MM = 0.6
 STYLE_NAME = "seg"
 STATUS_COLOURS = {  # series statuses (core/timeseries/propagate.py) and review statuses
-    "accepted": "#1a9641", "prelabel": "#2c7bb6", "lost": "#d7191c", "outside": "#969696",
+    "accepted": "#1a9641", "prelabel": "#2c7bb6", "kept": "#2c7bb6", "lost": "#d7191c", "uncertain": "#fdae61", "outside": "#969696",
     "edited": "#fdae61", "rejected": "#7b3294",
 }
 DRIFT_COLOURS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#e31a1c")
@@ -34,18 +34,17 @@ _HEADER = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
 @dataclass(frozen=True)
 class VectorStyle:
     """How a label layer looks: kind (KINDS); colours: class name -> '#rrggbb' (the ontology's;
-    classes it lacks get the fixed palette); threshold: the drift above which tiles are flagged."""
+    classes it lacks get the fixed palette)."""
 
     kind: str = "labels"
     colours: Mapping[str, str] = field(default_factory=dict)
-    threshold: float = 0.1
 
     def qml(self, classes: Iterable[str] = ()) -> str:
         """The QML of this style for a layer holding `classes` (the values of its `class` field)."""
         if self.kind == "series":
             return series_qml()
         if self.kind == "drift":
-            return drift_qml(self.threshold)
+            return drift_qml()
         return labels_qml(class_colours(classes, self.colours))
 
 
@@ -83,22 +82,22 @@ def labels_qml(colours: Mapping[str, str]) -> str:
 
 
 def series_qml() -> str:
-    """Outlines coloured by `status` (lost dashed, outside dotted), shown on their `date` by the
-    Temporal Controller."""
-    pen = {"lost": "dash", "outside": "dot"}
+    """Outlines coloured by `status` (lost dashed, uncertain and outside dotted), shown on their
+    `date` by the Temporal Controller."""
+    pen = {"lost": "dash", "uncertain": "dot", "outside": "dot"}
     categories = [(status, status, _outline(colour, pen.get(status, "solid"))) for status, colour in STATUS_COLOURS.items()]
     categories.append(("", "other", _outline("#808080")))
     return _document(_categorized("status", categories), temporal=_temporal("date"))
 
 
-def drift_qml(threshold: float = 0.1) -> str:
-    """Tiles graduated by `drift` (0..1) in four classes around the threshold, half transparent."""
-    t = min(max(float(threshold), 0.01), 0.49)
-    bounds = (0.0, t / 2, t, 2 * t, 1.0)
-    labels = (f"0 - {bounds[1]:.3g}: steady", f"{bounds[1]:.3g} - {t:.3g}: below the threshold",
-              f"{t:.3g} - {bounds[3]:.3g}: drifted (flagged)", f"{bounds[3]:.3g} - 1: strong drift (flagged)")
+def drift_qml() -> str:
+    """Tiles graduated by `drift_ratio` (local drift over its pair's threshold) in four classes
+    around 1, half transparent."""
+    bounds = (0.0, 0.5, 1.0, 2.0, 1e9)
+    labels = ("below half the threshold: steady", "below the threshold", "1-2 x the threshold: changed (flagged)",
+              "over 2 x the threshold: strong change (flagged)")
     ranges = [(bounds[i], bounds[i + 1], labels[i], _filled(DRIFT_COLOURS[i])) for i in range(4)]
-    return _document(_graduated("drift", ranges), opacity=0.6)
+    return _document(_graduated("drift_ratio", ranges), opacity=0.6)
 
 
 def save_vector_style(path: str, layer: str, qml: str) -> str:

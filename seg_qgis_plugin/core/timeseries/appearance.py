@@ -1,5 +1,5 @@
-"""How an object looks on one date, under that raster's fixed radiometry, and whether a later
-answer still looks like the same object.
+"""How an object looks on one date, under that raster's fixed radiometry (decision.py compares
+looks across dates).
 
 An object's signature is how it stands out from its surroundings: the mean stretched colour inside
 it minus the mean colour of a ring around it (a 3-vector), divided by the ring's own spread (its
@@ -18,20 +18,19 @@ import numpy as np
 from affine import Affine
 
 MIN_CONTRAST = 2.0       # below this (ring spreads) an object does not stand out enough to judge its look
-MIN_CONTRAST_KEPT = 0.35  # lost when the contrast falls below this share of the previous date's
-MIN_DIRECTION = 0.5       # lost when the contrast turns by more than ~60 degrees (cosine below this)
 
 
 @dataclass(frozen=True)
 class Look:
     """inside, ring: mean stretched colour float64 (3,) of the object and of a ring around it;
-    spread: the ring's pooled standard deviation (0..255 units); valid: share of the object's
-    pixels that hold data (0..1)."""
+    spread: the ring's pooled standard deviation (0..255 units), ring_std: per band (3,); valid:
+    share of the object's pixels that hold data (0..1)."""
 
     inside: np.ndarray
     ring: np.ndarray
     valid: float
     spread: float = 0.0
+    ring_std: Optional[np.ndarray] = None
 
     @property
     def contrast(self) -> np.ndarray:
@@ -63,14 +62,15 @@ def pixel_window(source, bounds: Tuple[float, float, float, float], pad: float =
 
 
 def stretched(source, radiometry, window: Tuple[int, int, int, int], max_side: int = 512):
-    """The window under the raster's fixed radiometry: uint8 (h, w, 3), valid bool (h, w) and the
-    affine of those pixels (decimated to at most max_side on the longer side)."""
+    """The window under the raster's fixed radiometry, unclipped (a bright roof keeps its
+    brightness above the stretch's top): float32 (h, w, 3), valid bool (h, w) and the affine of
+    those pixels (decimated to at most max_side on the longer side)."""
     col, row, width, height = window
     factor = max(1.0, max(width, height) / max_side)
     shape = (max(1, round(height / factor)), max(1, round(width / factor)))
     data, valid = source.read(radiometry.bands, window, out_shape=shape)
     transform = source.transform * Affine.translation(col, row) * Affine.scale(width / shape[1], height / shape[0])
-    return radiometry.apply(data, valid), valid, transform
+    return radiometry.scale(data).transpose(1, 2, 0), valid, transform
 
 
 def look(source, radiometry, geometry, max_side: int = 512) -> Optional[Look]:
@@ -98,25 +98,8 @@ def look(source, radiometry, geometry, max_side: int = 512) -> Optional[Look]:
         return Look(np.zeros(3), np.zeros(3), share)
     pixels = image.reshape(-1, 3).astype(np.float64)
     around = pixels[ring.ravel()]
-    spread = float(np.sqrt(around.var(axis=0).mean()))
-    return Look(pixels[core.ravel()].mean(axis=0), around.mean(axis=0), share, spread)
-
-
-def still_matches(before: Optional[Look], after: Optional[Look]) -> Tuple[bool, str]:
-    """(True, "") when `after` looks like `before`'s object, else (False, why). Objects that did
-    not stand out on the earlier date cannot be judged by look and pass."""
-    if before is None or after is None:
-        return True, ""
-    strength = float(np.linalg.norm(before.contrast))
-    if strength < MIN_CONTRAST:
-        return True, ""
-    now = float(np.linalg.norm(after.contrast))
-    if now < MIN_CONTRAST_KEPT * strength:
-        return False, f"it no longer stands out from its surroundings (contrast {now:.1f} vs {strength:.1f} ring spreads)"
-    cosine = float(np.dot(before.contrast, after.contrast) / (strength * now))
-    if cosine < MIN_DIRECTION:
-        return False, f"it stands out differently (contrast direction cosine {cosine:.2f})"
-    return True, ""
+    variance = around.var(axis=0)
+    return Look(pixels[core.ravel()].mean(axis=0), around.mean(axis=0), share, float(np.sqrt(variance.mean())), np.sqrt(variance))
 
 
 def points_that_still_match(source, radiometry, points: Sequence[Tuple[float, float]], before: Optional[Look],

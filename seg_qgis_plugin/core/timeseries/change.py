@@ -2,8 +2,11 @@
 class (or per track), the gained and lost geometries, and each track's area through time.
 
 Areas are square metres: planar in a projected CRS (scaled by its unit, e.g. US feet), on the
-CRS's ellipsoid (pyproj Geod) when the layer is geographic. Features whose status is `lost` or
-`outside` are not present on their date.
+CRS's ellipsoid (pyproj Geod) when the layer is geographic. Features whose status is `lost`,
+`uncertain` or `outside` are not present on their date. What changed is kept apart from what is
+unsure: `lost` is area gone from one date to the next outside the outlines of `uncertain` objects
+(whose fate is unknown: their area is the `uncertain` column), and `explained` is the share of a
+date's object area whose state is known, present / (present + uncertain).
 """
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ from ..errors import SegError
 from ..geo.vectorize import reproject_geometry
 from .dates import parse_date
 
-ABSENT = ("lost", "outside")
-ROW_KEYS = ("class", "track_id", "date_from", "date_to", "area_from", "area_to", "gained", "lost", "iou")
+ABSENT = ("lost", "outside", "uncertain")
+ROW_KEYS = ("class", "track_id", "date_from", "date_to", "area_from", "area_to", "gained", "lost", "uncertain", "explained", "iou")
 CHANGE_FIELDS = (
     ("class", "str", "class"), ("track_id", "int", "track_id"), ("change", "str", "change"),
     ("date_from", "str", "date_from"), ("date_to", "str", "date_to"), ("date", "str", "date"),
     ("area_m2", "float", "area_m2"),
 )
-COLOURS = {"gained": (26, 150, 65), "lost": (215, 25, 28)}
+COLOURS = {"gained": (26, 150, 65), "lost": (215, 25, 28), "uncertain": (150, 150, 150)}
 
 
 @dataclass
@@ -93,16 +96,20 @@ def change_report(labels: Sequence[Label], by: str = "class", class_field: str =
         raise SegError("Some features have no track_id; report by class, or give a layer made by `seg propagate`.")
     meter = AreaMeter(crs)
     groups: Dict[tuple, Dict[str, list]] = {}
+    unsure: Dict[tuple, Dict[str, list]] = {}
     for when, name, track, status, geometry in items:
         key = (name, track) if by == "track" else (name, None)
         groups.setdefault(key, {})
-        if status not in ABSENT:
+        if status == "uncertain":
+            unsure.setdefault(key, {}).setdefault(when, []).append(geometry)
+        elif status not in ABSENT:
             groups[key].setdefault(when, []).append(geometry)
     rows, changes = [], []
     for (name, track), by_date in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         unions = {d: union_all(by_date[d]) if d in by_date else None for d in dates}
+        unknown = {d: union_all(g) for d, g in unsure.get((name, track), {}).items()}
         for d0, d1 in zip(dates, dates[1:]):
-            row, parts = _compare(unions[d0], unions[d1], meter)
+            row, parts = _compare(unions[d0], unions[d1], unknown.get(d1), meter)
             rows.append({"class": name, "track_id": track, "date_from": d0, "date_to": d1, **row})
             for change, geometry in parts.items():
                 if geometry is not None and not geometry.is_empty and geometry.area > 0:
@@ -111,18 +118,25 @@ def change_report(labels: Sequence[Label], by: str = "class", class_field: str =
     return ChangeReport(rows, _tracks(items, dates, meter), changes, dates)
 
 
-def _compare(a, b, meter: AreaMeter):
-    """Areas and IoU of two unions (None = absent), and the gained (b - a) and lost (a - b) parts."""
+def _compare(a, b, unsure, meter: AreaMeter):
+    """Areas and IoU of two unions (None = absent), the gained (b - a) and lost (a - b, outside the
+    later date's `unsure` outlines) parts, and the unsure area not present on the later date."""
     area_a, area_b = meter(a), meter(b)
+    uncertain = unsure.difference(b) if unsure is not None and b is not None else unsure
     if a is None and b is None:
-        return {"area_from": 0.0, "area_to": 0.0, "gained": 0.0, "lost": 0.0, "iou": None}, {}
+        area_u = meter(uncertain)
+        return ({"area_from": 0.0, "area_to": 0.0, "gained": 0.0, "lost": 0.0, "uncertain": area_u,
+                 "explained": 0.0 if area_u > 0 else 1.0, "iou": None}, {"uncertain": uncertain})
     gained = b if a is None else (b.difference(a) if b is not None else None)
     lost = a if b is None else (a.difference(b) if a is not None else None)
+    if lost is not None and uncertain is not None:
+        lost = lost.difference(uncertain)
     inter = meter(a.intersection(b)) if a is not None and b is not None else 0.0
     union = area_a + area_b - inter
-    row = {"area_from": area_a, "area_to": area_b, "gained": meter(gained), "lost": meter(lost),
-           "iou": inter / union if union > 0 else None}
-    return row, {"gained": gained, "lost": lost}
+    area_u = meter(uncertain)
+    row = {"area_from": area_a, "area_to": area_b, "gained": meter(gained), "lost": meter(lost), "uncertain": area_u,
+           "explained": area_b / (area_b + area_u) if area_b + area_u > 0 else 1.0, "iou": inter / union if union > 0 else None}
+    return row, {"gained": gained, "lost": lost, "uncertain": uncertain}
 
 
 def _tracks(items, dates: List[str], meter: AreaMeter) -> List[dict]:

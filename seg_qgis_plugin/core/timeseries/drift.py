@@ -10,6 +10,13 @@ the model sees when each date is labelled on its own; a partial haze then moves 
 stretch), or the user's `value_range`. It never depends on the tile. `embedding_drift` is 1 - cosine
 similarity of the mean SAM feature vector over the tile on each date (from embedding caches).
 
+What is flagged is change, not a new date's look: for each pair, the later date's global histogram
+is matched to the earlier one's (per band, over the tiles both cover), which removes a global
+brightness, haze or sensor shift, and `local_drift` is each tile's distance after that. The
+threshold of a pair is the user's, or comes from the series: the tiles whose robust z-score
+(distance to the pair's median over 1.4826 MAD) exceeds ROBUST_Z, never below MIN_THRESHOLD.
+`drift_ratio` is local_drift over the pair's threshold (1 = the threshold), what the map shows.
+
 Tiles are on the earliest raster's grid; the other rasters are read over each tile's footprint
 reprojected into their CRS, so rasters may differ in CRS, resolution and extent. Only per-tile
 histograms are kept (3 x 256 counts), so memory does not grow with the raster.
@@ -34,10 +41,13 @@ from .dates import DatedRaster
 
 DRIFT_FIELDS = (
     ("tile", "str", "tile"), ("date_from", "str", "date_from"), ("date_to", "str", "date_to"), ("date", "str", "date"),
-    ("drift", "float", "drift"), ("embedding_drift", "float", "emb_drift"), ("valid", "float", "valid"),
+    ("drift", "float", "drift"), ("local_drift", "float", "loc_drift"), ("threshold", "float", "threshold"),
+    ("drift_ratio", "float", "drift_rat"), ("embedding_drift", "float", "emb_drift"), ("valid", "float", "valid"),
     ("flagged", "int", "flagged"),
 )
 MIN_VALID = 0.05  # a tile needs this share of valid pixels on both dates to be compared
+ROBUST_Z = 3.5        # a tile is flagged when its local drift lies this many robust deviations above the pair's median
+MIN_THRESHOLD = 0.02  # ... and above this: a series where nothing changed flags nothing
 
 
 @dataclass
@@ -54,7 +64,7 @@ class DriftResult:
     tiles: List[DriftTile]
     summary: Dict[str, object]
     crs: str
-    threshold: float
+    threshold: Optional[float]
     notes: List[str] = field(default_factory=list)
 
 
@@ -65,13 +75,14 @@ def wasserstein(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
     return float(np.abs(cdf_a - cdf_b).sum(axis=1).mean() / 255.0)
 
 
-def drift_map(series: Sequence[DatedRaster], tile: int = 256, threshold: float = 0.1, bands=None, value_range=None,
+def drift_map(series: Sequence[DatedRaster], tile: int = 256, threshold: Optional[float] = None, bands=None, value_range=None,
               caches: Optional[Dict[str, str]] = None, per_raster: bool = False, progress: Optional[Progress] = None) -> DriftResult:
     """Drift for every tile of the earliest raster's grid and every consecutive pair of dates.
-    caches: ISO date -> embedding cache folder (SAM) of that date's raster."""
+    threshold: on local_drift (None: from the series, see the module docstring); caches: ISO
+    date -> embedding cache folder (SAM) of that date's raster."""
     if len(series) < 2:
         raise SegError("Drift needs at least two rasters of different dates.")
-    if not 0 < threshold < 1:
+    if threshold is not None and not 0 < threshold < 1:
         raise SegError(f"The drift threshold must lie between 0 and 1, not {threshold}.")
     with RasterSource(series[0].path) as ref:
         crs = ref.crs.to_wkt()
@@ -96,27 +107,31 @@ def drift_map(series: Sequence[DatedRaster], tile: int = 256, threshold: float =
     out, summary_pairs = [], []
     for k in range(len(series) - 1):
         a, b = series[k], series[k + 1]
-        values, embedded = [], []
-        for i, (t, polygon) in enumerate(tiles):
-            (ha, va), (hb, vb) = histograms[k][i], histograms[k + 1][i]
-            if va < MIN_VALID or vb < MIN_VALID:
-                continue
-            d = wasserstein(ha, hb)
+        both = [i for i in range(len(tiles)) if histograms[k][i][1] >= MIN_VALID and histograms[k + 1][i][1] >= MIN_VALID]
+        match = _histogram_match(sum(histograms[k][i][0] for i in both), sum(histograms[k + 1][i][0] for i in both)) if both else None
+        raw = {i: wasserstein(histograms[k][i][0], histograms[k + 1][i][0]) for i in both}
+        local = {i: wasserstein(histograms[k][i][0], _remapped(histograms[k + 1][i][0], match)) for i in both}
+        cut, rule = pair_threshold(np.array(list(local.values())), threshold)
+        embedded = []
+        for i in both:
+            t, polygon = tiles[i]
             e = _cosine_distance(embeddings[k][i], embeddings[k + 1][i]) if embeddings[k] and embeddings[k + 1] else None
-            values.append(d)
             if e is not None:
                 embedded.append(e)
             out.append(DriftTile(polygon, crs, {"tile": t.label(), "date_from": a.iso, "date_to": b.iso, "date": b.iso,
-                                                "drift": d, "embedding_drift": e, "valid": min(va, vb), "flagged": int(d > threshold)}))
-        v = np.asarray(values) if values else np.zeros(0)
+                                                "drift": raw[i], "local_drift": local[i], "threshold": cut,
+                                                "drift_ratio": local[i] / cut, "embedding_drift": e,
+                                                "valid": min(histograms[k][i][1], histograms[k + 1][i][1]), "flagged": int(local[i] > cut)}))
+        v, w = np.array([raw[i] for i in both]), np.array([local[i] for i in both])
         summary_pairs.append({"date_from": a.iso, "date_to": b.iso, "tiles": int(v.size),
                               "mean": float(v.mean()) if v.size else None, "median": float(np.median(v)) if v.size else None,
-                              "max": float(v.max()) if v.size else None, "flagged": int((v > threshold).sum()),
+                              "max": float(v.max()) if v.size else None, "local_mean": float(w.mean()) if w.size else None,
+                              "threshold": cut, "threshold_rule": rule, "flagged": int((w > cut).sum()),
                               "embedding_mean": float(np.mean(embedded)) if embedded else None})
     if not out:
         raise SegError("No tile holds data on two consecutive dates; the rasters do not overlap enough to compare.")
     ranking = sorted((p for p in summary_pairs if p["mean"] is not None), key=lambda p: -p["mean"])
-    summary = {"threshold": threshold, "tile": tile, "pairs": summary_pairs,
+    summary = {"threshold": threshold if threshold is not None else "from the series", "tile": tile, "pairs": summary_pairs,
                "ranking": [f"{p['date_from']}..{p['date_to']}" for p in ranking],
                "radiometry": "the user's stretch for every date" if value_range else
                "each raster's own global 2-98 % stretch" if per_raster else "the earliest raster's global 2-98 % stretch for every date"}
@@ -127,20 +142,53 @@ def drift_map(series: Sequence[DatedRaster], tile: int = 256, threshold: float =
 
 def summary_lines(result: DriftResult) -> List[str]:
     """The summary as a few printable lines."""
-    lines = [f"drift per tile ({result.summary['tile']} px, {result.summary['radiometry']}), flagged above {result.threshold:g}:"]
+    lines = [f"drift per tile ({result.summary['tile']} px, {result.summary['radiometry']}); flagged: local drift (after "
+             "matching each date's global histogram to the earlier one's) above the pair's threshold:"]
     for p in result.summary["pairs"]:
         emb = f", embedding mean {p['embedding_mean']:.3f}" if p["embedding_mean"] is not None else ""
         if p["mean"] is None:
             lines.append(f"  {p['date_from']} -> {p['date_to']}: no tile with data on both dates")
             continue
-        lines.append(f"  {p['date_from']} -> {p['date_to']}: {p['tiles']} tiles, mean {p['mean']:.3f}, median {p['median']:.3f}, "
-                     f"max {p['max']:.3f}, {p['flagged']} flagged{emb}")
+        lines.append(f"  {p['date_from']} -> {p['date_to']}: {p['tiles']} tiles, drift mean {p['mean']:.3f}, local mean "
+                     f"{p['local_mean']:.3f}, {p['flagged']} flagged above {p['threshold']:.3f} ({p['threshold_rule']}){emb}")
     lines.append("  most drift first: " + ", ".join(result.summary["ranking"]))
     return lines
 
 
 def layer_metadata(result: DriftResult) -> Dict[str, str]:
-    return {"seg_drift_summary": json.dumps(result.summary, sort_keys=True), "seg_drift_threshold": f"{result.threshold:g}"}
+    rules = "; ".join(f"{p['date_from']}..{p['date_to']}: {p['threshold']:.3g} ({p['threshold_rule']})" for p in result.summary["pairs"]
+                      if p["mean"] is not None)
+    return {"seg_drift_summary": json.dumps(result.summary, sort_keys=True), "seg_drift_threshold": rules}
+
+
+def pair_threshold(local: np.ndarray, given: Optional[float]) -> tuple:
+    """(threshold, how it was chosen) for one pair's local drifts."""
+    if given is not None:
+        return float(given), "given"
+    if not local.size:
+        return MIN_THRESHOLD, "the floor: no tile to measure"
+    median = float(np.median(local))
+    deviation = 1.4826 * float(np.median(np.abs(local - median)))
+    cut = median + ROBUST_Z * deviation
+    if cut < MIN_THRESHOLD:
+        return MIN_THRESHOLD, f"the floor {MIN_THRESHOLD:g}: the series' own rule (median {median:.3f} + {ROBUST_Z:g} x {deviation:.4f}) was lower"
+    return cut, f"from the series: median {median:.3f} + {ROBUST_Z:g} robust deviations ({deviation:.4f})"
+
+
+def _histogram_match(earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """int (3, 256): per band, the earlier date's value at each later value's quantile."""
+    lut = np.empty((3, 256), np.int64)
+    for band in range(3):
+        cdf_a = np.cumsum(earlier[band]) / max(earlier[band].sum(), 1)
+        cdf_b = np.cumsum(later[band]) / max(later[band].sum(), 1)
+        lut[band] = np.clip(np.searchsorted(cdf_a, cdf_b - 1e-12), 0, 255)
+    return lut
+
+
+def _remapped(hist: np.ndarray, lut: Optional[np.ndarray]) -> np.ndarray:
+    if lut is None:
+        return hist
+    return np.stack([np.bincount(lut[band], weights=hist[band], minlength=256) for band in range(3)])
 
 
 def footprint_of(path: str):

@@ -5,9 +5,9 @@ video, and the model follows the object from frame to frame with its memory of t
 Each object gets a window around its outline on the raster of its own date (grown by its size on
 each side, at most MAX_SIDE pixels, decimated beyond), and every later date is read on that same
 grid (co-registered by GDAL's warper, each date with its own radiometry). The first frame is
-prompted with the outline's mask. A frame where the model answers nothing, or an area outside
-propagate.AREA_RANGE of the first outline, keeps the last outline with status `lost`. The output
-has the fields of `propagate` (`track_id`, `date`, `status`); prompt_type is "memory".
+prompted with the outline's mask. Each answer is judged as `propagate` judges its answers
+(`kept`, `lost` or `uncertain`, from the same evidence); the output has the fields of `propagate`
+(`track_id`, `date`, `status`, `similarity`, `reason`); prompt_type is "memory".
 """
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from ..geo.radiometry import compute_radiometry
 from ..geo.raster import RasterSource
 from ..geo.vectorize import Cleanup, reproject_geometry
 from ..progress import Progress, check_canceled
+from .appearance import look
 from .dates import DatedRaster
-from .propagate import AREA_RANGE, PropagateOptions, PropagationResult, Track, _chosen, _start_label, _tracked, check_overlap, start_tracks
+from .propagate import (AREA_RANGE, STEP_STATUSES, PropagateOptions, PropagationResult, Track, Witness, _chosen, _start_label, _tracked,
+                        check_overlap, judge, start_tracks)
 
 MAX_SIDE = 1024
 
@@ -77,7 +79,7 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
     tracks = start_tracks(labels, options.start, options.classes)
     check_overlap(tracks, series)
     out: List[Label] = [_start_label(lab, t) for lab, t in zip(_chosen(labels, options.classes), tracks)]
-    counts, notes, seconds = {"prelabel": 0, "lost": 0, "outside": 0}, [], 0.0
+    counts, notes, seconds = dict.fromkeys(STEP_STATUSES, 0), [], 0.0
     cleanup = Cleanup(options.simplify)
     radiometries = {}
     for number, t in enumerate(tracks):
@@ -99,25 +101,37 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
             frames.append(_read_on_grid(item.path, grid, radiometries[item.path]))
         first = _rasterize(t, grid)
         previous_area = first.sum()
+        with RasterSource(own[0].path) as source:
+            drawn = reproject_geometry(t.geometry, t.crs, source.crs.to_wkt())
+            t.look, t.index_look = look(source, radiometries[own[0].path], drawn), Witness(source, options).look(t, drawn)
         for item, (logits, score) in zip(later, tracker.follow(frames, first)):
             mask = logits > 0
             geometry = cleanup.geometry(mask, grid["transform"]) if mask.any() else None
             ratio = mask.sum() / max(previous_area, 1)
+            problem = ("the model found nothing" if geometry is None else
+                       f"its area changed {ratio:.2f}-fold" if not AREA_RANGE[0] <= ratio <= AREA_RANGE[1] else
+                       f"the model is unsure (score {score:.2f})" if score < options.min_score else "")
+            radiometry = radiometries[item.path]
+            with RasterSource(item.path) as source:
+                witness, crs = Witness(source, options), source.crs.to_wkt()
+                here_geometry = reproject_geometry(t.geometry, t.crs, crs)
+                answer = reproject_geometry(geometry, grid["crs"], crs) if geometry is not None else None
+                status, reason, alike, taken = judge(t, witness, radiometry, here_geometry, look(source, radiometry, here_geometry),
+                                                     answer, problem)
             tags = {**t.tags, **(options.tags or {}), "date": item.iso}
-            attrs = attributes(t.class_name, tags, score=score, stability=_stability(logits), prompt_type="memory", prompt_count=1,
-                               window=grid["label"], model=tracker.model_id, checkpoint_sha256=tracker.checkpoint_sha256,
-                               source=os.path.basename(item.path), radiometry=radiometries[item.path].to_json())
-            if geometry is None or not AREA_RANGE[0] <= ratio <= AREA_RANGE[1]:
-                why = "the model found nothing" if geometry is None else f"its area changed {ratio:.2f}-fold"
-                attrs["status"] = "lost"
+            attrs = attributes(t.class_name, tags, status=status, score=score, stability=_stability(logits), prompt_type="memory",
+                               prompt_count=1, window=grid["label"], model=tracker.model_id, checkpoint_sha256=tracker.checkpoint_sha256,
+                               source=os.path.basename(item.path), radiometry=radiometry.to_json())
+            attrs.update(similarity=alike, reason=reason)
+            counts[status] += 1
+            if status != "kept":
                 out.append(_tracked(t.geometry, t, attrs))
-                counts["lost"] += 1
-                notes.append(f"track {t.track_id} ({t.class_name}) lost on {item.iso}: {why}")
+                notes.append(f"track {t.track_id} ({t.class_name}) {status} on {item.iso}: {reason}")
                 continue
-            attrs["status"] = "prelabel"
-            t.geometry, t.date, previous_area = reproject_geometry(geometry, grid["crs"], t.crs), item.date, mask.sum()
+            if taken:
+                t.geometry, previous_area = reproject_geometry(geometry, grid["crs"], t.crs), mask.sum()
+            t.date = item.date
             out.append(_tracked(t.geometry, t, attrs))
-            counts["prelabel"] += 1
         seconds += time.perf_counter() - began
         if progress is not None:
             progress.set_progress(100.0 * (number + 1) / len(tracks))

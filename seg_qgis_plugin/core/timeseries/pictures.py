@@ -15,8 +15,8 @@ TITLE = 42    # title band height (two lines), pixels
 
 def drift_png(result: DriftResult, reference: str, path: str) -> str:
     """One panel per consecutive pair: the earliest raster in grey, each tile coloured by its drift
-    (dark blue 0 .. yellow at the largest value or twice the threshold), flagged tiles outlined
-    in red; a colour bar below. Returns `path`."""
+    over its pair's threshold (dark blue 0 .. yellow at the largest ratio, at least 2), flagged
+    tiles outlined in red; a colour bar below. Returns `path`."""
     import cv2
 
     from ..geo.radiometry import compute_radiometry
@@ -30,7 +30,7 @@ def drift_png(result: DriftResult, reference: str, path: str) -> str:
         inverse = ~src.transform
     grey = cv2.cvtColor(radiometry.apply(data, valid), cv2.COLOR_RGB2GRAY)
     base = cv2.cvtColor((grey * 0.6).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    top = max([t.attributes["drift"] for t in result.tiles] + [2 * result.threshold])
+    top = max([t.attributes["drift_ratio"] for t in result.tiles] + [2.0])
     panels = []
     for pair in result.summary["pairs"]:
         layer, edges = base.copy(), []
@@ -42,22 +42,22 @@ def drift_png(result: DriftResult, reference: str, path: str) -> str:
             c1, r0 = inverse * (x1, y1)
             p0 = (int(round(min(c0, c1) / factor)), int(round(min(r0, r1) / factor)))
             p1 = (int(round(max(c0, c1) / factor)) - 1, int(round(max(r0, r1) / factor)) - 1)
-            colour = _colour(t.attributes["drift"] / top)
+            colour = _colour(t.attributes["drift_ratio"] / top)
             cv2.rectangle(layer, p0, p1, colour, -1)
             if t.attributes["flagged"]:
                 edges.append((p0, p1))
         panel = cv2.addWeighted(layer, 0.55, base, 0.45, 0)
         for p0, p1 in edges:
             cv2.rectangle(panel, p0, p1, (40, 40, 230), 2)
-        mean = "no data" if pair["mean"] is None else f"mean {pair['mean']:.3f}, {pair['flagged']} flagged"
+        mean = "no data" if pair["mean"] is None else f"{pair['flagged']} flagged above {pair['threshold']:.3f}"
         panels.append(_titled(panel, f"{pair['date_from']} > {pair['date_to']}", mean))
-    picture = np.vstack([_row(panels), _colour_bar(_row(panels).shape[1], top, result.threshold)])
+    picture = np.vstack([_row(panels), _colour_bar(_row(panels).shape[1], top)])
     return _write_png(picture, path)
 
 
 def change_png(report: ChangeReport, path: str) -> str:
-    """One panel per consecutive pair: gained areas green, lost areas red, on the extent of all
-    changes, with the areas per class in the title. Returns `path`."""
+    """One panel per consecutive pair: gained areas green, lost areas red, uncertain grey, on the
+    extent of all changes, with the areas in the title. Returns `path`."""
     from rasterio.features import rasterize
     from rasterio.transform import from_bounds
     from shapely import union_all
@@ -82,8 +82,9 @@ def change_png(report: ChangeReport, path: str) -> str:
                 mask = rasterize(parts, out_shape=shape, transform=transform, all_touched=True).astype(bool)
                 panel[mask] = rgb[::-1]
         rows = [r for r in report.rows if r["date_from"] == d0]
-        gained, lost = sum(r["gained"] for r in rows), sum(r["lost"] for r in rows)
-        panels.append(_titled(panel, f"{d0} > {d1}", f"gained {gained:,.0f} m2, lost {lost:,.0f} m2"))
+        gained, lost, unsure = (sum(r[k] or 0.0 for r in rows) for k in ("gained", "lost", "uncertain"))
+        note = f", uncertain {unsure:,.0f} m2" if unsure else ""
+        panels.append(_titled(panel, f"{d0} > {d1}", f"gained {gained:,.0f} m2, lost {lost:,.0f} m2{note}"))
     if not panels:
         panels = [_titled(np.full((PANEL // 2, PANEL, 3), 245, np.uint8), "no pairs of dates")]
     return _write_png(_row(panels), path)
@@ -118,16 +119,16 @@ def _row(panels: Sequence[np.ndarray]) -> np.ndarray:
     return np.hstack(padded)
 
 
-def _colour_bar(width: int, top: float, threshold: float) -> np.ndarray:
+def _colour_bar(width: int, top: float) -> np.ndarray:
     import cv2
 
     bar = np.full((40, width, 3), 255, np.uint8)
     span = min(width - 20, 300)
     for x in range(span):
         bar[6:18, 10 + x] = _colour(x / max(span - 1, 1))
-    tx = 10 + int(span * min(threshold / top, 1.0))
+    tx = 10 + int(span * min(1.0 / top, 1.0))
     cv2.line(bar, (tx, 2), (tx, 22), (40, 40, 230), 2)
-    cv2.putText(bar, f"drift 0 .. {top:.2f}; red line: threshold {threshold:g}", (10, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+    cv2.putText(bar, f"local drift / threshold 0 .. {top:.1f}; red line: the threshold", (10, 34), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                 (20, 20, 20), 1, cv2.LINE_AA)
     return bar
 

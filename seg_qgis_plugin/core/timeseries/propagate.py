@@ -2,12 +2,14 @@
 
 Each object's outline on the latest date it was found becomes the prompt on the next date: its
 box (grown by `BOX_MARGIN` of its size, so an object that moved or grew stays inside) and interior
-points that still look like the object there. The answer becomes its label on that date, and so on.
-An answer that no longer looks like the object (see appearance.py), whose area collapses or
-explodes, or whose score is low is not trusted: the object gets status `lost` with its previous
-outline, never a polygon drawn over whatever is there now. An object that misses a raster (or lies
-over its nodata) gets `outside`. Every feature carries `track_id` (one per object), `date` (ISO
-8601) and the usual provenance; answers get status `prelabel`.
+points that still look like the object there. Each answer is judged from evidence (decision.py:
+how its inside compares with itself on the previous date, the model's score and area, an index
+check where the class and bands allow): `kept` (the answer becomes its outline on that date, and
+the next prompt), `lost` (something says it is gone) or `uncertain` (the model is unsure and
+nothing says it is gone); both keep the previous outline, never a polygon drawn over whatever is
+there now. An object that misses a raster (or lies over its nodata) gets `outside`. Every feature
+carries `track_id` (one per object), `date` (ISO 8601), `similarity`, `reason` and the usual
+provenance.
 
 Rasters may differ in CRS, resolution and extent: prompts carry their CRS, each raster gets one
 fixed radiometry, and outlines stay in the labels' CRS.
@@ -30,10 +32,13 @@ from ..geo.raster import RasterSource
 from ..geo.tiling import Tiling, scale_for_gsd
 from ..geo.vectorize import Cleanup, reproject_geometry
 from ..progress import Progress, check_canceled
-from .appearance import Look, footprint, look, points_that_still_match, still_matches
+from .appearance import Look, footprint, look, points_that_still_match
 from .dates import DatedRaster, label_date
+from .decision import INDEX_PRESENT, Evidence, decide, similarity
+from .spectral import IndexLook, band_roles, class_index, index_look
 
-TRACK_FIELDS = FIELDS + (("track_id", "int", "track_id"),)
+TRACK_FIELDS = FIELDS + (("track_id", "int", "track_id"), ("similarity", "float", "similarity"), ("reason", "str", "reason"))
+STEP_STATUSES = ("kept", "lost", "uncertain", "outside")
 BOX_MARGIN = 0.25          # the prompt box grows by this share of the outline's size on each side
 AREA_RANGE = (0.2, 5.0)    # an answer's area over the previous outline's, outside this: lost
 MIN_INSIDE = 0.5           # share of an outline that must lie on the raster's data, else outside
@@ -51,6 +56,7 @@ class Track:
     crs: str
     date: date
     look: Optional[Look] = None
+    index_look: Optional[IndexLook] = None
     history: List[str] = field(default_factory=list)
 
 
@@ -113,8 +119,10 @@ class PropagateOptions:
     seen (None: its suggested bands and global 2-98 % stretch); tiling, the model's tiles (tile and
     overlap in pixels; scale decimates); gsd, the working resolution in map units per pixel (each
     raster's scale from it; overrides the tiling's scale); cache, an EmbeddingCache shared by every
-    date (its keys hold each raster's fingerprint); min_score, below it an answer is `lost`;
-    simplify, the outlines' tolerance in map units. Checked when made."""
+    date (its keys hold each raster's fingerprint); min_score, below it the model is unsure;
+    simplify, the outlines' tolerance in map units; ontology, where classes name their spectral
+    index (else their names do); index_bands, {"red": b, "green": b, "nir": b} (1-based; None:
+    from the raster, see spectral.py). Checked when made."""
 
     start: Optional[date] = None
     classes: Optional[Sequence[str]] = None
@@ -126,6 +134,8 @@ class PropagateOptions:
     cache: object = None
     min_score: float = 0.5
     simplify: float = 0.0
+    ontology: object = None
+    index_bands: Optional[Dict[str, int]] = None
 
     def __post_init__(self):
         from ..ranges import check_number
@@ -151,15 +161,17 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, o
     tracks = start_tracks(labels, start, classes)
     check_overlap(tracks, series)
     out = [_start_label(lab, t) for lab, t in zip(_chosen(labels, classes), tracks)]
-    counts = {"prelabel": 0, "lost": 0, "outside": 0}
+    counts = dict.fromkeys(STEP_STATUSES, 0)
     total = sum(1 for item in series for t in tracks if item.date > t.date) or 1
     done, seconds, notes = 0, 0.0, []
     for item in series:
         with RasterSource(item.path) as source:
             radiometry = compute_radiometry(source, options.bands, value_range=options.value_range)
+            witness = Witness(source, options)
             for t in tracks:
                 if item.date == t.date and t.look is None:  # the raster the labels were drawn on
-                    t.look = look(source, radiometry, reproject_geometry(t.geometry, t.crs, source.crs.to_wkt()))
+                    drawn = reproject_geometry(t.geometry, t.crs, source.crs.to_wkt())
+                    t.look, t.index_look = look(source, radiometry, drawn), witness.look(t, drawn)
             active = [t for t in tracks if item.date > t.date]
             if not active:
                 continue
@@ -167,7 +179,7 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, o
             for t in active:
                 check_canceled(progress)
                 began = time.perf_counter()
-                label, status, why = _step(t, item, segmenter, options)
+                label, status, why = _step(t, item, segmenter, options, witness)
                 seconds += time.perf_counter() - began
                 counts[status] += 1
                 out.append(label)
@@ -180,8 +192,45 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, o
     return PropagationResult(out, counts, done, seconds, notes)
 
 
-def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateOptions) -> Tuple[Label, str, str]:
-    """Prompt track `t` on one raster; update the track when found. Returns (label, status, why)."""
+class Witness:
+    """The index check on one raster: how an outline looks by its class's index."""
+
+    def __init__(self, source, options: PropagateOptions):
+        self.source, self.options = source, options
+        self.roles = band_roles(source, options.index_bands)
+
+    def index(self, t: Track) -> Optional[str]:
+        return class_index(t.class_name, self.options.ontology) if self.roles else None
+
+    def look(self, t: Track, geometry) -> Optional[IndexLook]:
+        index = self.index(t)
+        return index_look(self.source, geometry, index, self.roles) if index and geometry is not None else None
+
+
+def judge(t: Track, witness: Witness, radiometry, here_geometry, here: Optional[Look], new_geometry,
+          problem: str) -> Tuple[str, str, Optional[float], bool]:
+    """(status, reason, similarity, whether the model's answer is the outline now) of track `t` on
+    the witness's raster: its previous outline `here_geometry` (looking like `here` now) and the
+    model's answer `new_geometry` (raster CRS; None when nothing was found), `problem` saying what
+    is wrong with the answer. A kept track takes the new look and, where the index shows it, the
+    new index look."""
+    after = look(witness.source, radiometry, new_geometry) if new_geometry is not None else None
+    old_index = witness.look(t, here_geometry)
+    new_index = witness.look(t, new_geometry) if new_geometry is not None else None
+    evidence = Evidence(not problem, problem, similarity(t.look, after), similarity(t.look, here), witness.index(t),
+                        old_index, new_index, t.index_look)
+    status, reason, outline = decide(evidence)
+    answer = status == "kept" and outline == "new"
+    if status == "kept":
+        shown = new_index if answer else old_index
+        t.look = (after if answer else here) or t.look
+        if shown is not None and shown.share >= INDEX_PRESENT:
+            t.index_look = shown
+    return status, reason, evidence.similarity_found if answer else evidence.similarity_old, answer
+
+
+def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateOptions, witness: Witness) -> Tuple[Label, str, str]:
+    """Prompt track `t` on one raster; update the track when kept. Returns (label, status, why)."""
     source = segmenter.source
     raster_crs = source.crs.to_wkt()
     here_geometry = reproject_geometry(t.geometry, t.crs, raster_crs)
@@ -190,35 +239,30 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateO
     inside = here_geometry.intersection(footprint(source)).area / max(here_geometry.area, 1e-12)
     here = look(source, segmenter.radiometry, here_geometry) if inside > 0 else None
     if inside < MIN_INSIDE or here is None or here.valid < MIN_INSIDE:
+        why = "outside the raster or over its nodata"
         attrs = attributes(t.class_name, tags, source=name, radiometry=segmenter.radiometry.to_json(), status="outside")
-        return _tracked(t.geometry, t, attrs), "outside", "outside the raster or over its nodata"
+        return _tracked(t.geometry, t, dict(attrs, reason=why)), "outside", why
     prompt = _prompt(t, here_geometry, source, segmenter.radiometry, here, raster_crs)
     segmentation = segmenter.segment(prompt, mask_prompt=here_geometry)
     found = to_label(segmentation, segmenter, t.class_name, tags, "prelabel", Cleanup(options.simplify))
-    why = ""
-    if found is None:
-        why = "the model found nothing"
-    else:
+    new_geometry, problem = None, "the model found nothing"
+    if found is not None:
         new_geometry = reproject_geometry(found.geometry, found.crs, raster_crs)
         ratio = new_geometry.area / max(here_geometry.area, 1e-12)
-        if not AREA_RANGE[0] <= ratio <= AREA_RANGE[1]:
-            why = f"its area changed {ratio:.2f}-fold"
-        elif segmentation.score < options.min_score:
-            why = f"the model is unsure (score {segmentation.score:.2f})"
-        else:
-            after = look(source, segmenter.radiometry, new_geometry)
-            ok, why = still_matches(t.look, after)
-            if ok:
-                geometry = reproject_geometry(found.geometry, found.crs, t.crs)
-                label = _tracked(geometry, t, found.attributes)
-                t.geometry, t.date, t.look = geometry, item.date, after
-                return label, "prelabel", ""
+        problem = (f"its area changed {ratio:.2f}-fold" if not AREA_RANGE[0] <= ratio <= AREA_RANGE[1] else
+                   f"the model is unsure (score {segmentation.score:.2f})" if segmentation.score < options.min_score else "")
+    status, reason, alike, answer = judge(t, witness, segmenter.radiometry, here_geometry, here, new_geometry, problem)
     attrs = dict(found.attributes) if found is not None else attributes(
         t.class_name, tags, score=segmentation.score, stability=segmentation.stability,
         prompt_type=segmentation.prompt_type, prompt_count=segmentation.prompt_count,
         window=segmentation.window_label, **provenance(segmenter))
-    attrs["status"] = "lost"
-    return _tracked(t.geometry, t, attrs), "lost", why
+    attrs.update(status=status, similarity=alike, reason=reason)
+    if status != "kept":
+        return _tracked(t.geometry, t, attrs), status, reason
+    if answer:
+        t.geometry = reproject_geometry(found.geometry, found.crs, t.crs)
+    t.date = item.date
+    return _tracked(t.geometry, t, attrs), status, ""
 
 
 def _prompt(t: Track, geometry, source, radiometry, here: Look, crs: str) -> Prompt:
@@ -258,6 +302,7 @@ def _start_label(lab: Label, t: Track) -> Label:
     tags = dict(t.tags, date=t.date.isoformat())
     row["tags"] = json.dumps(tags, sort_keys=True)
     row["track_id"] = t.track_id
+    row["reason"] = "the starting outline"
     row["created"] = row.get("created") or attributes(t.class_name)["created"]
     return Label(lab.geometry, lab.crs, row)
 
