@@ -127,7 +127,7 @@ def worker(side: str, model_type: str, tiles: int, features_path: str) -> None:
         if side == "onnx":
             from bench_interactive import exported_model
 
-            from seg_qgis_plugin.core.models.onnx_backend import open_exported
+            from seg_qgis_plugin.core.models.exported import open_exported
 
             model = open_exported(exported_model(model_type), threads=2)
         else:

@@ -6,7 +6,7 @@ The textured series (demo/textured_series.py: crop fields, forest and urban back
 global brightness change; ponds that stay, shrink, move, dry out or appear): precision and recall
 of `lost` against the truth (a pond absent on that date), objects lost on the hazy date, and the
 water area per date (kept and starting outlines) against the truth; classic backend, and with
---sam2 SAM 2.1 Hiera-Tiny with random weights (the code path only).
+--sam2 SAM 2.1 Hiera-Tiny with random weights on the fields (the code path only).
 
 --sam2 also runs SAM 2.1 Hiera-Tiny with random weights (`seg models random`), re-prompted on each
 date and with SAM 2's memory (`--backend sam2`), on the same series: the code path and its time
@@ -100,7 +100,7 @@ def textured(sam2: bool, folder: str) -> dict:
         series = write_textured_series(where, kind)
         labels, rasters = read_labels(series.labels), dated_series(series.rasters)
         out[kind] = {"classic": lost_scores(propagate(labels, rasters, open_backend(backend="classic")), series)}
-        if sam2:
+        if sam2 and kind == BACKGROUNDS[0]:  # the code path: one background is enough
             from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
 
             checkpoint = os.path.join(folder, "sam2_tiny_random.pt")

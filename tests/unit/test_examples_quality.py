@@ -33,7 +33,7 @@ def test_naip_time_series_tracks_changes_and_drift(shared, tmp_path):
     tracks = pyogrio.read_dataframe(str(tmp_path / "water_through_time.gpkg"))
     assert sorted(tracks["track_id"].unique()) == [1, 2, 3]
     assert all(sorted(group["date"]) == dates for _, group in tracks.groupby("track_id"))
-    assert (tracks["status"] == "prelabel").sum() >= 4  # most water bodies are found on both later dates
+    assert (tracks["status"] == "kept").sum() >= 4  # most water bodies are found on both later dates
     report = load(tmp_path / "change.json")
     assert [(r["date_from"], r["date_to"]) for r in report["rows"]] == list(zip(dates, dates[1:]))
     assert all(r["area_from"] > 0 and r["iou"] is not None for r in report["rows"][:1])

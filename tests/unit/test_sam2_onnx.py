@@ -102,7 +102,7 @@ def test_the_exported_model_runs_without_torch(exported):
 def test_a_manifest_of_an_unknown_family_is_refused(exported, tmp_path):
     import shutil
 
-    from seg_qgis_plugin.core.models.onnx_backend import open_exported
+    from seg_qgis_plugin.core.models.exported import open_exported
 
     copy = tmp_path / "copy"
     shutil.copytree(exported[1], copy)

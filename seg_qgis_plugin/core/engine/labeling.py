@@ -38,7 +38,7 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
     if backend == "onnx":
         if not checkpoint or not is_exported_model(checkpoint):
             raise PromptError("The onnx backend needs a model folder from `seg models export-onnx`; give it as --checkpoint.")
-        from ..models.onnx_backend import open_exported
+        from ..models.exported import open_exported
 
         return open_exported(checkpoint, threads)
     if not checkpoint:

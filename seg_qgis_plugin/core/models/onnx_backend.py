@@ -2,7 +2,7 @@
 
 The folder comes from `seg models export-onnx` (core.models.onnx_export): encoder.onnx,
 decoder_tile.onnx, decoder_prompt.onnx and manifest.json (SAM 2.1: encoder.onnx and
-decoder_prompt.onnx, run by onnx_sam2.Sam2OnnxBackend; `open_exported` picks the class). Embeddings are the torch backend's
+decoder_prompt.onnx, run by onnx_sam2.Sam2OnnxBackend; exported.open_exported picks the class). Embeddings are the torch backend's
 (same model id, same checkpoint sha256, same "features" array and "input_size"), so a cache
 encoded by torch on a GPU server answers clicks here, and the other way round. An int8 export has
 its own model id ("sam-vit_b-int8"), so its embeddings never mix with fp32 ones.
@@ -86,15 +86,6 @@ def optimized_path(sha256: str, version: str) -> Optional[str]:
     except OSError:
         return None
     return os.path.join(folder, f"{sha256[:32]}-ort{version}-{isa}.onnx")
-
-
-def open_exported(folder: str, threads: Optional[int] = None):
-    """The ONNX Runtime session for an exported model of either family."""
-    if read_manifest(folder).get("family") == "sam2":
-        from .onnx_sam2 import Sam2OnnxBackend
-
-        return Sam2OnnxBackend(folder, threads)
-    return OnnxBackend(folder, threads)
 
 
 class OnnxBackend:

@@ -182,7 +182,7 @@ def measure_error(checkpoint: str, folder: str, family: str = "sam", seed: int =
     import torch
 
     from .backend import TilePrompt
-    from .onnx_backend import open_exported
+    from .exported import open_exported
 
     image = np.random.default_rng(seed).integers(0, 256, (700, 900, 3), dtype=np.uint8)
     ours = open_exported(folder, threads=torch.get_num_threads())

@@ -25,8 +25,8 @@ from ..geo.vectorize import Cleanup, reproject_geometry
 from ..progress import Progress, check_canceled
 from .appearance import look
 from .dates import DatedRaster
-from .propagate import (AREA_RANGE, STEP_STATUSES, PropagateOptions, PropagationResult, Track, Witness, _chosen, _start_label, _tracked,
-                        check_overlap, judge, start_tracks)
+from .propagate import (AREA_RANGE, STEP_STATUSES, PropagateOptions, PropagationResult, Track, Witness, check_overlap, chosen_labels,
+                        judge, start_label, start_tracks, tracked_label)
 
 MAX_SIDE = 1024
 
@@ -78,7 +78,7 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
 
     tracks = start_tracks(labels, options.start, options.classes)
     check_overlap(tracks, series)
-    out: List[Label] = [_start_label(lab, t) for lab, t in zip(_chosen(labels, options.classes), tracks)]
+    out: List[Label] = [start_label(lab, t) for lab, t in zip(chosen_labels(labels, options.classes), tracks)]
     counts, notes, seconds = dict.fromkeys(STEP_STATUSES, 0), [], 0.0
     cleanup = Cleanup(options.simplify)
     radiometries = {}
@@ -125,13 +125,13 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
             attrs.update(similarity=alike, reason=reason)
             counts[status] += 1
             if status != "kept":
-                out.append(_tracked(t.geometry, t, attrs))
+                out.append(tracked_label(t.geometry, t, attrs))
                 notes.append(f"track {t.track_id} ({t.class_name}) {status} on {item.iso}: {reason}")
                 continue
             if taken:
                 t.geometry, previous_area = reproject_geometry(geometry, grid["crs"], t.crs), mask.sum()
             t.date = item.date
-            out.append(_tracked(t.geometry, t, attrs))
+            out.append(tracked_label(t.geometry, t, attrs))
         seconds += time.perf_counter() - began
         if progress is not None:
             progress.set_progress(100.0 * (number + 1) / len(tracks))

@@ -160,7 +160,7 @@ def propagate(labels: Sequence[Label], series: Sequence[DatedRaster], backend, o
     start, classes = options.start, options.classes
     tracks = start_tracks(labels, start, classes)
     check_overlap(tracks, series)
-    out = [_start_label(lab, t) for lab, t in zip(_chosen(labels, classes), tracks)]
+    out = [start_label(lab, t) for lab, t in zip(chosen_labels(labels, classes), tracks)]
     counts = dict.fromkeys(STEP_STATUSES, 0)
     total = sum(1 for item in series for t in tracks if item.date > t.date) or 1
     done, seconds, notes = 0, 0.0, []
@@ -241,7 +241,7 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateO
     if inside < MIN_INSIDE or here is None or here.valid < MIN_INSIDE:
         why = "outside the raster or over its nodata"
         attrs = attributes(t.class_name, tags, source=name, radiometry=segmenter.radiometry.to_json(), status="outside")
-        return _tracked(t.geometry, t, dict(attrs, reason=why)), "outside", why
+        return tracked_label(t.geometry, t, dict(attrs, reason=why)), "outside", why
     prompt = _prompt(t, here_geometry, source, segmenter.radiometry, here, raster_crs)
     segmentation = segmenter.segment(prompt, mask_prompt=here_geometry)
     found = to_label(segmentation, segmenter, t.class_name, tags, "prelabel", Cleanup(options.simplify))
@@ -258,11 +258,11 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateO
         window=segmentation.window_label, **provenance(segmenter))
     attrs.update(status=status, similarity=alike, reason=reason)
     if status != "kept":
-        return _tracked(t.geometry, t, attrs), status, reason
+        return tracked_label(t.geometry, t, attrs), status, reason
     if answer:
         t.geometry = reproject_geometry(found.geometry, found.crs, t.crs)
     t.date = item.date
-    return _tracked(t.geometry, t, attrs), status, ""
+    return tracked_label(t.geometry, t, attrs), status, ""
 
 
 def _prompt(t: Track, geometry, source, radiometry, here: Look, crs: str) -> Prompt:
@@ -287,14 +287,14 @@ def _clip_box(box, bounds):
     return max(box[0], bounds[0]), max(box[1], bounds[1]), min(box[2], bounds[2]), min(box[3], bounds[3])
 
 
-def _tracked(geometry, t: Track, attrs: dict) -> Label:
+def tracked_label(geometry, t: Track, attrs: dict) -> Label:
     row = dict(attrs)
     row["track_id"] = t.track_id
     row["date"] = json.loads(row["tags"]).get("date", "") if row.get("tags") else row.get("date", "")
     return Label(geometry, t.crs, row)
 
 
-def _start_label(lab: Label, t: Track) -> Label:
+def start_label(lab: Label, t: Track) -> Label:
     row = {name: lab.attributes.get(name) for name, _, _ in FIELDS}
     row["class"] = t.class_name
     row["status"] = row.get("status") or "accepted"
@@ -307,7 +307,7 @@ def _start_label(lab: Label, t: Track) -> Label:
     return Label(lab.geometry, lab.crs, row)
 
 
-def _chosen(labels, classes, class_field: str = "class"):
+def chosen_labels(labels, classes, class_field: str = "class"):
     return [lab for lab in labels if not classes or str(lab.attributes.get(class_field) or "object") in classes]
 
 
