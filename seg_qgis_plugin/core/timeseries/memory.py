@@ -116,8 +116,14 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
                 witness, crs = Witness(source, options), source.crs.to_wkt()
                 here_geometry = reproject_geometry(t.geometry, t.crs, crs)
                 answer = reproject_geometry(geometry, grid["crs"], crs) if geometry is not None else None
+                before = t.index_look
                 status, reason, alike, taken = judge(t, witness, radiometry, here_geometry, look(source, radiometry, here_geometry),
                                                      answer, problem)
+                if taken:
+                    trimmed = witness.trim(t, answer, before)
+                    if trimmed is not answer:
+                        t.index_look = witness.look(t, trimmed)
+                    answer = reproject_geometry(trimmed, crs, t.crs)
             tags = {**t.tags, **(options.tags or {}), "date": item.iso}
             attrs = attributes(t.class_name, tags, status=status, score=score, stability=_stability(logits), prompt_type="memory",
                                prompt_count=1, window=grid["label"], model=tracker.model_id, checkpoint_sha256=tracker.checkpoint_sha256,
@@ -129,7 +135,7 @@ def propagate_with_memory(labels: Sequence[Label], series: Sequence[DatedRaster]
                 notes.append(f"track {t.track_id} ({t.class_name}) {status} on {item.iso}: {reason}")
                 continue
             if taken:
-                t.geometry, previous_area = reproject_geometry(geometry, grid["crs"], t.crs), mask.sum()
+                t.geometry, previous_area = answer, mask.sum()
             t.date = item.date
             out.append(tracked_label(t.geometry, t, attrs))
         seconds += time.perf_counter() - began

@@ -5,7 +5,8 @@ box (grown by `BOX_MARGIN` of its size, so an object that moved or grew stays in
 points that still look like the object there. Each answer is judged from evidence (decision.py:
 how its inside compares with itself on the previous date, the model's score and area, an index
 check where the class and bands allow): `kept` (the answer becomes its outline on that date, and
-the next prompt), `lost` (something says it is gone) or `uncertain` (the model is unsure and
+the next prompt; an object that was all water or vegetation by its index is cut to where the index
+still shows it, so a water outline the model drew over the shore keeps only the water), `lost` (something says it is gone) or `uncertain` (the model is unsure and
 nothing says it is gone); both keep the previous outline, never a polygon drawn over whatever is
 there now. An object that misses a raster (or lies over its nodata) gets `outside`. Every feature
 carries `track_id` (one per object), `date` (ISO 8601), `similarity`, `reason` and the usual
@@ -35,13 +36,14 @@ from ..progress import Progress, check_canceled
 from .appearance import Look, footprint, look, points_that_still_match
 from .dates import DatedRaster, label_date
 from .decision import INDEX_PRESENT, Evidence, decide, similarity
-from .spectral import IndexLook, band_roles, class_index, index_look
+from .spectral import IndexLook, band_roles, class_index, index_look, trim_to_index
 
 TRACK_FIELDS = FIELDS + (("track_id", "int", "track_id"), ("similarity", "float", "similarity"), ("reason", "str", "reason"))
 STEP_STATUSES = ("kept", "lost", "uncertain", "outside")
 BOX_MARGIN = 0.25          # the prompt box grows by this share of the outline's size on each side
 AREA_RANGE = (0.2, 5.0)    # an answer's area over the previous outline's, outside this: lost
 MIN_INSIDE = 0.5           # share of an outline that must lie on the raster's data, else outside
+PURE = 0.9                 # an object this much index material is cut to its index when kept
 
 
 @dataclass
@@ -206,6 +208,14 @@ class Witness:
         index = self.index(t)
         return index_look(self.source, geometry, index, self.roles) if index and geometry is not None else None
 
+    def trim(self, t: Track, geometry, before: Optional[IndexLook]):
+        """A kept answer cut to where its class's index shows material, when the object was all
+        material `before` (a water outline the model drew over a shore keeps only the water)."""
+        index = self.index(t)
+        if not index or before is None or before.share < PURE:
+            return geometry
+        return trim_to_index(self.source, geometry, index, self.roles)
+
 
 def judge(t: Track, witness: Witness, radiometry, here_geometry, here: Optional[Look], new_geometry,
           problem: str) -> Tuple[str, str, Optional[float], bool]:
@@ -251,6 +261,7 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateO
         ratio = new_geometry.area / max(here_geometry.area, 1e-12)
         problem = (f"its area changed {ratio:.2f}-fold" if not AREA_RANGE[0] <= ratio <= AREA_RANGE[1] else
                    f"the model is unsure (score {segmentation.score:.2f})" if segmentation.score < options.min_score else "")
+    before = t.index_look
     status, reason, alike, answer = judge(t, witness, segmenter.radiometry, here_geometry, here, new_geometry, problem)
     attrs = dict(found.attributes) if found is not None else attributes(
         t.class_name, tags, score=segmentation.score, stability=segmentation.stability,
@@ -260,7 +271,10 @@ def _step(t: Track, item: DatedRaster, segmenter: Segmenter, options: PropagateO
     if status != "kept":
         return tracked_label(t.geometry, t, attrs), status, reason
     if answer:
-        t.geometry = reproject_geometry(found.geometry, found.crs, t.crs)
+        trimmed = witness.trim(t, new_geometry, before)
+        if trimmed is not new_geometry:
+            t.index_look = witness.look(t, trimmed)
+        t.geometry = reproject_geometry(trimmed, raster_crs, t.crs)
     t.date = item.date
     return tracked_label(t.geometry, t, attrs), status, ""
 

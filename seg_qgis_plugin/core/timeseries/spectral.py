@@ -101,3 +101,30 @@ def index_look(source, geometry, index: str, roles: Dict[str, int], max_side: in
     middle = float(np.median(around))
     return IndexLook(float(np.count_nonzero(value[inside] > threshold) / np.count_nonzero(inside)), float(value[inside].mean()),
                      middle, 1.4826 * float(np.median(np.abs(around - middle))))
+
+
+def trim_to_index(source, geometry, index: str, roles: Dict[str, int], keep: float = 0.5):
+    """`geometry` (shapely, the raster's CRS) cut to the pixels where `index` says material
+    (opened by one pixel against speckle), or `geometry` itself when less than `keep` of it would
+    remain (haze, or an index that does not see this object)."""
+    import cv2
+    from rasterio.features import rasterize
+
+    from ..geo.vectorize import mask_to_geometry
+    from .appearance import pixel_window
+
+    a_role, b_role, threshold = INDICES[index]
+    window = pixel_window(source, geometry.bounds, pad=1)
+    if window is None:
+        return geometry
+    col, row, width, height = window
+    data, valid = source.read((roles[a_role], roles[b_role]), window)
+    transform = source.transform * Affine.translation(col, row)
+    outline = rasterize([geometry], out_shape=(height, width), transform=transform).astype(bool)
+    value = (data[0] - data[1]) / np.maximum(data[0] + data[1], 1e-9)
+    material = cv2.morphologyEx((value > threshold).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    kept = outline & material & valid
+    if kept.sum() < keep * max(outline.sum(), 1):
+        return geometry
+    trimmed = mask_to_geometry(kept, transform, fill_holes=float("inf"))
+    return trimmed if trimmed is not None else geometry
