@@ -120,7 +120,9 @@ def sam2_propagation(series, truth, folder) -> dict:
     from seg_qgis_plugin.core.models.random_weights import write_random_checkpoint
     from seg_qgis_plugin.core.timeseries.memory import VideoTracker, propagate_with_memory
 
-    checkpoint = write_random_checkpoint("sam2.1_hiera_tiny", os.path.join(folder, "sam2_tiny_random.pt"))
+    checkpoint = os.path.join(folder, "sam2_tiny_random.pt")
+    if not os.path.exists(checkpoint):
+        write_random_checkpoint("sam2.1_hiera_tiny", checkpoint)
     labels, rasters = read_labels(series.labels), dated_series(series.rasters)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
