@@ -83,14 +83,12 @@ def machine(threads: int = 2) -> dict:
     """What a figure was measured on: CPU model, the flags that decide the kernels, cores, threads."""
     import platform
 
-    model, flags = platform.processor() or "unknown", set()
+    from seg_qgis_plugin.core.models.sam_encoder import cpu_flags
+
+    model, flags = platform.processor() or "unknown", cpu_flags()
     try:
         with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
     except OSError:
         pass
     return {"cpu": model, "flags": [f for f in FLAGS if f in flags], "cores": os.cpu_count(), "threads": threads}

@@ -72,13 +72,9 @@ def optimized_path(sha256: str, version: str) -> Optional[str]:
     """Where the optimised copy of a graph lives in the user's cache folder; None when that folder
     cannot be made."""
     from ..settings import user_dir
+    from .sam_encoder import cpu_flags
 
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = set(next((line for line in info if line.startswith("flags")), "").split())
-    except OSError:
-        pass
+    flags = cpu_flags()
     isa = "-".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "base"
     folder = os.path.join(user_dir("cache"), "onnx-optimized")
     try:

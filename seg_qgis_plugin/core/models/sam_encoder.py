@@ -33,18 +33,22 @@ class EncoderOptions:
     chunk: int = 512
 
 
-def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True where the CPU computes bf16 natively (AMX or AVX512-bf16 flags in /proc/cpuinfo);
-    elsewhere bf16 is emulated and slower than fp32."""
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU's instruction-set flags from /proc/cpuinfo (empty where it cannot be read)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_fast_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True where the CPU computes bf16 natively (AMX or AVX512-bf16 flags in /proc/cpuinfo);
+    elsewhere bf16 is emulated and slower than fp32."""
+    return bool(cpu_flags(cpuinfo) & {"amx_bf16", "avx512_bf16"})
 
 
 def default_precision(device: str = "cpu") -> str:
