@@ -166,6 +166,29 @@ class Session:
         result = prelabel_automatic(seg, tiles, options)
         return _frame(result.labels, self.crs)
 
+    @checked_numbers
+    def find(self, *texts: str, exemplars=None, crs: Optional[str] = None, min_score: float = 0.5,
+             label: str = "object", tags: Optional[Dict[str, str]] = None, aoi=None):
+        """Every instance of a phrase, or of some examples, on the raster -> a GeoDataFrame.
+
+        texts: phrases ("pond"), or "pond=water" for the phrase "pond" as the class "water" (a
+        phrase listed among an ontology class's synonyms takes that class); they need SAM 3.
+        exemplars: example objects, a GeoDataFrame, a vector file or shapely geometries in `crs`
+        (default: the raster's), all positive; with any model ("Like this": SAM 3 by exemplar
+        prompts, other models by likeness). label: the class of examples found without a phrase;
+        min_score: the score an instance needs; aoi: a shapely geometry in the raster CRS.
+        """
+        from .core.batch.concepts import Example, FindOptions, find_concepts, parse_concepts
+        from .core.batch.tile_index import select_tiles
+
+        concepts = parse_concepts(texts, self.ontology)
+        examples = [Example(g, e_crs) for g, e_crs in _geometries(exemplars, crs or self.crs)]
+        self._check_classes([c.class_name for c in concepts] or [label])
+        seg = self._open()
+        tiles = None if aoi is None else [r.tile for r in select_tiles(seg.source, seg.grid, aoi, False)]
+        options = FindOptions(min_score=min_score, tags=dict(tags or {}), class_name=label)
+        return _frame(find_concepts(seg, concepts, examples, tiles, options).labels, self.crs)
+
     def close(self) -> None:
         """Release the raster and the model; the session cannot be used afterwards."""
         segmenter, self._segmenter = getattr(self, "_segmenter", None), None
@@ -358,3 +381,16 @@ def _plain(value):
     except ImportError:
         pass
     return value
+
+
+def _geometries(value, crs: str):
+    """[(shapely geometry, CRS WKT)] from None, a GeoDataFrame, a vector file or geometries in `crs`."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        value = read_labels(value)
+    if hasattr(value, "geometry") and hasattr(value, "crs"):
+        if value.crs is None:
+            raise PromptError("The exemplars have no CRS; set one (GeoDataFrame.set_crs) so they can be placed on the raster.")
+        return [(g, _crs_text(value.crs)) for g in value.geometry if g is not None and not g.is_empty]
+    return [(g, crs) for g in value]

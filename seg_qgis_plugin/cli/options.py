@@ -61,11 +61,12 @@ def non_negative(text: str) -> float:
 
 def model_options(p: argparse.ArgumentParser, cache: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--checkpoint", help="SAM checkpoint file (.pth) or a model name from `seg models list`; "
-                   "without it the weights-free classic backend is used")
+    g.add_argument("--checkpoint", help="SAM checkpoint file (.pth), a SAM 3 folder (facebook/sam3), or a model name from "
+                   "`seg models list`; without it the weights-free classic backend is used")
     g.add_argument("--model", dest="model_type", choices=MODEL_TYPES + tuple(SAM2_TYPES), help="model type (default: detected from the checkpoint)")
-    g.add_argument("--backend", choices=["auto", "sam", "sam2", "onnx", "classic"], default="auto",
-                   help="auto: onnx for an exported model folder (seg models export-onnx), sam for a checkpoint, else classic")
+    g.add_argument("--backend", choices=["auto", "sam", "sam2", "sam3", "onnx", "classic"], default="auto",
+                   help="auto: sam3 for a SAM 3 folder, onnx for an exported model folder (seg models export-onnx), "
+                   "sam for a checkpoint, else classic")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the `device` setting)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: the `threads` setting)")
     g.add_argument("--bf16", action="store_true", help="encode under bfloat16 autocast (about 2x faster on CPUs with AMX or "

@@ -20,11 +20,19 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
                  device: str = "auto", threads: Optional[int] = None, precision: str = "auto"):
     """backend "sam" (torch) needs a checkpoint file, SAM's or SAM 2.1's (told apart by its
     weights); "sam2" insists on SAM 2.1; "onnx" (ONNX Runtime, no torch) needs a folder from `seg
-    models export-onnx`; "classic" needs nothing; "auto" is onnx for an exported folder, sam for a
+    models export-onnx`; "sam3" needs a SAM 3 folder (facebook/sam3; concept prompts only); "classic"
+    needs nothing; "auto" is sam3 for a SAM 3 folder, onnx for an exported folder, sam for a
     checkpoint file, else classic. precision (SAM's encoder): "auto" is bf16
     where the CPU computes it natively (AMX / AVX512-bf16) or on a GPU, else fp32."""
     from ..models.onnx_backend import is_exported_model, model_folder
+    from ..models.sam3 import is_sam3_folder
 
+    if backend == "sam3" or (backend == "auto" and is_sam3_folder(checkpoint)):
+        if not is_sam3_folder(checkpoint):
+            raise PromptError("The sam3 backend needs the folder of a SAM 3 model (facebook/sam3 from Hugging Face) as --checkpoint.")
+        from ..models.sam3 import Sam3Backend
+
+        return Sam3Backend(checkpoint, device, threads)
     if checkpoint and is_exported_model(checkpoint):
         checkpoint = model_folder(checkpoint)
     if backend == "auto":
@@ -34,7 +42,7 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
 
         return ClassicBackend()
     if backend not in ("sam", "sam2", "onnx"):
-        raise PromptError(f"Unknown backend {backend!r}; choose sam, sam2, onnx or classic.")
+        raise PromptError(f"Unknown backend {backend!r}; choose sam, sam2, sam3, onnx or classic.")
     if backend == "onnx":
         if not checkpoint or not is_exported_model(checkpoint):
             raise PromptError("The onnx backend needs a model folder from `seg models export-onnx`; give it as --checkpoint.")

@@ -44,13 +44,15 @@ class ClassAttribute:
 class OntologyClass:
     """One class: `name`, its stable `code` (>= 1), a colour '#rrggbb' (a fixed palette colour of
     the code when None), an optional `parent` class name, per-class `attributes`, and the spectral
-    `index` that shows it on imagery ("ndwi" for water, "ndvi" for vegetation; children inherit it)."""
+    `index` that shows it on imagery ("ndwi" for water, "ndvi" for vegetation; children inherit it),
+    and `synonyms`: other words for it (a text prompt "pond" finds the class "water")."""
     name: str
     code: int
     color: Optional[str] = None
     parent: Optional[str] = None
     attributes: Tuple[ClassAttribute, ...] = field(default=())
     index: Optional[str] = None
+    synonyms: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -63,6 +65,7 @@ class OntologyClass:
             raise OntologyError(f"The colour of the class {self.name!r} must look like '#rrggbb', not {color!r}.")
         object.__setattr__(self, "color", color.lower())
         object.__setattr__(self, "attributes", tuple(self.attributes))
+        object.__setattr__(self, "synonyms", tuple(str(s).strip() for s in self.synonyms if str(s).strip()))
         if self.index is not None and self.index not in INDEX_NAMES:
             raise OntologyError(f"The index of the class {self.name!r} must be one of {', '.join(INDEX_NAMES)}, not {self.index!r}.")
 
@@ -72,6 +75,8 @@ class OntologyClass:
             out["parent"] = self.parent
         if self.index:
             out["index"] = self.index
+        if self.synonyms:
+            out["synonyms"] = list(self.synonyms)
         if self.attributes:
             out["attributes"] = {a.name: ({"type": a.type, "values": list(a.values)} if a.values else {"type": a.type})
                                  for a in self.attributes}
@@ -254,7 +259,11 @@ def _class_from_record(record: Any, where: str) -> OntologyClass:
     if color is not None and not isinstance(color, str):
         raise OntologyError(f"The colour of the class {name!r} must look like '#rrggbb', not {color!r}.")
     index = _text_field(record, "index", where)
-    return OntologyClass(name, code, color, _text_field(record, "parent", where), tuple(parsed), index.lower() if index else None)
+    synonyms = record.get("synonyms") or ()
+    if isinstance(synonyms, str) or not all(isinstance(s, str) for s in synonyms):
+        raise OntologyError(f"The synonyms of the class {name!r} in {where} must be a list of words, not {synonyms!r}.")
+    return OntologyClass(name, code, color, _text_field(record, "parent", where), tuple(parsed), index.lower() if index else None,
+                         tuple(synonyms))
 
 
 def load_ontology(path: str) -> Ontology:

@@ -143,7 +143,7 @@ def validate(request, choices: Optional[Mapping[str, Sequence[str]]] = None) -> 
         if value not in allowed:
             raise SettingError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r}.")
     for name in ("backend", "precision"):
-        allowed = {"backend": ("auto", "sam", "sam2", "onnx", "classic"), "precision": ("auto", "fp32", "bf16")}[name]
+        allowed = {"backend": ("auto", "sam", "sam2", "sam3", "onnx", "classic"), "precision": ("auto", "fp32", "bf16")}[name]
         if hasattr(request, name) and getattr(request, name) not in allowed:
             raise SettingError(f"{name} must be one of {', '.join(allowed)}, not {getattr(request, name)!r}.")
     if getattr(request, "stretch", None) is not None and len(request.stretch) != 2:

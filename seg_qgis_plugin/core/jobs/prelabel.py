@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..errors import SegError, SettingError
 from ..progress import Part
@@ -34,7 +34,13 @@ class Request(ModelFields, RasterFields, ScaleFields, ClassFields):
     simplify, min_area: clean-up in map units (units squared). out: .gpkg, .geojson, .fgb, .shp or
     a PostGIS table, written whole or not at all; mode: create, append or overwrite. no_overlap,
     snap: shared borders (snap new outlines to existing vertices within `snap` map units).
-    class_raster: also a class GeoTIFF on the raster's grid (ontology codes with `classes`)."""
+    class_raster: also a class GeoTIFF on the raster's grid (ontology codes with `classes`).
+    texts: concept prompts ("pond", or "pond=water": the phrase and its class; a phrase that is an
+    ontology synonym takes that class), found everywhere by SAM 3; exemplars: example objects (a
+    vector file in any CRS, or a sequence of core.batch.concepts.Example) found everywhere by SAM 3
+    or, with any other model, by likeness ("Like this"); exemplars_layer: its layer; a feature whose
+    `exemplar_field` is 0, false, no or negative is a negative example. min_score is then the
+    score an instance needs."""
 
     raster: str
     _: KW_ONLY
@@ -53,9 +59,13 @@ class Request(ModelFields, RasterFields, ScaleFields, ClassFields):
     no_overlap: bool = False
     snap: float = 0.0
     class_raster: Optional[str] = None
+    texts: Tuple[str, ...] = ()
+    exemplars: object = None
+    exemplars_layer: Optional[str] = None
+    exemplar_field: Optional[str] = None
 
     OUTPUTS = ("out", "class_raster")
-    INPUTS = ("raster", "prompts", "checkpoint", "cache", "classes")
+    INPUTS = ("raster", "prompts", "checkpoint", "cache", "classes", "exemplars")
     FOLDERS = ()
 
     def __post_init__(self):
@@ -66,7 +76,16 @@ class Request(ModelFields, RasterFields, ScaleFields, ClassFields):
             raise SettingError("resume cannot be combined with appending (a killed append added nothing; just run it again).")
         if self.resume and not self.out:
             raise SettingError("resume needs an output file (its manifest lies beside it).")
+        object.__setattr__(self, "texts", tuple(str(t) for t in self.texts or ()))
+        if self.concepts and self.prompts is not None:
+            raise SettingError("Give either prompts (one object each) or text / exemplars (every instance), not both.")
+        if self.concepts and (self.cluster or self.resume):
+            raise SettingError("Text and exemplar prompts run in one process; drop cluster and resume.")
 
+    @property
+    def concepts(self) -> bool:
+        """Whether this run finds every instance of phrases or examples."""
+        return bool(self.texts) or self.exemplars is not None
     def options(self):
         from ..batch.prelabel import PrelabelOptions
 
@@ -93,6 +112,8 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
 
         check_raster(request.class_raster, overwrite=request.mode != "create")
     features = prompt_features(request)
+    if request.concepts:
+        return run_concepts(request, progress, sink)
     ontology = request.check_classes([f.class_name or request.class_name for f in features or []] or [request.class_name])
     spec = request.model_spec()
     backend = spec.open()
@@ -145,6 +166,69 @@ def run(request: Request, progress=None, sink=None) -> JobResult:
     notes = [f"prompt {number} skipped: {reason}" for number, reason in result.skipped]
     return JobResult(count=result.count, outputs=outputs, notes=notes,
                      details={"crs": backend_crs(request.raster), "model": backend.model_id, "skipped": result.skipped})
+
+
+def run_concepts(request: Request, progress=None, sink=None) -> JobResult:
+    """Every instance of the request's phrases and examples (core.batch.concepts)."""
+    from ..batch.concepts import FindOptions, find_concepts, parse_concepts
+    from ..outputs.styles import ontology_style
+    from ..outputs.vectors import LabelWriter
+
+    examples = example_features(request)
+    declared = request.ontology() if request.classes else None
+    concepts = parse_concepts(request.texts, declared)
+    names = [c.class_name for c in concepts] or [next((e.class_name for e in examples if e.class_name), request.class_name)]
+    ontology = request.check_classes(names)
+    backend = request.model_spec().open()
+    job = request.raster_job(request.raster)
+    options = FindOptions(min_score=request.min_score, simplify=request.simplify, min_area=request.min_area,
+                          tags=dict(request.tags), class_name=request.class_name)
+    labels = []
+    with job.open(backend, request.cache if backend.cacheable else None) as segmenter:
+        result = find_concepts(segmenter, concepts, examples, job.tiles(segmenter), options,
+                               Part(progress, 0, 90 if request.class_raster else 100), labels.append)
+        if request.no_overlap:
+            labels = share_borders(request, labels, result.grid)
+    if not labels:
+        raise SegError("Nothing like the text or the examples was found; nothing was written.")
+    if request.out:
+        with LabelWriter(request.out, mode=request.mode, style=ontology_style(ontology)) as writer:
+            for label in labels:
+                writer.add(label)
+    for label in labels if sink is not None else ():
+        sink.add(label)
+    outputs = {"out": request.out} if request.out else {}
+    if request.class_raster:
+        from ..outputs.label_rasters import RasterizeOptions, rasterize_labels
+
+        rasterize_labels(labels, request.raster, request.class_raster, RasterizeOptions(ontology=ontology),
+                         overwrite=True, progress=Part(progress, 90, 100))
+        outputs["class_raster"] = request.class_raster
+    return JobResult(count=len(labels), outputs=outputs, notes=[],
+                     details={"crs": backend_crs(request.raster), "model": backend.model_id, "skipped": []})
+
+
+def example_features(request: Request):
+    """The request's exemplars as core.batch.concepts.Examples (empty without exemplars)."""
+    from ..batch.concepts import Example
+
+    if request.exemplars is None:
+        return []
+    if not isinstance(request.exemplars, (str, bytes)) and not hasattr(request.exemplars, "__fspath__"):
+        return list(request.exemplars)
+    from ..outputs.vectors import read_labels
+
+    examples = []
+    for lab in read_labels(str(request.exemplars), request.exemplars_layer):
+        if request.exemplar_field and request.exemplar_field not in lab.attributes:
+            raise SegError(f"The exemplar layer has no field {request.exemplar_field!r}.")
+        flag = str(lab.attributes.get(request.exemplar_field, "")).strip().lower() if request.exemplar_field else ""
+        name = lab.attributes.get(request.class_field) if request.class_field else None
+        examples.append(Example(lab.geometry, lab.crs, flag not in ("0", "false", "no", "negative"),
+                                "" if name in (None, "") else str(name)))
+    if not examples:
+        raise SegError("The exemplar layer has no features with a geometry.")
+    return examples
 
 
 def prompt_features(request: Request):

@@ -259,9 +259,11 @@ def checkpoint_path(name_or_path: str, folder: str) -> str:
         if not os.path.isdir(exported.path):
             raise CheckpointError(f"The exported model {exported.name} was at {exported.path}, which no longer exists.")
         return exported.path
-    if os.path.isfile(name_or_path) or os.path.isfile(os.path.join(name_or_path, "manifest.json")):
+    if os.path.isfile(name_or_path) or os.path.isfile(os.path.join(name_or_path, "manifest.json")) \
+            or os.path.isfile(os.path.join(name_or_path, "config.json")):  # a transformers folder (SAM 3)
         return os.path.abspath(name_or_path)
-    raise CheckpointError(f"{name_or_path!r} is neither a known model name, a checkpoint file nor an exported ONNX model folder.")
+    raise CheckpointError(f"{name_or_path!r} is neither a known model name, a checkpoint file, a SAM 3 folder nor an "
+                          "exported ONNX model folder.")
 
 
 def _write_registry(folder: str, entries: Dict[str, LocalModel], exported: Optional[Dict[str, ExportedModel]] = None) -> None:
