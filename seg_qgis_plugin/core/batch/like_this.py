@@ -7,9 +7,9 @@ computes for each tile, then segmented by that backend.
 2. The positive examples' cells give a prototype; every cell gets a likeness to it: the cosine for
    SAM features, a Gaussian on the examples' own spread for the few classic features. Negative
    examples lower it: a cell more like a negative than like the positives does not count.
-3. Cells that are local maxima of likeness above the threshold (by default: what a quarter of the
-   examples' own cells reach) become point prompts; the backend decodes them, and a mask is kept
-   when its size is within a factor of the examples' and its cells are as alike as the threshold.
+3. Cells that are local maxima of likeness above the threshold (by default: what three quarters of
+   the examples' own cells reach, for classic features at most 0.6) become point prompts; the backend decodes them, and a mask is kept
+   when its size is within a factor of the examples' and its best cell is as alike as the threshold.
    Non-maximum suppression leaves one mask per object.
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .point_grid import TileMask, decode_points, filter_masks
 
 SAM_STRIDE = 16  # SAM and SAM 2 image features: one vector per 16 x 16 model pixels
 CLASSIC_CELL = 8
+CLASSIC_SPREAD = 6.0  # Lab units: the least spread a classic feature is given (a flat roof has none)
+CLASSIC_LIKENESS = 0.6  # the most a classic threshold asks (a look-alike within about one spread)
 SIZE_FACTOR = 3.0  # a look-alike's area lies within this factor of the examples'
 MAX_PROMPTS = 256  # per tile
 
@@ -121,12 +123,13 @@ class LikeThisFinder:
         if not positives:
             raise SegError("No positive example lies wholly inside the raster's tiles; draw it inside the raster.")
         every = np.concatenate(positives)
-        spread = np.maximum(every.std(axis=0), 1.0) if kind == "gauss" else np.ones(every.shape[1], np.float32)
+        spread = np.maximum(every.std(axis=0), CLASSIC_SPREAD) if kind == "gauss" else np.ones(every.shape[1], np.float32)
         self.prototype = Prototype(kind, every.mean(axis=0), spread,
                                    np.array([n.mean(axis=0) for n in negatives]) if negatives else None, tuple(areas))
         self.size = tuple(float(v) * 1.2 for v in np.median(sizes, axis=0))  # a box with a margin
         own = self.prototype.likeness(every)
-        self.threshold = float(likeness) if likeness is not None else float(np.quantile(own, 0.25))
+        threshold = float(np.quantile(own, 0.25))
+        self.threshold = float(likeness) if likeness is not None else min(threshold, CLASSIC_LIKENESS) if kind == "gauss" else threshold
 
     def tile(self, tile: Tile, concepts):
         concept = concepts[0]
@@ -155,9 +158,9 @@ class LikeThisFinder:
             if not smallest / SIZE_FACTOR <= area <= largest * SIZE_FACTOR:
                 continue
             inside = grid.cell_mask(m.mask)
-            mean_likeness = float(alike[inside].mean()) if inside.any() else float(alike[_cell_of(m.point, grid)])
-            if mean_likeness >= self.threshold:
-                found.append(type(m)(m.mask, float(m.score) * min(1.0, max(mean_likeness, 0.0)), m.stability, m.point))
+            best = float(alike[inside].max()) if inside.any() else float(alike[_cell_of(m.point, grid)])
+            if best >= self.threshold:  # the best cell: an object about one cell wide has few cells and mixed edges
+                found.append(type(m)(m.mask, float(m.score) * min(1.0, max(best, 0.0)), m.stability, m.point))
         kept = filter_masks(found, 0.0, 0.0, 0.5)
         return [(m.mask, float(m.score)) for m in kept]
 
