@@ -42,8 +42,8 @@ $(STAMPS)/torch: $(STAMPS)/apt constraints.txt
 	  || $(PIP) install -q --isolated $(CERT) torch==2.13.0 torchvision==0.28.0 numpy==1.24.2
 	@touch $@
 
-$(STAMPS)/venv: $(STAMPS)/torch requirements.txt requirements-sam2.txt pyproject.toml
-	$(PIP) install -q -c constraints.txt -r requirements.txt
+$(STAMPS)/venv: $(STAMPS)/torch requirements.txt requirements-sam2.txt requirements-sam3.txt pyproject.toml
+	$(PIP) install -q -c constraints.txt -r requirements.txt -r requirements-sam3.txt
 	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-deps --no-build-isolation -r requirements-sam2.txt
 	$(PIP) install -q -c constraints.txt --no-deps --no-build-isolation -e .
 	@touch $@

@@ -21,7 +21,8 @@ from ...qgis_adapters.layers import source_to_labels
 from ...qgis_adapters.sinks import FeatureSinkAdapter, label_fields
 from .base import SegAlgorithm, discard_output, split_tags
 
-MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile")
+MODES = ("prompt layer: points and boxes", "automatic: point grid on every tile",
+         "find all: every instance of a text or of exemplars")
 
 
 class PrelabelAlgorithm(SegAlgorithm):
@@ -44,6 +45,8 @@ class PrelabelAlgorithm(SegAlgorithm):
     SKIPPED = "SKIPPED"
     SNAP = "SNAP"
     TAGS = "TAGS"
+    TEXT = "TEXT"
+    EXEMPLARS = "EXEMPLARS"
 
     ALG_ID = "prelabel"
     DISPLAY = "Pre-label raster"
@@ -56,6 +59,10 @@ class PrelabelAlgorithm(SegAlgorithm):
             "Automatic: SAM's point grid (points per side squared prompts) on every tile with data; masks found twice in a "
             "tile overlap are kept once and objects that cross tiles are merged. Needs SAM (the classic backend needs a "
             "prompt per object).\n\n"
+            "Find all: every instance of the phrases in Text (e.g. pond=water; building: the phrase, and its class after =) "
+            "with SAM 3 (a facebook/sam3 folder as the checkpoint, Meta's SAM License), and/or of the Exemplars "
+            "(boxes or polygons: SAM 3 exemplar prompts, or with any other backend the look-alikes of their features). "
+            "The minimum score applies to each instance.\n\n"
             "Backend: classic (the default) needs nothing but is slower and coarser; sam needs torch, segment-anything and a checkpoint. "
             "An embedding cache folder (from Encode raster) is used when it matches and filled otherwise. Memory stays "
             "bounded by the tile. Optionally also writes a class raster on the input raster's grid.\n\n"
@@ -70,6 +77,11 @@ class PrelabelAlgorithm(SegAlgorithm):
             self.PROMPTS, self.tr("Prompt layer (points or polygons)"),
             [QgsProcessing.SourceType.TypeVectorPoint, QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterField(self.CLASS_FIELD, self.tr("Class field of the prompts"), None, self.PROMPTS, optional=True))
+        self.addParameter(QgsProcessingParameterString(self.TEXT, self.tr("Find all: text (phrase or phrase=class; separate with ;)"),
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.EXEMPLARS, self.tr("Find all: exemplars (like these)"),
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterString(self.DEFAULT_CLASS, self.tr("Class (when the prompt has none)"), "object"))
         self.add_ontology()
         self.addParameter(QgsProcessingParameterString(self.TAGS, self.tr("Tags for every result (key=value; separated by ; as in the dock)"), optional=True))
@@ -103,12 +115,15 @@ class PrelabelAlgorithm(SegAlgorithm):
         from ...core.jobs import prelabel
 
         raster = self.raster_path(parameters, self.INPUT, context)
-        automatic = self.parameterAsEnum(parameters, self.MODE, context) == 1
+        mode = self.parameterAsEnum(parameters, self.MODE, context)
+        automatic, find_all = mode == 1, mode == 2
+        texts = tuple(t.strip() for t in self.parameterAsString(parameters, self.TEXT, context).split(";") if t.strip())
         tags = parse_tags(split_tags(self.parameterAsString(parameters, self.TAGS, context)))
         class_raster = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER, context) if parameters.get(self.CLASS_RASTER) else None
         classic = self.backend_is_classic(parameters, context)
         request = prelabel.Request(
-            raster, prompts=None if automatic else self.prompt_features(parameters, context, feedback),
+            raster, prompts=None if automatic or find_all else self.prompt_features(parameters, context, feedback),
+            texts=texts if find_all else (), exemplars=self.exemplars(parameters, context, feedback) if find_all else None,
             class_name=self.parameterAsString(parameters, self.DEFAULT_CLASS, context) or "object", tags=tags,
             points_per_side=self.parameterAsInt(parameters, self.POINTS_PER_SIDE, context),
             min_score=self.parameterAsDouble(parameters, self.MIN_SCORE, context),
@@ -141,6 +156,16 @@ class PrelabelAlgorithm(SegAlgorithm):
             feedback.reportError(f"Prompt feature {number} skipped: {reason}", False)
         feedback.pushInfo(f"{result.count} objects, {len(skipped)} prompts skipped")
         return {self.OUTPUT: dest, self.CLASS_RASTER: class_raster, self.COUNT: result.count, self.SKIPPED: len(skipped)}
+
+    def exemplars(self, parameters, context, feedback):
+        from ...core.batch.concepts import Example
+
+        source = self.parameterAsSource(parameters, self.EXEMPLARS, context)
+        if source is None:
+            if not self.parameterAsString(parameters, self.TEXT, context).strip():
+                raise QgsProcessingException(self.tr("Find all needs a text or an exemplar layer."))
+            return None
+        return [Example(lab.geometry, lab.crs) for lab in source_to_labels(source, feedback)]
 
     def prompt_features(self, parameters, context, feedback):
         from ...core.batch.prelabel import PromptFeature

@@ -167,3 +167,24 @@ def test_a_dask_scheduler_gives_the_serial_result_in_both_modes(run_algorithm, v
     cluster = run_algorithm("seg:prelabel", dict(params, SCHEDULER="local:1", OUTPUT=str(tmp_path / "auto_cluster.gpkg")))
     assert serial["COUNT"] == cluster["COUNT"] >= 1
     assert _rows(cluster["OUTPUT"]) == _rows(serial["OUTPUT"])
+
+
+def test_find_all_like_an_exemplar_and_text_needs_sam3(run_algorithm, read_vector, vector_factory, scene, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from seg_qgis_plugin.qgis_adapters.geometry import to_shapely
+
+    path, truth = scene
+    building = next(o for o in truth if o.class_name == "building")
+    example = truth_polygon(building)
+    exemplars = vector_factory("example", [example], CRS)
+    result = run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 2, "EXEMPLARS": exemplars, "DEFAULT_CLASS": "building",
+                                            "BACKEND": 0, "MIN_SCORE": 0.3, "OUTPUT": str(tmp_path / "like.gpkg")})
+    layer, features = read_vector(result["OUTPUT"])
+    assert result["COUNT"] == len(features) >= 1
+    assert {f["prompt_type"] for f in features} == {"exemplar"} and {f["class"] for f in features} == {"building"}
+    assert max(iou(to_shapely(f.geometry()), example) for f in features) > 0.5
+    with pytest.raises(QgsProcessingException, match="SAM 3"):
+        run_algorithm("seg:prelabel", {"INPUT": path, "MODE": 2, "TEXT": "pond=water", "BACKEND": 0,
+                                       "OUTPUT": str(tmp_path / "never.gpkg")})
+    assert not (tmp_path / "never.gpkg").exists()

@@ -27,7 +27,7 @@ def open_backend(checkpoint: Optional[str] = None, model_type: Optional[str] = N
     from ..models.onnx_backend import is_exported_model, model_folder
     from ..models.sam3 import is_sam3_folder
 
-    if backend == "sam3" or (backend == "auto" and is_sam3_folder(checkpoint)):
+    if backend == "sam3" or (backend in ("auto", "sam") and is_sam3_folder(checkpoint)):
         if not is_sam3_folder(checkpoint):
             raise PromptError("The sam3 backend needs the folder of a SAM 3 model (facebook/sam3 from Hugging Face) as --checkpoint.")
         from ..models.sam3 import Sam3Backend
