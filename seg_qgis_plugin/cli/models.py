@@ -62,8 +62,9 @@ def add_parsers(subparsers) -> argparse.ArgumentParser:
 
     p = sub.add_parser("random", help="a checkpoint with random weights (real architecture and cost, meaningless masks): "
                                       "for tests, demos and benchmarks")
-    p.add_argument("model_type", metavar="TYPE", choices=MODEL_TYPES + tuple(SAM2_TYPES), help=", ".join(MODEL_TYPES + tuple(SAM2_TYPES)))
-    p.add_argument("--out", required=True, help="the checkpoint file to write (never over an existing file)")
+    p.add_argument("model_type", metavar="TYPE", choices=MODEL_TYPES + tuple(SAM2_TYPES) + ("sam3",),
+                   help=", ".join(MODEL_TYPES + tuple(SAM2_TYPES) + ("sam3",)))
+    p.add_argument("--out", required=True, help="the checkpoint file to write (sam3: a folder; never over an existing one)")
     p.add_argument("--seed", type=int, default=0)
     declare(p, outputs=("--out",))
     p.set_defaults(run=cmd_random)
@@ -74,7 +75,8 @@ def cmd_random(args) -> int:
     from ..core.models.random_weights import write_random_checkpoint
 
     out = write_random_checkpoint(args.model_type, os.path.abspath(args.out), args.seed)
-    print(f"Wrote {out}: {args.model_type} with random weights ({os.path.getsize(out) / 2**20:.0f} MiB). Its masks mean "
+    size = sum(e.stat().st_size for e in os.scandir(out)) if os.path.isdir(out) else os.path.getsize(out)
+    print(f"Wrote {out}: {args.model_type} with random weights ({size / 2**20:.0f} MiB). Its masks mean "
           "nothing; Seg warns whenever it is loaded.")
     return 0
 

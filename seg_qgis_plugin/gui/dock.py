@@ -136,8 +136,12 @@ class SegDock(ModelRow, LabelsGroup, QgsDockWidget):
             button.clicked.connect(lambda checked=False, slot=slot: slot())
             setattr(self, f"{name}_button", button)
             second.addWidget(button)
+        from .find_all import FindAllBox
+
+        self.find_all_box = FindAllBox(self.controller)
         rows.addLayout(first)
         rows.addLayout(second)
+        rows.addWidget(self.find_all_box)
         return rows
 
     def _raster_group(self) -> QGroupBox:

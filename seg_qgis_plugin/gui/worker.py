@@ -36,7 +36,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from ..core.errors import Canceled, SegError
 
-PRIORITY = {"open": 0, "segment": 1, "hover": 2, "encode": 3}
+PRIORITY = {"open": 0, "segment": 1, "hover": 2, "find": 3, "encode": 4}
 REPLACEABLE = {"segment", "hover", "encode"}
 LOG_TAG = "Seg"
 RUNNING_MAX_PERCENT = 99.0

@@ -613,3 +613,28 @@ def test_sam2_models_are_offered_and_a_sam2_checkpoint_opens_as_sam2(seg_gui, tm
             export_onnx(checkpoint, str(tmp_path / "tiny-onnx"))
             segmenter, _ = open_session(SessionConfig(raster=raster, backend="sam", checkpoint=str(tmp_path / "tiny-onnx" / "manifest.json")))
             assert (type(segmenter.backend).__name__, segmenter.backend.model_id) == ("Sam2OnnxBackend", "sam2.1-hiera_tiny")
+
+
+def test_like_this_on_a_selected_label_adds_prelabels_and_text_asks_for_sam3(seg_gui, tmp_path):
+    from seg_qgis_plugin.core.models.classic import ClassicBackend
+
+    gui, _ = seg_gui(backend=ClassicBackend())
+    dock, controller = gui.dock, gui.controller
+    gpkg = start_session(gui, tmp_path)
+    controller.add_point(_point(*support.square_centre_map()), True)
+    support.wait_idle(controller)
+    fid = controller.accept()
+    assert fid is not None
+    controller.target_layer.selectByIds([fid])
+    errors = []
+    controller.errorRaised.connect(errors.append)
+    dock.find_all_box.like_button.click()
+    support.wait_idle(controller)
+    rows = support.read_gpkg(gpkg)[2]
+    found = [r for r in rows if r["prompt_type"] == "exemplar"]
+    assert errors == [] and found and {r["status"] for r in found} == {"prelabel"}
+    assert "added to" in dock.status.text()
+    dock.find_all_box.phrase.setText("pond")
+    dock.find_all_box.find_button.click()
+    support.wait_idle(controller)
+    assert errors and "Text prompts need SAM 3" in errors[-1]

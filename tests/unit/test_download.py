@@ -183,9 +183,12 @@ def test_official_models_are_known_by_name_url_size_and_sha256():
 def test_a_model_not_downloaded_is_missing_and_says_how_to_get_it(tmp_path):
     folder = str(tmp_path)
     states = {r.name: r.state for r in model_registry.list_models(folder)}
-    assert set(states) >= {"vit_b", "vit_l", "vit_h", "sam2.1_hiera_tiny"} and set(states.values()) == {"missing"}
+    assert set(states) >= {"vit_b", "vit_l", "vit_h", "sam2.1_hiera_tiny"}
+    assert set(states.values()) == {"missing", "manual"} and states["sam3"] == "manual"  # SAM 3 is gated: never downloaded
     with pytest.raises(CheckpointError, match="not downloaded yet; run: seg models download vit_b"):
         model_registry.checkpoint_path("vit_b", folder)
+    with pytest.raises(CheckpointError, match="Meta's SAM License: accept it on huggingface.co/facebook/sam3"):
+        model_registry.checkpoint_path("sam3", folder)
 
 
 def test_registry_states_missing_partial_ready(server, tmp_path, monkeypatch):

@@ -87,7 +87,8 @@ class LocalModel:
 @dataclass(frozen=True)
 class ModelStatus:
     """One row of `seg models list`. state: "ready", "partial" (a resumable .part), "missing",
-    or "added" (a local file; "gone" when it has disappeared)."""
+    "manual" (SAM 3: gated, the user downloads it), or "added" (a local file; "gone" when it has
+    disappeared)."""
 
     name: str
     model_type: str
@@ -231,6 +232,7 @@ def list_models(folder: str) -> List[ModelStatus]:
                                     f"{100.0 * done / spec.size:.0f}% downloaded; download again to resume"))
         else:
             rows.append(ModelStatus(spec.name, spec.name, dest, spec.size, "missing", spec.description))
+    rows.append(sam3_status(folder))
     for entry in read_local_models(folder).values():
         state = "added" if os.path.isfile(entry.path) else "gone"
         rows.append(ModelStatus(entry.name, entry.model_type, entry.path, entry.size, state, f"sha256 {entry.sha256[:12]}"))
@@ -241,9 +243,31 @@ def list_models(folder: str) -> List[ModelStatus]:
     return rows
 
 
+SAM3_NAME = "sam3"
+SAM3_SIZE = 848_000_000 * 4  # about: 848 M parameters in fp32 (model.safetensors)
+SAM3_HOW = ("gated under Meta's SAM License: accept it on huggingface.co/facebook/sam3, then download that folder "
+            "(config.json, model.safetensors, tokenizer and processor files) into {}")
+
+
+def sam3_status(folder: str) -> ModelStatus:
+    """SAM 3 (concept prompts): never downloaded by Seg; ready when the user put its folder at
+    `folder`/sam3."""
+    from .sam3 import is_sam3_folder
+
+    dest = os.path.join(folder, SAM3_NAME)
+    if is_sam3_folder(dest):
+        return ModelStatus(SAM3_NAME, SAM3_NAME, dest, SAM3_SIZE, "ready", "SAM 3: text and exemplar prompts (Find all)")
+    return ModelStatus(SAM3_NAME, SAM3_NAME, dest, SAM3_SIZE, "manual", "SAM 3, " + SAM3_HOW.format(dest))
+
+
 def checkpoint_path(name_or_path: str, folder: str) -> str:
     """A checkpoint file for an official name, an added name, or a path; the folder of an exported
-    ONNX model for its name or path; CheckpointError if absent."""
+    ONNX model or of SAM 3 for its name or path; CheckpointError if absent."""
+    if name_or_path == SAM3_NAME:
+        status = sam3_status(folder)
+        if status.state != "ready":
+            raise CheckpointError("SAM 3 is not there yet: it is " + SAM3_HOW.format(status.path) + ".")
+        return status.path
     if name_or_path in OFFICIAL_MODELS:
         dest = os.path.join(folder, OFFICIAL_MODELS[name_or_path].filename)
         if not os.path.isfile(dest):
