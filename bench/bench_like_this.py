@@ -9,7 +9,8 @@ that match some truth (the examples included).
 Routes:
 - classic: `find_concepts` with the weights-free classic backend (Lab colour cells, point prompts);
 - assistant: the assistant learns from the examples (and a ring of background around each) and
-  pre-labels the raster; its blobs are the results;
+  pre-labels the raster; its blobs (lightly smoothed, at least a third of the smallest example) are
+  the results;
 - sam (random weights): the same `find_concepts` on SAM vit_b's features, for the code path and its
   time only (random features find nothing meaningful).
 
@@ -81,7 +82,7 @@ def run_find(raster, examples, crs, backend):
 
 
 def run_assistant(raster, examples, crs):
-    from seg_qgis_plugin.core.assist.options import AssistOptions
+    from seg_qgis_plugin.core.assist.options import AssistOptions, PredictOptions
     from seg_qgis_plugin.core.assist.pipeline import assist
     from seg_qgis_plugin.core.engine.labels import Label, attributes
 
@@ -90,7 +91,9 @@ def run_assistant(raster, examples, crs):
         ring = g.buffer(max(g.area ** 0.5, 1.0)).difference(g.buffer(0.1 * g.area ** 0.5))
         labels.append(Label(ring, crs, attributes("background")))
     found = []
-    assist(str(raster), labels, AssistOptions(), on_label=lambda lab: found.append(lab) if lab.attributes["class"] != "background" else None)
+    smallest = min(g.area for g in examples)
+    options = AssistOptions(predict=PredictOptions(smooth=1.0, min_area=smallest / 3))  # specks are no objects
+    assist(str(raster), labels, options, on_label=lambda lab: found.append(lab) if lab.attributes["class"] != "background" else None)
     return [lab.geometry for lab in found]
 
 

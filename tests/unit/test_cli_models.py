@@ -68,8 +68,9 @@ def test_list_shows_the_official_models(tmp_path, capsys):
     assert main(["models", "list", "--folder", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().split("\n")
     assert [ln.split()[0] for ln in lines] == ["vit_b", "vit_l", "vit_h", "sam2.1_hiera_tiny", "sam2.1_hiera_small",
-                                               "sam2.1_hiera_base_plus", "sam2.1_hiera_large"]
-    assert all(" missing " in ln for ln in lines)
+                                               "sam2.1_hiera_base_plus", "sam2.1_hiera_large", "sam3"]
+    assert all(" missing " in ln for ln in lines[:-1])
+    assert " manual " in lines[-1] and "SAM License" in lines[-1]  # gated: the user downloads it
     assert main(["models", "list", "--folder", str(tmp_path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[2]["path"] == str(tmp_path / "sam_vit_h_4b8939.pth") and rows[2]["size"] == 2564550879

@@ -24,10 +24,10 @@ from ..errors import SegError, SettingError
 from ..engine.labeling import provenance
 from ..engine.labels import Label, attributes
 from ..engine.segmenter import Segmenter
-from ..geo.prompts import Prompt
 from ..geo.tiling import Tile
 from ..geo.vectorize import clean_polygons, mask_to_geometry
 from ..progress import Progress, check_canceled
+from .like_this import LikeThisFinder, example_box
 from .mask_merge import Piece, merge_pieces
 from .prelabel import PrelabelResult, _reaches_other_tiles, _valid
 
@@ -104,8 +104,6 @@ def find_concepts(segmenter: Segmenter, concepts: Sequence[Concept], examples: S
         raise SettingError(f"Text prompts need SAM 3 weights (a facebook/sam3 folder as --checkpoint); the "
                            f"{segmenter.backend.model_id} backend can find objects like examples (--exemplars) instead.")
     else:
-        from .like_this import LikeThisFinder
-
         finder = LikeThisFinder(segmenter, examples, options)
     tiles = list(segmenter.grid if tiles is None else tiles)
     pieces: Dict[str, List[Piece]] = {}
@@ -145,16 +143,6 @@ def _piece(segmenter: Segmenter, tile: Tile, mask: np.ndarray, score: float) -> 
         return None
     return Piece.from_tile_mask(mask, tile, geometry, float(score), float(score),
                                 _reaches_other_tiles(mask, tile, segmenter.grid))
-
-
-def example_box(segmenter: Segmenter, example: Example, tile: Tile):
-    """The example's bounding box in `tile`'s pixel-edge coordinates (x0, y0, x1, y1), or None
-    when it does not lie inside the tile."""
-    pixels = segmenter.to_pixels(Prompt(crs=example.crs, box=tuple(example.geometry.bounds)))
-    c0, r0, c1, r1 = np.asarray(pixels.box, float) / tile.scale - (tile.col, tile.row, tile.col, tile.row)
-    if c0 < 0 or r0 < 0 or c1 > tile.width or r1 > tile.height:
-        return None
-    return float(c0), float(r0), float(c1), float(r1)
 
 
 class Sam3Finder:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import SegError
 from ..engine.segmenter import Segmenter
+from ..geo.prompts import Prompt
 from ..geo.tiling import Tile
 from ..models.backend import TilePrompt
 from .point_grid import TileMask, decode_points, filter_masks
@@ -99,8 +100,6 @@ class LikeThisFinder:
     """The "Like this" route of concepts.find_concepts for SAM, SAM 2.1 and classic backends."""
 
     def __init__(self, segmenter: Segmenter, examples, options, likeness: Optional[float] = None):
-        from .concepts import example_box
-
         self.segmenter, self.options = segmenter, options
         positives, negatives, areas, sizes, kind = [], [], [], [], None
         for example in examples:
@@ -193,3 +192,12 @@ def _rasterized(geometry, tile: Tile, segmenter: Segmenter) -> np.ndarray:
     return rasterize([geometry], out_shape=(tile.height, tile.width), transform=tile.transform(segmenter.source.transform),
                      dtype="uint8").astype(bool)
 
+
+def example_box(segmenter: Segmenter, example, tile: Tile):
+    """The example's bounding box in `tile`'s pixel-edge coordinates (x0, y0, x1, y1), or None
+    when it does not lie inside the tile."""
+    pixels = segmenter.to_pixels(Prompt(crs=example.crs, box=tuple(example.geometry.bounds)))
+    c0, r0, c1, r1 = np.asarray(pixels.box, float) / tile.scale - (tile.col, tile.row, tile.col, tile.row)
+    if c0 < 0 or r0 < 0 or c1 > tile.width or r1 > tile.height:
+        return None
+    return float(c0), float(r0), float(c1), float(r1)

@@ -73,7 +73,9 @@ def write_random_sam3(out: str, tiny: bool = False, seed: int = 0) -> str:
             detr_decoder_config=dict(num_layers=1, num_queries=SAM3_TINY["queries"], **block),
             mask_decoder_config=dict(hidden_size=h, num_attention_heads=heads))
     else:
-        config = Sam3Config(text_config=text)
+        config = Sam3Config()  # the official sizes; its text encoder keeps CLIP's 49,408-token embedding
+        for key, value in text.items():
+            setattr(config.text_config, key, value)
     setattr(config, RANDOM_MARK, True)
     torch.manual_seed(seed)
     model = Sam3Model(config).eval()
