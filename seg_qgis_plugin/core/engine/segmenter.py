@@ -211,8 +211,11 @@ class Segmenter:
                                     labels=np.concatenate([tile_prompt.labels, np.ones(len(seeds), np.int32)]))
                 prediction = self.backend.decode(self.embedding(tile), tile_prompt, False)
                 kept = _connected_to(prediction.mask, found)
-            probability = np.where(prediction.mask & ~kept, np.minimum(prediction.probability, 0.49), prediction.probability)
-            pieces.append(_Piece(tile, kept, probability.astype(np.float32), prediction.score, prediction.stability))
+            probability = prediction.probability.astype(np.float32, copy=False)
+            dropped = prediction.mask & ~kept
+            if dropped.any():  # the parts left out are below one half
+                probability = np.where(dropped, np.minimum(probability, 0.49), probability).astype(np.float32, copy=False)
+            pieces.append(_Piece(tile, kept, probability, prediction.score, prediction.stability))
             for di, dj in _edges_reached(kept, tile, grid):
                 neighbour = grid.neighbour(tile, di, dj)
                 if neighbour is None or neighbour in seen:
@@ -306,8 +309,13 @@ def _clicked_parts(mask: np.ndarray, prompt: TilePrompt) -> np.ndarray:
     clicks = [(r, c) for r, c in clicks if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]]
     if not clicks:
         return mask
-    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    return np.isin(labels, [labels[r, c] for r, c in clicks])
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # the work stays inside the mask's bounds
+    count, labels = cv2.connectedComponents(mask[r0:r1, c0:c1].view(np.uint8), connectivity=8)
+    wanted = sorted({labels[r - r0, c - c0] for r, c in clicks})
+    out = np.zeros_like(mask)
+    out[r0:r1, c0:c1] = labels == wanted[0] if len(wanted) == 1 else np.isin(labels, wanted)
+    return out
 
 
 def _connected_to(mask: np.ndarray, found: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ def _graph_modules(model):
     """The three torch Modules that are exported (they share `model`'s weights)."""
     import torch
 
-    from .sam_decoder import _attend, _heads
+    from .sam_decoder import _heads, chosen_mask, two_way
     from .sam_encoder import EncoderOptions, fast_encoder_module
 
     model.requires_grad_(False)
@@ -94,39 +94,13 @@ def _graph_modules(model):
         def forward(self, keys, first_k, first_v, first_image_q, point_coords, point_labels, multimask):
             sparse = self.embed(point_coords, point_labels)
             output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)[None]
-            queries = query_pe = torch.cat((output_tokens, sparse), dim=1)
-            for i, layer in enumerate(transformer.layers):
-                if layer.skip_first_layer_pe:
-                    queries = layer.self_attn(q=queries, k=queries, v=queries)
-                else:
-                    q = queries + query_pe
-                    queries = queries + layer.self_attn(q=q, k=q, v=queries)
-                queries = layer.norm1(queries)
-                t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-                if i == 0:
-                    k_heads, v_heads, image_q = first_k, first_v, first_image_q
-                else:
-                    k = keys + key_pe
-                    k_heads, v_heads = _heads(t2i.k_proj(k), heads), _heads(t2i.v_proj(keys), heads)
-                    image_q = _heads(i2t.q_proj(k), heads)
-                q = _heads(t2i.q_proj(queries + query_pe), heads)
-                queries = layer.norm2(queries + _attend(t2i, q, k_heads, v_heads))
-                queries = layer.norm3(queries + layer.mlp(queries))
-                q = queries + query_pe
-                token_k, token_v = _heads(i2t.k_proj(q), heads), _heads(i2t.v_proj(queries), heads)
-                keys = layer.norm4(keys + _attend(i2t, image_q, token_k, token_v))
-            final = transformer.final_attn_token_to_image
-            k = keys + key_pe
-            q = _heads(final.q_proj(queries + query_pe), heads)
-            attended = _attend(final, q, _heads(final.k_proj(k), heads), _heads(final.v_proj(keys), heads))
-            queries = transformer.norm_final_attn(queries + attended)
+            tokens = torch.cat((output_tokens, sparse), dim=1)
+            queries, keys = two_way(decoder, tokens, keys, key_pe, first_k, first_v, first_image_q)
             iou = decoder.iou_prediction_head(queries[:, 0, :])
             best = torch.where(multimask > 0.5, torch.argmax(iou[:, 1:], dim=1) + 1, torch.zeros_like(multimask).long())
             hyper = torch.stack([mlp(queries[:, 1 + j, :]) for j, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1)
-            chosen = torch.index_select(hyper, 1, best)
-            upscaled = decoder.output_upscaling(keys.transpose(1, 2).reshape(1, -1, 64, 64))
-            _, c_up, h_up, w_up = upscaled.shape
-            low_res = (chosen @ upscaled.reshape(1, c_up, h_up * w_up)).reshape(1, 1, h_up, w_up)
+            chosen = torch.index_select(hyper, 1, best)[:, 0]
+            low_res = chosen_mask(decoder.output_upscaling, keys, chosen, 64, 64)
             return low_res, torch.index_select(iou, 1, best).reshape(1), iou
 
     return fast_encoder_module(model.image_encoder, EncoderOptions(chunk=512)), TileGraph(), PromptGraph()
