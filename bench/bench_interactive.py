@@ -2,8 +2,10 @@
 
 Ours: a prompt in map coordinates -> Segmenter.segment -> georeferenced mask, on ONNX Runtime (the
 model exported once with core.models.onnx_export) and on torch. Bare: SamPredictor.predict on the
-same embedding and click (multimask, as ours for one click). All three run interleaved in one
-process, one click on each demo scene object inside the tile per round; p50 over all clicks.
+same embedding and click (multimask, as ours for one click). All three run in one process, in
+turns: each round, each path clicks each demo scene object inside the tile once, one after the
+other as a user clicks (clicks of different libraries interleaved one by one would time their
+thread pools waking each other); p50 over all clicks.
 mask_iou_vs_bare: the worst IoU between our mask and bare's best mask reduced by the same rule
 (`_clicked_parts`: the parts under the click).
 Run: .venv/bin/python bench/bench_interactive.py [--model vit_b] [--repeat 20] [--json]
@@ -93,9 +95,9 @@ def main():
     for fn in paths.values():  # warm up
         fn(clicks[0])
     times = {name: [] for name in paths}
-    for _ in range(args.repeat):
-        for click in clicks:
-            for name, fn in paths.items():
+    for _ in range(args.repeat):  # each round: every path clicks every object in turn, as a user clicks
+        for name, fn in paths.items():
+            for click in clicks:
                 start = time.perf_counter()
                 fn(click)
                 times[name].append(time.perf_counter() - start)

@@ -249,11 +249,14 @@ class Segmenter:
         col1 = max(p.tile.col + p.tile.width for p in pieces)
         row1 = max(p.tile.row + p.tile.height for p in pieces)
         extent = Tile(col0, row0, col1 - col0, row1 - row0, scale)
-        mask = _paint(pieces, extent)
-        probability = np.zeros(mask.shape, np.float32)
-        for p in pieces:
-            view = probability[p.tile.row - row0:p.tile.row - row0 + p.tile.height, p.tile.col - col0:p.tile.col - col0 + p.tile.width]
-            np.maximum(view, p.probability, out=view)
+        if len(pieces) == 1:  # one tile (most clicks): its arrays as they are
+            mask, probability = pieces[0].mask, pieces[0].probability
+        else:
+            mask = _paint(pieces, extent)
+            probability = np.zeros(mask.shape, np.float32)
+            for p in pieces:
+                view = probability[p.tile.row - row0:p.tile.row - row0 + p.tile.height, p.tile.col - col0:p.tile.col - col0 + p.tile.width]
+                np.maximum(view, p.probability, out=view)
         areas = np.array([p.mask.sum() for p in pieces], float)
         weights = areas / areas.sum() if areas.sum() else np.full(len(pieces), 1 / len(pieces))
         return Segmentation(
@@ -309,13 +312,12 @@ def _clicked_parts(mask: np.ndarray, prompt: TilePrompt) -> np.ndarray:
     clicks = [(r, c) for r, c in clicks if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]]
     if not clicks:
         return mask
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # the work stays inside the mask's bounds
-    count, labels = cv2.connectedComponents(mask[r0:r1, c0:c1].view(np.uint8), connectivity=8)
-    wanted = sorted({labels[r - r0, c - c0] for r, c in clicks})
-    out = np.zeros_like(mask)
-    out[r0:r1, c0:c1] = labels == wanted[0] if len(wanted) == 1 else np.isin(labels, wanted)
-    return out
+    image = np.ascontiguousarray(mask).view(np.uint8)
+    filled = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), np.uint8)  # floodFill's mask has a one-pixel frame
+    for r, c in clicks:  # a flood from each click costs what its part costs, not the whole tile
+        if not filled[r + 1, c + 1]:
+            cv2.floodFill(image, filled, (c, r), 1, 0, 0, 8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    return np.ascontiguousarray(filled[1:-1, 1:-1]).view(bool)
 
 
 def _connected_to(mask: np.ndarray, found: np.ndarray) -> np.ndarray:

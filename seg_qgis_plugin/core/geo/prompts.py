@@ -1,6 +1,8 @@
 """Prompts in any CRS, and their way to raster pixels and to one tile's model coordinates."""
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -109,11 +111,11 @@ def to_pixels(prompt: Prompt, raster_crs, raster_transform, width: int, height: 
 
 
 def _reproject(xy: np.ndarray, src_crs, dst_crs) -> Tuple[np.ndarray, np.ndarray]:
-    from pyproj import CRS, Transformer
+    from pyproj import Transformer
     from pyproj.exceptions import CRSError
 
     try:
-        src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(_wkt(dst_crs))
+        src, dst = _crs(src_crs), _crs(_wkt(dst_crs))
     except CRSError as exc:
         raise CrsError(f"Unknown CRS {src_crs!r}: {exc}.") from exc
     if src == dst or len(xy) == 0:
@@ -122,6 +124,20 @@ def _reproject(xy: np.ndarray, src_crs, dst_crs) -> Tuple[np.ndarray, np.ndarray
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise PromptError(f"Some prompt coordinates cannot be projected from {src_crs} to the raster CRS.")
     return np.asarray(x), np.asarray(y)
+
+
+def _crs(crs):
+    """pyproj's CRS for `crs`; parsed once per text (each click names the same two)."""
+    from pyproj import CRS
+
+    return _parsed_crs(crs) if isinstance(crs, str) else CRS.from_user_input(crs)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_crs(text: str):
+    from pyproj import CRS
+
+    return CRS.from_user_input(text)
 
 
 def _wkt(crs) -> object:
