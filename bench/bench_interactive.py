@@ -8,6 +8,8 @@ other as a user clicks (clicks of different libraries interleaved one by one wou
 thread pools waking each other); p50 over all clicks.
 mask_iou_vs_bare: the worst IoU between our mask and bare's best mask reduced by the same rule
 (`_clicked_parts`: the parts under the click).
+SAM 2.1 models (--model sam2.1_hiera_tiny ...): ours on ONNX Runtime and torch against bare
+`SAM2ImagePredictor.predict`, the same way.
 Run: .venv/bin/python bench/bench_interactive.py [--model vit_b] [--repeat 20] [--json]
 """
 import argparse
@@ -64,8 +66,16 @@ def main():
     truth = write_scene(raster, 1024, 1024)
     source = RasterSource(raster)
     cache = EmbeddingCache(os.path.join(folder, "cache"))
-    torch_model = SamBackend(random_checkpoint(args.model), device="cpu", threads=2, precision="fp32")
-    onnx_model = OnnxBackend(exported_model(args.model), threads=2)
+    sam2 = args.model.startswith("sam2")
+    if sam2:
+        from seg_qgis_plugin.core.models.exported import open_exported
+        from seg_qgis_plugin.core.models.sam2 import Sam2Backend
+
+        torch_model = Sam2Backend(random_checkpoint(args.model), device="cpu", threads=2)
+        onnx_model = open_exported(exported_model(args.model), threads=2)
+    else:
+        torch_model = SamBackend(random_checkpoint(args.model), device="cpu", threads=2, precision="fp32")
+        onnx_model = OnnxBackend(exported_model(args.model), threads=2)
     ours_torch = Segmenter(source, torch_model, tiling=Tiling(1024, 256), max_windows=1, cache=cache)
     ours_onnx = Segmenter(source, onnx_model, tiling=Tiling(1024, 256), max_windows=1, cache=cache)
     tile = ours_torch.grid.at(0, 0)
@@ -73,11 +83,17 @@ def main():
     assert ours_onnx.is_encoded(tile)
     ours_onnx.embedding(tile)
 
-    from segment_anything import SamPredictor
+    if sam2:
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    predictor = SamPredictor(torch_model.model)
-    predictor.set_image(ours_torch.image(tile)[0])
-    predictor.features = torch.from_numpy(embedding.arrays["features"])  # the very same embedding
+        predictor = SAM2ImagePredictor(torch_model.model)
+        predictor.set_image(ours_torch.image(tile)[0])  # the same image and weights: the same embedding
+    else:
+        from segment_anything import SamPredictor
+
+        predictor = SamPredictor(torch_model.model)
+        predictor.set_image(ours_torch.image(tile)[0])
+        predictor.features = torch.from_numpy(embedding.arrays["features"])  # the very same embedding
 
     objects = [t for t in truth if 0 <= t.point[0] < 1024 and 0 <= t.point[1] < 1024]
     clicks = []
@@ -88,7 +104,7 @@ def main():
 
     def bare(pixel):
         masks, scores, _ = predictor.predict(point_coords=pixel, point_labels=np.array([1]), multimask_output=True)
-        return masks[int(np.argmax(scores))]
+        return masks[int(np.argmax(scores))].astype(bool)
 
     paths = {"onnx": lambda c: ours_onnx.segment(c[1]).mask, "torch": lambda c: ours_torch.segment(c[1]).mask,
              "bare": lambda c: bare(c[2])}
@@ -118,7 +134,7 @@ def main():
     if args.json:
         print(json.dumps(result))
         return
-    print(f"SAM {args.model}, random weights, 2 threads, tile 1024, one positive click on each of {len(clicks)} demo objects, "
+    print(f"{args.model}, random weights, 2 threads, tile 1024, one positive click on each of {len(clicks)} demo objects, "
           f"{args.repeat} rounds, interleaved")
     for name, label in (("onnx", "ours, ONNX Runtime: map point -> georef. mask"), ("torch", "ours, torch:        map point -> georef. mask"),
                         ("bare", "bare SamPredictor.predict                   ")):

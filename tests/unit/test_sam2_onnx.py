@@ -48,10 +48,10 @@ def image():
     return pixels
 
 
-def test_manifest_names_the_family_and_its_two_graphs(exported):
+def test_manifest_names_the_family_and_its_three_graphs(exported):
     manifest = json.loads(open(exported[1] + "/manifest.json").read())
     assert (manifest["family"], manifest["model_type"], manifest["model_id"]) == ("sam2", "sam2.1_hiera_tiny", "sam2.1-hiera_tiny")
-    assert sorted(manifest["files"]) == ["decoder_prompt", "encoder"]
+    assert sorted(manifest["files"]) == ["decoder_prompt", "decoder_tile", "encoder"]
     assert manifest["single_mask_fallback"] == {"delta": 0.05, "threshold": 0.98}
     error = manifest["error_vs_torch_fp32"]
     assert error["embedding_rel_error"] < 1e-4 and error["end_to_end_mask_iou_min"] > 0.999

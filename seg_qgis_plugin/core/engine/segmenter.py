@@ -312,7 +312,7 @@ def _clicked_parts(mask: np.ndarray, prompt: TilePrompt) -> np.ndarray:
     clicks = [(r, c) for r, c in clicks if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]]
     if not clicks:
         return mask
-    image = np.ascontiguousarray(mask).view(np.uint8)
+    image = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
     filled = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), np.uint8)  # floodFill's mask has a one-pixel frame
     for r, c in clicks:  # a flood from each click costs what its part costs, not the whole tile
         if not filled[r + 1, c + 1]:

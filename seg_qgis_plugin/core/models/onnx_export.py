@@ -45,19 +45,16 @@ MANIFEST = "manifest.json"
 OPSET = 17
 
 
-def _graph_modules(model):
-    """The three torch Modules that are exported (they share `model`'s weights)."""
+def tile_graph(model, decoder, prompt_encoder, key_pe):
+    """The per-tile part of SAM's (or SAM 2's) mask decoder as a Module class: features (1, C, h, w),
+    mask_input, has_mask -> the image tokens with their dense prompt (1, N, C) and block 0's image
+    projections (heads (1, H, N, d)), as sam_decoder.TileDecoder keeps them."""
     import torch
 
-    from .sam_decoder import _heads, chosen_mask, two_way
-    from .sam_encoder import EncoderOptions, fast_encoder_module
+    from .sam_decoder import _heads
 
-    model.requires_grad_(False)
-    decoder, prompt_encoder = model.mask_decoder, model.prompt_encoder
-    transformer = decoder.transformer
-    heads = transformer.layers[0].cross_attn_token_to_image.num_heads
-    with torch.no_grad():
-        key_pe = prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1).contiguous()
+    first = decoder.transformer.layers[0]
+    heads = first.cross_attn_token_to_image.num_heads
 
     class TileGraph(torch.nn.Module):
         def __init__(self):
@@ -68,11 +65,27 @@ def _graph_modules(model):
             no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             dense = has_mask.reshape(1, 1, 1, 1) * prompt_encoder.mask_downscaling(mask_input) + (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
             keys = (features + dense).flatten(2).permute(0, 2, 1)
-            first = transformer.layers[0]
             k = keys + key_pe
             return (keys, _heads(first.cross_attn_token_to_image.k_proj(k), heads),
                     _heads(first.cross_attn_token_to_image.v_proj(keys), heads),
                     _heads(first.cross_attn_image_to_token.q_proj(k), heads))
+
+    return TileGraph
+
+
+def _graph_modules(model):
+    """The three torch Modules that are exported (they share `model`'s weights)."""
+    import torch
+
+    from .sam_decoder import two_way, upscaled_logits
+    from .sam_encoder import EncoderOptions, fast_encoder_module
+
+    model.requires_grad_(False)
+    decoder, prompt_encoder = model.mask_decoder, model.prompt_encoder
+    with torch.no_grad():
+        key_pe = prompt_encoder.get_dense_pe().flatten(2).permute(0, 2, 1).contiguous()
+
+    TileGraph = tile_graph(model, decoder, prompt_encoder, key_pe)
 
     class PromptGraph(torch.nn.Module):
         def __init__(self):
@@ -95,12 +108,12 @@ def _graph_modules(model):
             sparse = self.embed(point_coords, point_labels)
             output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)[None]
             tokens = torch.cat((output_tokens, sparse), dim=1)
-            queries, keys = two_way(decoder, tokens, keys, key_pe, first_k, first_v, first_image_q)
+            queries, keys = two_way(decoder, tokens, keys, key_pe, (first_k, first_v, first_image_q))
             iou = decoder.iou_prediction_head(queries[:, 0, :])
             best = torch.where(multimask > 0.5, torch.argmax(iou[:, 1:], dim=1) + 1, torch.zeros_like(multimask).long())
             hyper = torch.stack([mlp(queries[:, 1 + j, :]) for j, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1)
             chosen = torch.index_select(hyper, 1, best)[:, 0]
-            low_res = chosen_mask(decoder.output_upscaling, keys, chosen, 64, 64)
+            low_res = upscaled_logits(decoder.output_upscaling, keys, chosen, 64, 64)
             return low_res, torch.index_select(iou, 1, best).reshape(1), iou
 
     return fast_encoder_module(model.image_encoder, EncoderOptions(chunk=512)), TileGraph(), PromptGraph()

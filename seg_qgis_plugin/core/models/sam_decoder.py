@@ -11,7 +11,7 @@ results match `SamPredictor.predict`.
 
 After block 0 every attention between the image tokens and the prompt tokens is computed in the
 tokens' space (`tokens_to_image`, `image_logits`, `image_to_tokens`), and the upscaling pixel by
-pixel (`chosen_mask`): the same products regrouped, 40 % fewer FLOPs per click, masks equal to
+pixel (`upscaled_logits`): the same products regrouped, 40 % fewer FLOPs per click, masks equal to
 float rounding.
 """
 from __future__ import annotations
@@ -81,9 +81,10 @@ def image_to_tokens(attention, logits, tokens):
     return (weights @ vo.reshape(heads * t, -1) + attention.out_proj.bias)[None]
 
 
-def two_way(decoder, tokens, keys, key_pe, first_k, first_v, first_image_q):
+def two_way(decoder, tokens, keys, key_pe, first=None):
     """SAM's two-way transformer for the prompt `tokens` (1, T, C) on one tile's image tokens
-    `keys` (1, N, C), with the image side of block 0 precomputed (first_*: heads (1, H, N, d)).
+    `keys` (1, N, C), with the image side of block 0 precomputed (first: k, v and image q heads
+    (1, H, N, d), as TileDecoder's) or, without them, block 0 in the tokens' space as the others.
     Returns (queries, keys) after the final token-to-image attention."""
     transformer = decoder.transformer
     heads = transformer.layers[0].cross_attn_token_to_image.num_heads
@@ -97,17 +98,17 @@ def two_way(decoder, tokens, keys, key_pe, first_k, first_v, first_image_q):
         queries = layer.norm1(queries)
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
         k = keys + key_pe
-        if i == 0:
+        if i == 0 and first is not None:
             q = _heads(t2i.q_proj(queries + query_pe), heads)
-            queries = layer.norm2(queries + _attend(t2i, q, first_k, first_v))
+            queries = layer.norm2(queries + _attend(t2i, q, first[0], first[1]))
         else:
             queries = layer.norm2(queries + tokens_to_image(t2i, queries + query_pe, k, keys, heads))
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + query_pe
-        if i == 0:
+        if i == 0 and first is not None:
             token_k = _heads(i2t.k_proj(q), heads)[0]  # (H, T, d)
-            d = token_k.shape[-1]
-            logits = ((first_image_q.reshape(first_image_q.shape[1:]) @ token_k.transpose(1, 2)) / math.sqrt(d)).transpose(0, 1)
+            image_q = first[2].reshape(first[2].shape[1:])
+            logits = ((image_q @ token_k.transpose(1, 2)) / math.sqrt(token_k.shape[-1])).transpose(0, 1)
         else:
             logits = image_logits(i2t, k, q, heads)
         keys = layer.norm4(keys + image_to_tokens(i2t, logits, queries))
@@ -116,10 +117,13 @@ def two_way(decoder, tokens, keys, key_pe, first_k, first_v, first_image_q):
     return transformer.norm_final_attn(queries + attended), keys
 
 
-def chosen_mask(upscaling, keys, hyper, h: int, w: int):
-    """`hyper` (1, C') times `upscaling`(keys) as low-resolution logits (1, 1, 4h, 4w), where keys
+def upscaled_logits(upscaling, keys, hypers, h: int, w: int, high_res=None, as_image: bool = True):
+    """`hypers` (M, C') times `upscaling`(keys) as low-resolution logits (1, M, 4h, 4w), where keys
     are the image tokens (1, h*w, C) and upscaling is SAM's ConvTranspose (2x2, stride 2),
-    LayerNorm2d, activation, ConvTranspose, activation.
+    LayerNorm2d, activation, ConvTranspose, activation. high_res: SAM 2's two high-resolution
+    maps, added after each transposed convolution, already in `high_res_blocks` order.
+    as_image False: the logits in pixel-block order (h*w*4, 4*M), for `block_image` to put the
+    chosen mask in place (ONNX Runtime's seven-axis transpose of all four costs more than the rest).
 
     A stride-2 2x2 transposed convolution maps each pixel to its own 2x2 block, so the whole
     upscaling is a small network applied pixel by pixel on channels-last tokens: two matrix
@@ -129,15 +133,40 @@ def chosen_mask(upscaling, keys, hyper, h: int, w: int):
     import torch
 
     up1, norm, act1, up2, act2 = upscaling
-    c1, c2 = up1.weight.shape[1], up2.weight.shape[1]
+    c1, c2, m = up1.weight.shape[1], up2.weight.shape[1], hypers.shape[0]
     w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.weight.shape[0], 4 * c1)
     w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
     x = (keys.reshape(h * w, -1) @ w1 + up1.bias.repeat(4)).reshape(h * w * 4, c1)
+    if high_res is not None:
+        x = x + high_res[1]
     x = act1(torch.nn.functional.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
-    x = act2(x @ w2 + up2.bias.repeat(4))
-    blocks = (torch.eye(4)[:, None, :] * hyper[0][None, :, None]).reshape(4 * c2, 4)  # hyper on each pixel of a 2x2 block
-    logits = (x @ blocks).reshape(h, w, 2, 2, 2, 2)  # pixel, first block (a, b), second block (a2, b2)
-    return logits.permute(0, 2, 4, 1, 3, 5).reshape(1, 1, 4 * h, 4 * w)
+    x = x @ w2 + up2.bias.repeat(4)
+    if high_res is not None:
+        x = x + high_res[0]
+    x = act2(x)
+    blocks = (torch.eye(4)[:, None, :, None] * hypers.transpose(0, 1)[None, :, None, :]).reshape(4 * c2, 4 * m)
+    logits = x @ blocks  # rows: pixel (i, j), first block (a, b); columns: second block (a2, b2), mask
+    if not as_image:
+        return logits
+    return logits.reshape(h, w, 2, 2, 2, 2, m).permute(6, 0, 2, 4, 1, 3, 5).reshape(1, m, 4 * h, 4 * w)
+
+
+def block_image(logits, h: int, w: int, mask: int, masks: int):
+    """Mask `mask` of `upscaled_logits(..., as_image=False)` (numpy (h*w*4, 4*masks)) as an image
+    (4h, 4w)."""
+    return logits[:, mask::masks].reshape(h, w, 2, 2, 2, 2).transpose(0, 2, 4, 1, 3, 5).reshape(4 * h, 4 * w)
+
+
+def high_res_blocks(high_res_0, high_res_1):
+    """SAM 2's high-resolution maps (1, C0, 4h, 4w) and (1, C1, 2h, 2w) in the row order of
+    `upscaled_logits`: (h*w*4, C1) and (h*w*4, 4*C0), numpy in and out."""
+    import numpy as np
+
+    c0, c1 = high_res_0.shape[1], high_res_1.shape[1]
+    h, w = high_res_1.shape[2] // 2, high_res_1.shape[3] // 2
+    s1 = high_res_1.reshape(c1, h, 2, w, 2).transpose(1, 3, 2, 4, 0).reshape(h * w * 4, c1)
+    s0 = high_res_0.reshape(c0, h, 2, 2, w, 2, 2).transpose(1, 4, 2, 5, 3, 6, 0).reshape(h * w * 4, 4 * c0)
+    return np.ascontiguousarray(s0, np.float32), np.ascontiguousarray(s1, np.float32)
 
 
 class TileDecoder:
@@ -167,9 +196,9 @@ class TileDecoder:
         decoder = self.model.mask_decoder
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)[None]
         tokens = torch.cat((output_tokens, sparse), dim=1)
-        queries, keys = two_way(decoder, tokens, self.keys, self.key_pe, self.first_k, self.first_v, self.first_image_q)
+        queries, keys = two_way(decoder, tokens, self.keys, self.key_pe, (self.first_k, self.first_v, self.first_image_q))
         iou = decoder.iou_prediction_head(queries[:, 0, :])[0]
         candidates = range(1, decoder.num_mask_tokens) if multimask else range(0, 1)
         best = max(candidates, key=lambda j: float(iou[j]))
         hyper = decoder.output_hypernetworks_mlps[best](queries[:, 1 + best, :])
-        return chosen_mask(decoder.output_upscaling, keys, hyper, *self.shape[2:]), float(iou[best])
+        return upscaled_logits(decoder.output_upscaling, keys, hyper, *self.shape[2:]), float(iou[best])
