@@ -43,7 +43,7 @@ SAM3_TINY = dict(hidden=64, layers=2, heads=2, queries=20)  # tests: the officia
 
 def write_random_sam3(out: str, tiny: bool = False, seed: int = 0) -> str:
     """A random-weight SAM 3 folder at `out` as transformers saves one (config.json marked random,
-    model.safetensors, processor and tokenizer files): the official configuration (848 M
+    model.safetensors, processor and tokenizer files): the official configuration (840 M
     parameters, real compute cost), or `tiny` (the same modules, 64 wide, for tests). The
     tokenizer spells words letter by letter: SAM 3's CLIP vocabulary ships only with the gated
     weights. Written into a new folder, never over an existing one. Returns `out`."""
