@@ -8,7 +8,8 @@ encoded by torch on a GPU server answers clicks here, and the other way round. A
 its own model id ("sam-vit_b-int8"), so its embeddings never mix with fp32 ones.
 
 Each graph is opened when first needed: a session that only answers clicks on cached tiles never
-loads the encoder. Each file's sha256 is checked against the manifest when it is opened. ONNX
+loads the encoder, and the decoders open in a thread while the first tile encodes. Each file's
+sha256 is checked against the manifest when it is opened, beside the opening itself. ONNX
 Runtime's graph optimisation of an encoder takes seconds on every open (about 4.5 s for SAM 2.1
 Hiera-Tiny on two cores), so the optimised graph is kept in the user's cache folder, keyed by
 the graph's sha256, the ONNX Runtime version and the CPU's instruction sets (the optimised graph
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -106,33 +108,75 @@ class OnnxBackend:
         self.threads, self.verify = threads, verify
         self._sessions: dict = {}
         self._tile_of: tuple = (None, None)
+        self._opener: Optional[threading.Thread] = None
 
     def session(self, name: str):
         """The ONNX Runtime session of graph `name`, opened (and its sha256 checked) on first use."""
+        opener = self._opener
+        if opener is not None and name in opener.names and opener is not threading.current_thread():
+            opener.join()
         if name not in self._sessions:
-            import onnxruntime as ort
+            self._sessions[name] = self._verified_session(name)
+        return self._sessions[name]
 
-            from .download import sha256_file
+    def open_decoders_meanwhile(self) -> None:
+        """Open the decoder graphs in a thread while the first tile encodes (called by encode), and
+        run each once on zeros (ONNX Runtime's first run allocates), so the first click waits for
+        neither. A failure there is left for `session` to raise."""
+        names = [n for n in ("decoder_tile", "decoder_prompt") if n in self.manifest["files"] and n not in self._sessions]
+        if self._opener is None and names:
+            def open_all():
+                for n in names:
+                    try:
+                        session = self._sessions.setdefault(n, self._verified_session(n))
+                        session.run(None, {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+                                           for i in session.get_inputs()})
+                    except Exception:  # noqa: BLE001 - raised again, in the caller's thread, by session()
+                        return
 
-            entry = self.manifest["files"][name]
-            path = os.path.join(self.folder, entry["path"])
-            if self.verify and sha256_file(path) != entry["sha256"]:
-                raise CheckpointError(f"{path} does not match the sha256 in its manifest; export the model again.")
-            optimized = optimized_path(entry["sha256"], ort.__version__)
+            self._opener = threading.Thread(target=open_all, name="seg-onnx-open", daemon=True)
+            self._opener.names = names
+            self._opener.start()
+
+    def _verified_session(self, name: str):
+        """Open graph `name` once its sha256 matches the manifest. The optimised copy in the user's
+        cache (never the unverified file itself) is opened while the hash is computed beside it:
+        hashlib releases the GIL, so both cores work."""
+        import onnxruntime as ort
+
+        from .download import sha256_file
+
+        entry = self.manifest["files"][name]
+        path = os.path.join(self.folder, entry["path"])
+        optimized = optimized_path(entry["sha256"], ort.__version__)
+        digest: list = []
+        hashing = threading.Thread(target=lambda: digest.append(sha256_file(path)), daemon=True)
+        session = None
+        if self.verify:
+            hashing.start()
+        try:
             if optimized and os.path.isfile(optimized):
                 try:
-                    self._sessions[name] = self._open(optimized, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+                    session = self._open(optimized, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
                 except CheckpointError:  # a damaged copy: drop it and optimise again
                     os.remove(optimized)
-            if name not in self._sessions:
-                part = f"{optimized}.{os.getpid()}.part" if optimized else ""
-                self._sessions[name] = self._open(path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL, part)
-                if part:
-                    try:
-                        os.replace(part, optimized)
-                    except OSError:  # no room or no rights in the cache: optimise again next time
-                        pass
-        return self._sessions[name]
+        finally:
+            if self.verify:
+                hashing.join()
+        if self.verify and digest != [entry["sha256"]]:
+            raise CheckpointError(f"{path} does not match the sha256 in its manifest; export the model again.")
+        return session or self._optimize(path, optimized, ort)
+
+    def _optimize(self, path: str, optimized: Optional[str], ort):
+        """Open `path` with ONNX Runtime's optimisations and keep the optimised graph at `optimized`."""
+        part = f"{optimized}.{os.getpid()}.{threading.get_ident()}.part" if optimized else ""
+        session = self._open(path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL, part)
+        if part:
+            try:
+                os.replace(part, optimized)
+            except OSError:  # no room or no rights in the cache: optimise again next time
+                pass
+        return session
 
     def _open(self, path: str, level, save_to: str = ""):
         import onnxruntime as ort
@@ -152,6 +196,7 @@ class OnnxBackend:
 
     def encode(self, image: np.ndarray) -> Embedding:
         """image uint8 (H, W, 3) -> Embedding with "features" float32 (1, 256, 64, 64)."""
+        self.open_decoders_meanwhile()
         x, size_in = encoder_input(image, self.image_size)
         features = self.session("encoder").run(["features"], {"image": x})[0]
         return Embedding(image_size=tuple(image.shape[:2]), arrays={"features": features.astype(np.float32, copy=False)},
@@ -204,4 +249,6 @@ class OnnxBackend:
 
     def close(self) -> None:
         """Drop the ONNX Runtime sessions and the per-tile state."""
-        self._sessions, self._tile_of = {}, (None, None)
+        if self._opener is not None:
+            self._opener.join()
+        self._sessions, self._tile_of, self._opener = {}, (None, None), None
