@@ -95,6 +95,29 @@ def test_a_changed_graph_is_refused(exported, tmp_path):
         backend.decode(backend.encode(np.zeros((64, 64, 3), np.uint8)), TilePrompt(points=np.array([[5.0, 5.0]], np.float32), labels=np.ones(1, np.int32)))
 
 
+def test_the_optimised_graph_is_kept_whole_reused_and_rebuilt_when_damaged(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+
+    def encode():
+        backend = OnnxBackend(exported[1])
+        features = backend.encode(image).arrays["features"]
+        backend.close()  # waits for the decoders, opened meanwhile
+        return features
+
+    first = encode()
+    kept = tmp_path / "cache" / "seg" / "onnx-optimized"
+    folders = sorted(kept.iterdir())
+    assert len(folders) == 3 and all(sorted(os.listdir(f)) == ["graph.onnx", "weights.bin"] for f in folders)  # no .part left
+    encoder = next(f for f in folders if (f / "weights.bin").stat().st_size > 1_000_000)
+    mtime = (encoder / "graph.onnx").stat().st_mtime_ns
+    assert np.array_equal(encode(), first)
+    assert (encoder / "graph.onnx").stat().st_mtime_ns == mtime  # opened as it was, not optimised again
+    with open(encoder / "weights.bin", "r+b") as f:
+        f.truncate(1000)
+    assert np.array_equal(encode(), first)
+    assert (encoder / "weights.bin").stat().st_size > 1_000_000  # rebuilt whole
+
 def test_masks_and_logits_equal_the_torch_backend_on_the_demo_objects(sessions, scene):
     sam, onnx = sessions
     image, truth = scene

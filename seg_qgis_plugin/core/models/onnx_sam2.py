@@ -37,8 +37,11 @@ def square_input(image: np.ndarray, size: int = 1024) -> np.ndarray:
     """image uint8 (H, W, 3) -> float32 (1, 3, size, size): resized to the square (antialiased
     bilinear, as SAM2Transforms' Resize) and normalised."""
     h, w = image.shape[:2]
-    x = (resize_matrix(h, size) @ image.astype(np.float32).reshape(h, w * 3)).reshape(size, w, 3)
-    x = np.einsum("ow,hwc->hoc", resize_matrix(w, size), x, optimize=True)
+    x = image.astype(np.float32)
+    if h != size:  # (a tile of the model's size needs no resampling: its matrix is the identity)
+        x = (resize_matrix(h, size) @ x.reshape(h, w * 3)).reshape(size, w, 3)
+    if w != size:
+        x = np.einsum("ow,hwc->hoc", resize_matrix(w, size), x, optimize=True)
     return np.ascontiguousarray(((x - PIXEL_MEAN) / PIXEL_STD).transpose(2, 0, 1)[None], np.float32)
 
 
