@@ -45,39 +45,11 @@ MANIFEST = "manifest.json"
 OPSET = 17
 
 
-def tile_graph(model, decoder, prompt_encoder, key_pe):
-    """The per-tile part of SAM's (or SAM 2's) mask decoder as a Module class: features (1, C, h, w),
-    mask_input, has_mask -> the image tokens with their dense prompt (1, N, C) and block 0's image
-    projections (heads (1, H, N, d)), as sam_decoder.TileDecoder keeps them."""
-    import torch
-
-    from .sam_decoder import _heads
-
-    first = decoder.transformer.layers[0]
-    heads = first.cross_attn_token_to_image.num_heads
-
-    class TileGraph(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.sam = model  # registered, so the weights export as initializers (int8 quantisation finds them)
-
-        def forward(self, features, mask_input, has_mask):
-            no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-            dense = has_mask.reshape(1, 1, 1, 1) * prompt_encoder.mask_downscaling(mask_input) + (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
-            keys = (features + dense).flatten(2).permute(0, 2, 1)
-            k = keys + key_pe
-            return (keys, _heads(first.cross_attn_token_to_image.k_proj(k), heads),
-                    _heads(first.cross_attn_token_to_image.v_proj(keys), heads),
-                    _heads(first.cross_attn_image_to_token.q_proj(k), heads))
-
-    return TileGraph
-
-
 def _graph_modules(model):
     """The three torch Modules that are exported (they share `model`'s weights)."""
     import torch
 
-    from .sam_decoder import two_way, upscaled_logits
+    from .sam_decoder import tile_graph, two_way, upscaled_logits
     from .sam_encoder import EncoderOptions, fast_encoder_module
 
     model.requires_grad_(False)

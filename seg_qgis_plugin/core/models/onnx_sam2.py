@@ -5,7 +5,7 @@
                        high_res_0 (1, 32, 256, 256), high_res_1 (1, 64, 128, 128): the tile's
                        embedding, the same arrays the torch backend caches.
 - decoder_tile.onnx    features, mask_input float32 (1, 1, 256, 256), has_mask float32 (1,)
-                       -> keys and block 0's image projections, as SAM's (onnx_export.tile_graph).
+                       -> keys and block 0's image projections, as SAM's (sam_decoder.tile_graph).
 - decoder_prompt.onnx  those four, the high-resolution maps in the decoder's pixel-block order
                        (`sam_decoder.high_res_blocks`, once per tile), point_coords float32
                        (1, N, 2) in the 1024 frame, point_labels float32 (1, N) (box corners first
@@ -127,8 +127,7 @@ def graph_modules(model):
     """(name, module, example inputs, input names, output names, dynamic axes) of each SAM 2.1 graph."""
     import torch
 
-    from .onnx_export import tile_graph
-    from .sam_decoder import two_way, upscaled_logits
+    from .sam_decoder import tile_graph, two_way, upscaled_logits
 
     model.requires_grad_(False)
     decoder, prompts = model.sam_mask_decoder, model.sam_prompt_encoder
