@@ -169,14 +169,22 @@ def high_res_blocks(high_res_0, high_res_1):
     return np.ascontiguousarray(s0, np.float32), np.ascontiguousarray(s1, np.float32)
 
 
+def block0_image_side(decoder, keys, key_pe):
+    """The prompt-free projections of the image tokens (1, N, C) in the first two-way block: keys
+    and values of its token-to-image attention, queries of its image-to-token attention (heads
+    (1, H, N, d))."""
+    first = decoder.transformer.layers[0]
+    heads = first.cross_attn_token_to_image.num_heads
+    k = keys + key_pe
+    return (_heads(first.cross_attn_token_to_image.k_proj(k), heads), _heads(first.cross_attn_token_to_image.v_proj(keys), heads),
+            _heads(first.cross_attn_image_to_token.q_proj(k), heads))
+
+
 def tile_graph(model, decoder, prompt_encoder, key_pe):
     """The per-tile part of SAM's (or SAM 2's) mask decoder as a Module class: features (1, C, h, w),
     mask_input, has_mask -> the image tokens with their dense prompt (1, N, C) and block 0's image
     projections (heads (1, H, N, d)), as sam_decoder.TileDecoder keeps them."""
     import torch
-
-    first = decoder.transformer.layers[0]
-    heads = first.cross_attn_token_to_image.num_heads
 
     class TileGraph(torch.nn.Module):
         def __init__(self):
@@ -187,10 +195,7 @@ def tile_graph(model, decoder, prompt_encoder, key_pe):
             no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
             dense = has_mask.reshape(1, 1, 1, 1) * prompt_encoder.mask_downscaling(mask_input) + (1 - has_mask.reshape(1, 1, 1, 1)) * no_mask
             keys = (features + dense).flatten(2).permute(0, 2, 1)
-            k = keys + key_pe
-            return (keys, _heads(first.cross_attn_token_to_image.k_proj(k), heads),
-                    _heads(first.cross_attn_token_to_image.v_proj(keys), heads),
-                    _heads(first.cross_attn_image_to_token.q_proj(k), heads))
+            return (keys, *block0_image_side(decoder, keys, key_pe))
 
     return TileGraph
 
@@ -202,17 +207,12 @@ class TileDecoder:
     def __init__(self, model, features, image_pe):
         decoder, prompt_encoder = model.mask_decoder, model.prompt_encoder
         self.model = model
-        first = decoder.transformer.layers[0]
-        self.heads = first.cross_attn_token_to_image.num_heads
         dense = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         self.features = features
         self.shape = features.shape
         self.keys = (features + dense).flatten(2).permute(0, 2, 1).contiguous()
         self.key_pe = image_pe.flatten(2).permute(0, 2, 1).contiguous()
-        k = self.keys + self.key_pe
-        self.first_k = _heads(first.cross_attn_token_to_image.k_proj(k), self.heads)
-        self.first_v = _heads(first.cross_attn_token_to_image.v_proj(self.keys), self.heads)
-        self.first_image_q = _heads(first.cross_attn_image_to_token.q_proj(k), self.heads)
+        self.first_k, self.first_v, self.first_image_q = block0_image_side(decoder, self.keys, self.key_pe)
 
     def predict(self, sparse, multimask: bool) -> Tuple[object, float]:
         """sparse: prompt tokens (1, N, 256). Returns the best mask's low-resolution logits
