@@ -1,8 +1,9 @@
 """Does the classic backend's score rank its masks by quality? Spearman of score vs IoU on real data.
 
-Every labelled object is prompted by its bounding box through the real engine
-(`seg_qgis_plugin.api.open(raster, backend="classic").segment(box=...)`); the returned polygon is
-compared with the truth and the returned `score` is ranked against that IoU:
+Every labelled object is prompted twice through the real engine
+(`seg_qgis_plugin.api.open(raster, backend="classic").segment(...)`): by its bounding box, and by
+one click inside it (the truth box's centre, or a point inside the truth polygon). The returned
+polygon is compared with the truth and the returned `score` is ranked against that IoU:
 
 - SpaceNet Atlanta: 43 building footprints (polygons); IoU of the segmented polygon with the footprint.
 - NEON crowns (OSBS and SJER): 68 crowns whose truth is a box only. "iou" is the IoU of the segmented
@@ -10,7 +11,8 @@ compared with the truth and the returned `score` is ranked against that IoU:
   scores 0.79, a sliver low); "box_iou" (the crown's bounding box against the truth box, as in
   examples/label_neon_crowns.py) is reported beside it. A box-only truth cannot tell a mask that
   is the whole box (the classic backend's usual failure on crowns) from a good crown: the whole box
-  scores 0.79 there, above most cut crowns. Hence the next dataset.
+  scores 0.79 there, above most cut crowns. A box prompt there is the truth itself, so the click
+  is the fair test on crowns; the next dataset judges tree shapes.
 - Swiss tree masks: each connected tree patch (>= 50 pixels) of the hand-made tree/non-tree masks
   of four 0.5 m SWISSIMAGE tiles; pixel truth, so IoU judges the mask's shape.
 
@@ -20,11 +22,12 @@ cue's own rank correlation with IoU (see seg_qgis_plugin/core/models/classic_sco
 
     .venv/bin/python bench/bench_classic_score.py [--data ../shared/data] [--limit 300] [--json]
 
-About a minute on 2 cores. Prints numbers; asserts nothing.
+About two minutes on 2 cores. Prints numbers; asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -122,38 +125,46 @@ DATASETS = {"spacenet atlanta buildings": spacenet_objects, "neon tree crowns": 
             "swiss tree masks": swiss_objects}
 
 
-def _recording(backend, records):
-    """Wrap backend.decode so every call also records the pre-issue-23 score and the cues."""
-    from seg_qgis_plugin.core.models.classic import _validated
-    from seg_qgis_plugin.core.models.classic_score import mask_cues
+@contextlib.contextmanager
+def _recording(records):
+    """While inside, every classic score also records the pre-issue-23 score and the cues."""
+    from seg_qgis_plugin.core.models import classic
+    from seg_qgis_plugin.core.models.classic_score import mask_confidence, mask_cues
 
-    decode = backend.decode
+    def recorded(lab, mask, box=None, probability=None, agreement=None):
+        old = float(probability[mask].mean()) if mask.any() else 0.0
+        records.append((old, mask_cues(lab, mask, box, probability, agreement)))
+        return mask_confidence(lab, mask, box, probability, agreement)
 
-    def wrapped(embedding, prompt, multimask=None):
-        prediction = decode(embedding, prompt, multimask)
-        old = float(prediction.probability[prediction.mask].mean()) if prediction.mask.any() else 0.0
-        box = _validated(prompt, *prediction.mask.shape)[2]
-        records.append((old, mask_cues(embedding.arrays["lab"], prediction.mask, box)))
-        return prediction
-
-    backend.decode = wrapped
+    classic.mask_confidence = recorded
+    try:
+        yield
+    finally:
+        classic.mask_confidence = mask_confidence
 
 
-def run_dataset(cases):
+def _click(truth, truth_box):
+    """A click inside the object: the truth box's centre, or a point inside the truth polygon."""
+    point = truth_box.centroid if truth_box is not None else truth.representative_point()
+    return [(point.x, point.y)]
+
+
+def run_dataset(cases, prompt: str):
     import seg_qgis_plugin.api as seg
     from seg_qgis_plugin.core.errors import PromptError
 
     rows = []
     for raster, objects in cases:
         with seg.open(raster, backend="classic") as session:
-            records = []
-            _recording(session._open().backend, records)
             for truth, truth_box in objects:
-                records.clear()
+                records = []
                 try:
-                    with warnings.catch_warnings():
+                    with warnings.catch_warnings(), _recording(records):
                         warnings.simplefilter("ignore")
-                        frame = session.segment(box=truth_box.bounds if truth_box is not None else truth.bounds)
+                        if prompt == "box":
+                            frame = session.segment(box=(truth_box if truth_box is not None else truth).bounds)
+                        else:
+                            frame = session.segment(points=_click(truth, truth_box))
                     shape = frame.geometry.union_all() if hasattr(frame.geometry, "union_all") else frame.geometry.unary_union
                     score = float(frame["score"].iloc[0])
                 except PromptError:
@@ -214,25 +225,26 @@ def main() -> None:
         except OSError as exc:
             results["datasets"][name] = {"skipped": str(exc)}
             continue
-        start = time.perf_counter()
-        rows = all_rows[name] = run_dataset(cases)
-        results["datasets"][name] = dict(summary(rows), seconds=round(time.perf_counter() - start, 1))
+        for prompt in ("box", "click"):
+            start = time.perf_counter()
+            rows = all_rows[f"{name}, {prompt}"] = run_dataset(cases, prompt)
+            results["datasets"][f"{name}, {prompt}"] = dict(summary(rows), seconds=round(time.perf_counter() - start, 1))
     if args.rows:
         args.rows.write_text(json.dumps(all_rows))
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"CPU: {results['cpu']} ({results['cores']} cores), load average {' '.join(f'{v:.2f}' for v in results['load_average'])}")
-    print(f"{'dataset':<28} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
+    print(f"{'dataset, prompt':<34} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
     for name, s in results["datasets"].items():
         if "skipped" in s:
-            print(f"{name:<28} skipped: {s['skipped']}")
+            print(f"{name:<34} skipped: {s['skipped']}")
             continue
         cues = "  ".join(f"{k[len('spearman_cue_'):]} {v:+.2f}" for k, v in s.items() if k.startswith("spearman_cue_"))
-        print(f"{name:<28} {s['n']:>4} {s['mean_iou']:>9.3f} {s['score_mean']:>6.2f}±{s['score_std']:.2f} "
+        print(f"{name:<34} {s['n']:>4} {s['mean_iou']:>9.3f} {s['score_mean']:>6.2f}±{s['score_std']:.2f} "
               f"{s['spearman_old']:>13.2f} {s['spearman_new']:>13.2f}  {cues}  ({s['seconds']} s)")
         if "spearman_new_box_iou" in s:
-            print(f"{'  (vs box_iou)':<28} {'':>4} {'':>9} {'':>12} {s['spearman_old_box_iou']:>13.2f} {s['spearman_new_box_iou']:>13.2f}")
+            print(f"{'  (vs box_iou)':<34} {'':>4} {'':>9} {'':>12} {s['spearman_old_box_iou']:>13.2f} {s['spearman_new_box_iou']:>13.2f}")
 
 
 if __name__ == "__main__":

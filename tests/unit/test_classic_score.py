@@ -57,11 +57,26 @@ def test_scores_lie_in_0_1(scene):
     rng = np.random.default_rng(0)
     masks = [o.mask for o in objects] + [rng.random(lab.shape[:2]) < 0.3, np.ones(lab.shape[:2], bool)]
     for mask in masks:
+        probability = np.where(mask, 0.5 + 0.5 * rng.random(mask.shape), 0.2).astype(np.float32)
         for box in (None, (100, 100, 300, 300)):
-            score = mask_confidence(lab, mask, box)
+            score = mask_confidence(lab, mask, box, probability=probability, agreement=0.9)
             assert 0.0 <= score <= 1.0
-            assert all(0.0 <= v <= 1.0 for v in mask_cues(lab, mask, box).values())
+            assert all(0.0 <= v <= 1.0 for v in mask_cues(lab, mask, box, probability, 0.9).values())
     assert mask_confidence(lab, np.zeros(lab.shape[:2], bool), (1, 1, 5, 5)) == 0.0
+
+
+def test_a_click_is_judged_by_the_cuts_certainty_and_a_box_by_its_agreement(scene):
+    lab, objects = scene
+    pond = next(o for o in objects if o.name == "pond")
+    sure = np.where(pond.mask, 0.97, 0.03).astype(np.float32)
+    unsure = np.where(pond.mask, 0.55, 0.45).astype(np.float32)
+    assert mask_confidence(lab, pond.mask, None, probability=sure) == pytest.approx(0.94, abs=1e-6)
+    assert mask_confidence(lab, pond.mask, None, probability=unsure) == pytest.approx(0.10, abs=1e-6)
+    box = _pixel_box(pond, pad=0)
+    agreed = mask_confidence(lab, pond.mask, box, agreement=1.0)
+    assert mask_confidence(lab, pond.mask, box, agreement=0.5) == pytest.approx(agreed / 2)
+    with pytest.raises(ValueError, match="probability"):
+        mask_confidence(lab, pond.mask, None)
 
 
 def test_engine_scores_a_pond_above_an_empty_field(tmp_path):

@@ -88,8 +88,9 @@ class ClassicBackend:
     def decode(self, embedding: Embedding, prompt: TilePrompt,
                multimask: Optional[bool] = None) -> MaskPrediction:
         """Segment one object. Returns mask bool (H, W), probability float32 (H, W) in [0, 1],
-        score = `classic_score.mask_confidence` (edge contrast, outline on image edges, share of the
-        box filled; 0 for an empty mask), stability from
+        score = `classic_score.mask_confidence` (with a box: outline on image edges, share of the
+        box filled, agreement with a second cut from a smaller box; points: the cut's certainty;
+        0 for an empty mask), stability from
         `stability_score` on the logit map, low_res_logits None.
 
         `multimask` is accepted for interface compatibility and ignored: a classic method gives
@@ -100,12 +101,7 @@ class ClassicBackend:
         positives = points[labels == 1]
 
         if box is not None:
-            x0, y0, x1, y1 = box
-            margin = max(8, int(0.25 * max(x1 - x0 + 1, y1 - y0 + 1)))
-            roi = _clip_roi(x0 - margin, y0 - margin, x1 + margin, y1 + margin, height, width)
-            for x, y in points:  # every clicked point lies inside the ROI
-                roi = _union_roi(roi, _clip_roi(int(x) - 4, int(y) - 4, int(x) + 4, int(y) + 4, height, width))
-            logit = self._segment_roi(lab, roi, points, labels, box)
+            roi, logit = self._segment_box(lab, points, labels, box, self.max_side)
         else:
             radius = self.point_radius
             while True:
@@ -127,12 +123,35 @@ class ClassicBackend:
             mask = _components_at(mask, positives, (0, 0, height, width))
             full = np.where(mask, full, np.minimum(full, 0.0)).astype(np.float32)
         probability = (1.0 / (1.0 + np.exp(-full))).astype(np.float32)
-        score = mask_confidence(lab, mask, box)
+        agreement = None if box is None else self._agreement(lab, points, labels, box, mask)
+        score = mask_confidence(lab, mask, box, probability=probability, agreement=agreement)
         return MaskPrediction(mask=mask, probability=probability, score=score,
                               stability=stability_score(full), low_res_logits=None)
 
     # ------------------------------------------------------------------ internals
-    def _segment_roi(self, lab, roi, points, labels, box) -> np.ndarray:
+    def _segment_box(self, lab, points, labels, box, max_side):
+        """(roi, logits at ROI size) for a box prompt: the box plus a quarter margin."""
+        height, width = lab.shape[:2]
+        x0, y0, x1, y1 = box
+        margin = max(8, int(0.25 * max(x1 - x0 + 1, y1 - y0 + 1)))
+        roi = _clip_roi(x0 - margin, y0 - margin, x1 + margin, y1 + margin, height, width)
+        for x, y in points:  # every clicked point lies inside the ROI
+            roi = _union_roi(roi, _clip_roi(int(x) - 4, int(y) - 4, int(x) + 4, int(y) + 4, height, width))
+        return roi, self._segment_roi(lab, roi, points, labels, box, max_side)
+
+    def _agreement(self, lab, points, labels, box, mask) -> float:
+        """IoU of `mask` with a second, coarser cut from the box shrunk by 8 % on each side. A
+        well-cut object stays put; a cut that followed the box (or a chance colour split) moves."""
+        x0, y0, x1, y1 = box
+        dx, dy = round(0.08 * (x1 - x0 + 1)), round(0.08 * (y1 - y0 + 1))
+        inner = (x0 + dx, y0 + dy, max(x0 + dx, x1 - dx), max(y0 + dy, y1 - dy))
+        (r0, c0, r1, c1), logit = self._segment_box(lab, points, labels, inner, self.max_side // 2)
+        second = np.zeros_like(mask)
+        second[r0:r1, c0:c1] = logit > 0
+        union = np.count_nonzero(mask | second)
+        return float(np.count_nonzero(mask & second) / union) if union else 0.0
+
+    def _segment_roi(self, lab, roi, points, labels, box, max_side=None) -> np.ndarray:
         """Segment inside roi = (row0, col0, row1, col1) of lab; returns float32 logits at ROI size."""
         import cv2
 
@@ -141,7 +160,7 @@ class ClassicBackend:
         h, w = crop.shape[:2]
         # A fixed working size makes the graph cut's smoothness cost scale-free: small objects are
         # upsampled (up to 4x) so their boundary does not outweigh their area.
-        scale = min(4.0, self.max_side / max(h, w))
+        scale = min(4.0, (max_side or self.max_side) / max(h, w))
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         small = cv2.resize(crop, (sw, sh), interpolation=interpolation) if scale != 1 else crop
