@@ -139,3 +139,17 @@ def test_prelabel_and_segment_with_no_overlap(capsys, scene, tmp_path):
     code, _, err = run(capsys, "segment", path, "--point", f"{x},{y}", "--class", "water", "--backend", "classic",
                        "--out", tmp_path / "other.gpkg", "--snap", "1")
     assert code == 2 and "--snap works with --no-overlap" in err
+
+
+def test_a_ragged_neighbour_on_the_grid_is_cut_by_its_pixels_alone():
+    """A noisy mask accepted earlier (thousands of holes) costs one rasterization, not a vector
+    overlay (minutes in GEOS, the UI frozen meanwhile); the result is the same pixels."""
+    from seg_qgis_plugin.core.geo.shared_borders import on_grid, share_mask_borders
+
+    noise = np.random.default_rng(0).random((256, 256)) > 0.45
+    ragged = mask_to_geometry(noise, GRID)
+    assert on_grid(ragged, GRID) and sum(len(p.interiors) for p in ragged.geoms) > 1000
+    new_mask = region(40, 200, 60, 220, shape=(256, 256))
+    cut = share_mask_borders(new_mask, GRID, [ragged])
+    np.testing.assert_array_equal(burn([cut], (256, 256), GRID), new_mask & ~burn([ragged], (256, 256), GRID))
+    assert not on_grid(box(GRID.c + 0.3, GRID.f - 10, GRID.c + 5, GRID.f - 2), GRID)

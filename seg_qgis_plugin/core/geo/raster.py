@@ -55,7 +55,7 @@ class RasterSource:
         if "GDAL_CACHEMAX" not in os.environ:
             from rasterio.env import set_gdal_config
 
-            set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB)
+            set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB << 20)  # bytes: rasterio passes an int to GDALSetCacheMax64
         self.path = os.fspath(path)
         if not os.path.exists(self.path) and "://" not in self.path and not self.path.startswith("/vsi"):
             raise RasterError(f"Raster {self.path} does not exist.")

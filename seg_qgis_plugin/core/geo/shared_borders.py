@@ -46,13 +46,6 @@ def burn(geometries: Sequence, shape: Tuple[int, int], transform: Affine) -> np.
     return rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
 
 
-def cut_mask(mask: np.ndarray, transform: Affine, existing: Sequence) -> np.ndarray:
-    """bool (H, W) `mask` on the grid `transform` without the pixels of `existing` geometries
-    (shapely, in the grid's CRS)."""
-    mask = np.asarray(mask, bool)
-    return mask & ~burn(existing, mask.shape, transform)
-
-
 def share_borders(geometry, grid: Affine, existing: Sequence, snap: float = 0.0, simplify: float = 0.0,
                   min_area: float = 0.0, fill_holes: float = 0.0):
     """`geometry` (shapely polygon(s)) minus the `existing` geometries, cut on the pixel grid `grid`
@@ -82,10 +75,16 @@ def share_mask_borders(mask: np.ndarray, transform: Affine, near: Sequence, snap
     that may touch it. Returns a MultiPolygon or None."""
     from shapely import snap as snap_to, union_all
 
-    result = mask_to_geometry(cut_mask(mask, transform, near), transform, 0.0, 0.0, fill_holes)
-    if result is None or not near:
+    taken = burn(near, mask.shape, transform)
+    result = mask_to_geometry(np.asarray(mask, bool) & ~taken, transform, 0.0, 0.0, fill_holes)
+    if result is not None and fill_holes:  # a filled hole may be a neighbour: its pixels go back to it
+        result = mask_to_geometry(burn([result], mask.shape, transform) & ~taken, transform)
+    # Neighbours on this grid are cut exactly by the pixels; only the others (or a simplified
+    # outline) need vector overlays, which cost minutes against a ragged neighbour with thousands of holes.
+    vector_near = near if simplify else [g for g in near if not on_grid(g, transform)]
+    if result is None or not vector_near:
         return clean_polygons(result, simplify, min_area) if result is not None else None
-    others = union_all(near)
+    others = union_all(vector_near)
     if snap > 0:
         result = snap_to_edges(snap_to(result, others, snap), others, snap)
     if simplify:
@@ -95,6 +94,17 @@ def share_mask_borders(mask: np.ndarray, transform: Affine, near: Sequence, snap
     if result is not None and result.intersection(others).area > 0:
         result = result.difference(others)
     return clean_polygons(_polygons(result), 0.0, min_area)  # holes left now are neighbours: keep them
+
+
+def on_grid(geometry, grid: Affine, tolerance: float = 1e-6) -> bool:
+    """Whether every vertex of `geometry` lies on a pixel corner of `grid` (within `tolerance` pixels)."""
+    from shapely import get_coordinates
+
+    xy = get_coordinates(geometry)
+    inverse = ~grid
+    cols = inverse.a * xy[:, 0] + inverse.b * xy[:, 1] + inverse.c
+    rows = inverse.d * xy[:, 0] + inverse.e * xy[:, 1] + inverse.f
+    return bool(np.all(np.abs(cols - np.rint(cols)) < tolerance) and np.all(np.abs(rows - np.rint(rows)) < tolerance))
 
 
 def snap_to_edges(geometry, reference, tolerance: float):
