@@ -142,3 +142,23 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "sam_vit_tiny.pth"
     torch.save(build_sam("vit_tiny").state_dict(), path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def sam21_tiny_exported(tmp_path_factory):
+    """(checkpoint, ONNX folder): a random-weight SAM 2.1 Hiera-Tiny of the official configuration,
+    made by `seg models random`, and its `seg models export-onnx` export (about 30 s)."""
+    import warnings
+
+    pytest.importorskip("sam2", reason="SAM 2 is not installed (make venv installs requirements-sam2.txt)")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (make venv installs it)")
+    from seg_qgis_plugin.cli.main import main
+    from seg_qgis_plugin.core.models.checkpoint_files import RandomWeightsWarning
+
+    folder = tmp_path_factory.mktemp("sam2onnx")
+    tiny = str(folder / "tiny.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        assert main(["models", "random", "sam2.1_hiera_tiny", "--out", tiny]) == 0
+        assert main(["models", "export-onnx", tiny, "--folder", str(folder / "models")]) == 0
+    return tiny, str(folder / "models" / "onnx" / "tiny-onnx")

@@ -6,7 +6,9 @@ events on the map canvas, one Processing algorithm, and the label GeoPackage rea
 
 Environment: SEG_DRIVER_OUT (the result.json to write; its folder holds everything made here) and,
 optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session) and
-SEG_DRIVER_PG (a postgresql://...?table=NAME target: one more label, accepted into that table).
+SEG_DRIVER_PG (a postgresql://...?table=NAME target: one more label, accepted into that table) and
+SEG_DRIVER_FIRST_MASK_MODEL (a SAM 2.1 ONNX export: Start on a new 1024 x 1024 raster, one click,
+and the seconds from Start to the mask in `first_mask`).
 SEG_DRIVER_SCENARIO=install instead opens the dock of a stock QGIS, presses Install dependencies and
 then Install with the dialog's defaults, and waits for the end (SEG_DRIVER_INSTALL_TIMEOUT seconds).
 
@@ -37,6 +39,7 @@ OUT = os.environ["SEG_DRIVER_OUT"]
 WORK = os.path.dirname(os.path.abspath(OUT))
 CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
 POSTGIS = os.environ.get("SEG_DRIVER_PG") or None
+FIRST_MASK_MODEL = os.environ.get("SEG_DRIVER_FIRST_MASK_MODEL") or None
 SCENARIO = os.environ.get("SEG_DRIVER_SCENARIO", "label")
 INSTALL_TIMEOUT = float(os.environ.get("SEG_DRIVER_INSTALL_TIMEOUT", "1500"))
 SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
@@ -64,7 +67,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "first_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -85,6 +88,8 @@ class Driver:
         stages.append((self.run_processing, True))
         if importlib.util.find_spec("distributed") is not None:
             stages.append((self.prelabel_on_a_local_cluster, True))
+        if FIRST_MASK_MODEL is not None:
+            stages.append((self.first_mask_on_a_new_raster, False))
         self.stages = iter(stages + [(self.read_back, True)])
         self.start()
 
@@ -380,6 +385,51 @@ class Driver:
                                                    "TILE": 256, "OVERLAP": 64, "SCHEDULER": scheduler, "OUTPUT": out})
             counts.append((done["COUNT"], count_features(done["OUTPUT"])))
         self.result["cluster_rows"] = counts
+
+    def first_mask_on_a_new_raster(self):
+        """Start with the SAM 2.1 export on a raster the session has never seen and click an object
+        as soon as the session is up: Start -> mask, as a user waits for it. The model is opened once
+        beforehand, as `seg models export-onnx` does on the user's machine (ONNX Runtime's optimised
+        graphs are then in the user's cache)."""
+        from seg_qgis_plugin.core.engine.labeling import open_backend
+        from seg_qgis_plugin.demo.scene import write_scene as write_demo_scene
+
+        backend = open_backend(FIRST_MASK_MODEL, None, "auto", "cpu")
+        for graph in ("encoder", "decoder_tile", "decoder_prompt"):
+            backend.session(graph)
+        backend.close()
+        path = os.path.join(WORK, "ortho.tif")
+        pond = next(o for o in write_demo_scene(path, 1024, 1024, seed=1) if o.name == "big pond")
+        layer = iface.addRasterLayer(path, "ortho")
+        canvas, dock, controller = iface.mapCanvas(), self.dock, self.controller
+        to_canvas = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+        canvas.setExtent(to_canvas.transformBoundingBox(layer.extent()))
+        canvas.refresh()
+        yield pause(0.5)
+        yield Wait(lambda: not canvas.isDrawing(), 30, "the canvas to draw the new raster")
+        yield pause(1.0)  # the user looks at it, then presses Start
+        choose(dock.backend_combo, "sam")
+        dock.checkpoint.setFilePath(FIRST_MASK_MODEL)
+        dock.tile.setValue(1024)
+        dock.raster_combo.setLayer(layer)
+        started = time.monotonic()
+        dock.start_button.click()
+        yield Wait(lambda: controller.ready, 60, "the SAM 2.1 session to open")
+        opened = time.monotonic()
+        self.dock.point_tool_button.click()
+        extent = layer.extent()
+        x = extent.xMinimum() + pond.point[0] * layer.rasterUnitsPerPixelX()
+        y = extent.yMaximum() - pond.point[1] * layer.rasterUnitsPerPixelY()
+        centre = canvas.getCoordinateTransform().transform(to_canvas.transform(QgsPointXY(x, y)))
+        QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         QPoint(int(round(centre.x())), int(round(centre.y()))))
+        yield Wait(lambda: controller.current_step is not None and controller.current_step.decoded, 120, "the first mask")
+        shown = time.monotonic()
+        step = controller.current_step
+        self.result["first_mask"] = {"start_to_first_mask_s": round(shown - started, 2), "start_to_session_s": round(opened - started, 2),
+                                     "model": controller.segmenter.backend.model_id, "mask_pixels": int(step.segmentation.mask.sum()),
+                                     "qgis": Qgis.QGIS_VERSION, "load_average": os.getloadavg()}
+        QTest.keyClick(canvas, Qt.Key.Key_Escape)
 
     def read_back(self):
         self.result["features"] = count_features(self.labels) if os.path.exists(self.labels) else None

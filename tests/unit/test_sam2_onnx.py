@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("sam2", reason="SAM 2 is not installed (make venv installs requirements-sam2.txt)")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (make venv installs it)")
 
-from seg_qgis_plugin.cli.main import main  # noqa: E402
 from seg_qgis_plugin.core.errors import CheckpointError  # noqa: E402
 from seg_qgis_plugin.core.models.backend import TilePrompt  # noqa: E402
 from seg_qgis_plugin.core.models.checkpoint_files import RandomWeightsWarning  # noqa: E402
@@ -21,14 +20,8 @@ CLICK = TilePrompt(np.array([[220, 150]], np.float32), np.array([1], np.int32))
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sam2onnx")
-    tiny = str(folder / "tiny.pt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        assert main(["models", "random", "sam2.1_hiera_tiny", "--out", tiny]) == 0
-        assert main(["models", "export-onnx", tiny, "--folder", str(folder / "models")]) == 0
-    return tiny, str(folder / "models" / "onnx" / "tiny-onnx")
+def exported(sam21_tiny_exported):
+    return sam21_tiny_exported
 
 
 @pytest.fixture(scope="module")

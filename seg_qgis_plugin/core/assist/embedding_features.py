@@ -43,9 +43,9 @@ class EmbeddingFeatures:
         fingerprint = source.fingerprint()
         found = [e for e in EmbeddingCache(folder).entries() if e.get("fingerprint") == fingerprint]
         if checkpoint and os.path.isfile(checkpoint):
-            from ..models.download import sha256_file
+            from ..models.file_digest import file_sha256
 
-            sha = sha256_file(checkpoint)
+            sha = file_sha256(checkpoint)
             found = [e for e in found if e.get("checkpoint_sha256") == sha]
         if not found:
             raise SegError(f"The cache {folder} holds no embeddings of {os.path.basename(source.path)} for this model; "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ..errors import CheckpointError, MissingDependency
-from .download import sha256_file
+from .file_digest import file_sha256
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def load_sam(path: str, model_type: Optional[str] = None, device: str = "cpu"):
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not match the {found} architecture ({str(exc).splitlines()[0][:120]}).") from exc
-    return model.to(device).eval(), found, sha256_file(path)
+    return model.to(device).eval(), found, file_sha256(path)
 
 
 def pick_device(device: str = "auto") -> str:

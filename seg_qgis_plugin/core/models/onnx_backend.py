@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import threading
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,34 +112,45 @@ class OnnxBackend:
         self._sessions: dict = {}
         self._tile_of: tuple = (None, None)
         self._opener: Optional[threading.Thread] = None
+        self._opened: Dict[str, threading.Event] = {}
 
     def session(self, name: str):
         """The ONNX Runtime session of graph `name`, opened (and its sha256 checked) on first use."""
-        opener = self._opener
-        if opener is not None and name in opener.names and opener is not threading.current_thread():
-            opener.join()
+        opened = self._opened.get(name)
+        if opened is not None and threading.current_thread() is not self._opener:
+            opened.wait()
         if name not in self._sessions:
             self._sessions[name] = self._verified_session(name)
         return self._sessions[name]
 
-    def open_decoders_meanwhile(self) -> None:
-        """Open the decoder graphs in a thread while the first tile encodes (called by encode), and
-        run each once on zeros (ONNX Runtime's first run allocates), so the first click waits for
-        neither. A failure there is left for `session` to raise."""
-        names = [n for n in ("decoder_tile", "decoder_prompt") if n in self.manifest["files"] and n not in self._sessions]
-        if self._opener is None and names:
-            def open_all():
-                for n in names:
+    def open_meanwhile(self) -> None:
+        """Open every graph in a thread (called by encode), the encoder first: the decoders open while
+        the first tile encodes, and run once on zeros (ONNX Runtime's first run allocates), so the
+        first click waits for neither. A failure is left for `session` to raise in the caller's
+        thread. Opening them as soon as the model is chosen, beside the raster's opening, was
+        measured in the desktop: no faster, as both want the same two cores."""
+        names = [n for n in ("encoder", "decoder_tile", "decoder_prompt") if n in self.manifest["files"] and n not in self._sessions]
+        if self._opener is not None or not names:
+            return
+        self._opened = {n: threading.Event() for n in names}
+
+        def open_all():
+            for n in names:
+                try:
+                    session = self._sessions.setdefault(n, self._verified_session(n))
+                except Exception:  # noqa: BLE001 - raised again, in the caller's thread, by session()
+                    continue
+                finally:
+                    self._opened[n].set()
+                if n != "encoder":
                     try:
-                        session = self._sessions.setdefault(n, self._verified_session(n))
                         session.run(None, {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
                                            for i in session.get_inputs()})
-                    except Exception:  # noqa: BLE001 - raised again, in the caller's thread, by session()
-                        return
+                    except Exception:  # noqa: BLE001 - a first run that fails here fails again, visibly, on the first click
+                        pass
 
-            self._opener = threading.Thread(target=open_all, name="seg-onnx-open", daemon=True)
-            self._opener.names = names
-            self._opener.start()
+        self._opener = threading.Thread(target=open_all, name="seg-onnx-open", daemon=True)
+        self._opener.start()
 
     def _verified_session(self, name: str):
         """Open graph `name` once its sha256 matches the manifest. The optimised copy in the user's
@@ -147,13 +158,13 @@ class OnnxBackend:
         hashlib releases the GIL, so both cores work."""
         import onnxruntime as ort
 
-        from .download import sha256_file
+        from .file_digest import file_sha256
 
         entry = self.manifest["files"][name]
         path = os.path.join(self.folder, entry["path"])
         optimized = optimized_path(entry["sha256"], ort.__version__)
         digest: list = []
-        hashing = threading.Thread(target=lambda: digest.append(sha256_file(path)), daemon=True)
+        hashing = threading.Thread(target=lambda: digest.append(file_sha256(path)), daemon=True)
         session = None
         if self.verify:
             hashing.start()
@@ -197,6 +208,7 @@ class OnnxBackend:
             options.add_session_config_entry("session.optimized_model_external_initializers_file_name", OPTIMIZED_WEIGHTS)
             options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_mem_pattern = False  # one planned block held the Hiera-Tiny encoder at 1.44 GB, not 0.85, for no speed
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the optimiser's shape notes on Hiera are not the user's
         if self.threads:
@@ -208,7 +220,7 @@ class OnnxBackend:
 
     def encode(self, image: np.ndarray) -> Embedding:
         """image uint8 (H, W, 3) -> Embedding with "features" float32 (1, 256, 64, 64)."""
-        self.open_decoders_meanwhile()
+        self.open_meanwhile()
         x, size_in = encoder_input(image, self.image_size)
         features = self.session("encoder").run(["features"], {"image": x})[0]
         return Embedding(image_size=tuple(image.shape[:2]), arrays={"features": features.astype(np.float32, copy=False)},
@@ -263,4 +275,4 @@ class OnnxBackend:
         """Drop the ONNX Runtime sessions and the per-tile state."""
         if self._opener is not None:
             self._opener.join()
-        self._sessions, self._tile_of, self._opener = {}, (None, None), None
+        self._sessions, self._tile_of, self._opener, self._opened = {}, (None, None), None, {}

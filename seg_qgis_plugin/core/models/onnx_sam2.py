@@ -52,7 +52,7 @@ class Sam2OnnxBackend(OnnxBackend):
     _blocks_of: tuple = (None, None)
 
     def encode(self, image: np.ndarray) -> Embedding:
-        self.open_decoders_meanwhile()
+        self.open_meanwhile()
         outputs = self.session("encoder").run(["features", *HIGH_RES], {"image": square_input(image, self.image_size)})
         size = self.image_size
         return Embedding(image_size=tuple(image.shape[:2]), arrays=dict(zip(("features", *HIGH_RES), outputs)),

@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
-from .download import ChecksumError, download_file, part_path, sha256_file
+from .download import ChecksumError, download_file, part_path
+from .file_digest import file_sha256
 from ..errors import CheckpointError
 from ..progress import Progress
 
@@ -128,7 +129,7 @@ def add_local_model(path: str, folder: str, name: Optional[str] = None, model_ty
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise CheckpointError(f"Checkpoint {path} does not exist.")
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     official = next((s for s in OFFICIAL_MODELS.values() if s.sha256 == digest), None)
     if official is not None:
         found = official.name
@@ -196,7 +197,7 @@ def add_exported_model(path: str, folder: str, name: Optional[str] = None) -> Ex
     manifest = read_manifest(path)
     files = {}
     for graph, entry in manifest["files"].items():
-        if sha256_file(os.path.join(path, entry["path"])) != entry["sha256"]:
+        if file_sha256(os.path.join(path, entry["path"])) != entry["sha256"]:
             raise CheckpointError(f"{os.path.join(path, entry['path'])} does not match the sha256 in its manifest; export the model again.")
         files[graph] = entry["sha256"]
     name = name or os.path.basename(path)

@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 
 from ..errors import CheckpointError
 from .checkpoint_files import SAM2_PATCH_EMBED as PATCH_EMBED
-from .download import sha256_file
+from .file_digest import file_sha256
 
 # model type -> (config in the sam2 package, Hiera embed width, Hiera blocks)
 SAM2_TYPES: Dict[str, Tuple[str, int, int]] = {
@@ -84,4 +84,4 @@ def load_sam2(path: str, model_type: Optional[str] = None, device: str = "cpu"):
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not match the {found} architecture ({str(exc).splitlines()[0][:120]}).") from exc
-    return model.to(device).eval(), found, sha256_file(os.fspath(path))
+    return model.to(device).eval(), found, file_sha256(os.fspath(path))

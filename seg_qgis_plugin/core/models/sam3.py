@@ -84,7 +84,7 @@ class Sam3Backend:
         from transformers import Sam3Model, Sam3Processor
 
         from .checkpoints import pick_device
-        from .download import sha256_file
+        from .file_digest import file_sha256
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -101,7 +101,7 @@ class Sam3Backend:
             raise CheckpointError(f"{folder} is not a readable SAM 3 model ({str(exc).strip().splitlines()[0][:160]}).") from exc
         self.model_id = "sam3"
         weights = os.path.join(self.folder, WEIGHTS_FILE)
-        self.checkpoint_sha256 = sha256_file(weights) if os.path.isfile(weights) else None
+        self.checkpoint_sha256 = file_sha256(weights) if os.path.isfile(weights) else None
         self._carried = None
 
     def vision(self, image: np.ndarray):

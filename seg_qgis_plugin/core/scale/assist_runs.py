@@ -120,10 +120,10 @@ def assist_fingerprint(source, labels: Optional[Sequence], model_path: Optional[
     geometry and attributes, or the saved model file) and every option that changes the output."""
     from ..geo.wkb import to_wkb
 
-    from ..models.download import sha256_file
+    from ..models.file_digest import file_sha256
 
     if model_path:
-        origin = "model:" + sha256_file(model_path)
+        origin = "model:" + file_sha256(model_path)
     else:
         digest = hashlib.sha256()
         for label in labels or []:

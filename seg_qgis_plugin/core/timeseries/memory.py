@@ -36,7 +36,7 @@ class VideoTracker:
 
     def __init__(self, checkpoint: str, device: str = "cpu"):
         from ..models.checkpoint_files import read_state
-        from ..models.download import sha256_file
+        from ..models.file_digest import file_sha256
         from ..models.sam2_checkpoints import SAM2_TYPES, detect_sam2_type, quiet_sam2, require_sam2
 
         require_sam2()
@@ -50,7 +50,7 @@ class VideoTracker:
             # no hole filling: it needs the CUDA extension (built only with SAM2_BUILD_CUDA=1) and changes few masks
             self.predictor = build_sam2_video_predictor(SAM2_TYPES[model_type][0], None, device=device, apply_postprocessing=False)
         self.predictor.load_state_dict(state, strict=True)
-        self.model_id, self.checkpoint_sha256 = model_type.replace("_", "-", 1), sha256_file(checkpoint)
+        self.model_id, self.checkpoint_sha256 = model_type.replace("_", "-", 1), file_sha256(checkpoint)
 
     def follow(self, frames: Sequence[np.ndarray], first_mask: np.ndarray):
         """frames: uint8 (H, W, 3), all on one grid; first_mask bool (H, W) on frames[0]. Yields
