@@ -142,8 +142,8 @@ def test_prelabel_and_segment_with_no_overlap(capsys, scene, tmp_path):
 
 
 def test_a_ragged_neighbour_on_the_grid_is_cut_by_its_pixels_alone():
-    """A noisy mask accepted earlier (thousands of holes) costs one rasterization, not a vector
-    overlay (minutes in GEOS, the UI frozen meanwhile); the result is the same pixels."""
+    """A noisy mask accepted earlier (thousands of holes) is cut by its pixels, with no vector
+    overlay; the result is exactly the new pixels it does not hold."""
     from seg_qgis_plugin.core.geo.shared_borders import on_grid, share_mask_borders
 
     noise = np.random.default_rng(0).random((256, 256)) > 0.45

@@ -80,7 +80,7 @@ def share_mask_borders(mask: np.ndarray, transform: Affine, near: Sequence, snap
     if result is not None and fill_holes:  # a filled hole may be a neighbour: its pixels go back to it
         result = mask_to_geometry(burn([result], mask.shape, transform) & ~taken, transform)
     # Neighbours on this grid are cut exactly by the pixels; only the others (or a simplified
-    # outline) need vector overlays, which cost minutes against a ragged neighbour with thousands of holes.
+    # outline) need vector overlays, slow against a ragged neighbour with thousands of holes.
     vector_near = near if simplify else [g for g in near if not on_grid(g, transform)]
     if result is None or not vector_near:
         return clean_polygons(result, simplify, min_area) if result is not None else None
