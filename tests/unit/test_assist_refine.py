@@ -40,7 +40,7 @@ def run_assist(capsys, scene, out, *extra):
 
 
 def test_refine_sam_keeps_one_feature_per_blob_with_sam_provenance(capsys, scene, tiny_checkpoint):
-    from seg_qgis_plugin.core.models.checkpoints import sha256_file
+    from seg_qgis_plugin.core.models.download import sha256_file
 
     plain_out = str(scene["folder"] / "plain.gpkg")
     printed = run_assist(capsys, scene, plain_out)
