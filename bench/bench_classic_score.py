@@ -30,12 +30,15 @@ import argparse
 import contextlib
 import json
 import os
-import platform
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import machine  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 NEON_IMAGES = ("OSBS_029", "2018_SJER_3_252000_4107000_image_477")
@@ -48,17 +51,6 @@ def spearman(a, b) -> float:
         ra, rb = (np.argsort(np.argsort(v)).astype(float) for v in (a, b))  # no tie correction
         return float(np.corrcoef(ra, rb)[0, 1])
     return float(spearmanr(a, b).correlation)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def spacenet_objects(root: Path, limit: int):
@@ -217,7 +209,7 @@ def main() -> None:
     parser.add_argument("--rows", type=Path, help="also write every object's score, old score, cues and IoU here (JSON)")
     args = parser.parse_args()
 
-    results = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": os.getloadavg(), "datasets": {}}
+    results = dict(machine(threads=os.cpu_count()), precision="no model (OpenCV GrabCut)", load_average=os.getloadavg(), datasets={})
     all_rows = {}
     for name, objects_of in DATASETS.items():
         try:
@@ -234,7 +226,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"CPU: {results['cpu']} ({results['cores']} cores), load average {' '.join(f'{v:.2f}' for v in results['load_average'])}")
+    print(f"CPU: {results['cpu']} ({results['cores']} cores, flags {' '.join(results['flags']) or 'none of note'}), "
+          f"{results['precision']}, load average {' '.join(f'{v:.2f}' for v in results['load_average'])}")
     print(f"{'dataset, prompt':<34} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
     for name, s in results["datasets"].items():
         if "skipped" in s:

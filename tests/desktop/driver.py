@@ -394,10 +394,17 @@ class Driver:
         from seg_qgis_plugin.core.engine.labeling import open_backend
         from seg_qgis_plugin.demo.scene import write_scene as write_demo_scene
 
-        backend = open_backend(FIRST_MASK_MODEL, None, "auto", "cpu")
-        for graph in ("encoder", "decoder_tile", "decoder_prompt"):
-            backend.session(graph)
-        backend.close()
+        import threading
+
+        def use_once():
+            backend = open_backend(FIRST_MASK_MODEL, None, "auto", "cpu")
+            for graph in ("encoder", "decoder_tile", "decoder_prompt"):
+                backend.session(graph)
+            backend.close()
+
+        used = threading.Thread(target=use_once)  # off the UI thread: the freeze watch measures Seg, not this set-up
+        used.start()
+        yield Wait(lambda: not used.is_alive(), 120, "the SAM 2.1 graphs to be optimised once")
         path = os.path.join(WORK, "ortho.tif")
         pond = next(o for o in write_demo_scene(path, 1024, 1024, seed=1) if o.name == "big pond")
         layer = iface.addRasterLayer(path, "ortho")
