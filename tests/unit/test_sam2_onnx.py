@@ -50,6 +50,14 @@ def test_manifest_names_the_family_and_its_three_graphs(exported):
     assert error["embedding_rel_error"] < 1e-4 and error["end_to_end_mask_iou_min"] > 0.999
 
 
+def test_each_hiera_attention_is_one_fused_kernel(exported):
+    onnx = pytest.importorskip("onnx", reason="reading the graph needs the onnx package (the onnx-export extra)")
+    graph = onnx.load(exported[1] + "/encoder.onnx", load_external_data=False).graph
+    fused = [n for n in graph.node if n.op_type == "MultiHeadAttention"]
+    assert len(fused) == 12 and all(n.domain == "com.microsoft" and len(n.input) == 4 for n in fused)  # Hiera-Tiny's 12 blocks, bias inside
+    assert not [n for n in graph.node if n.op_type in ("Softmax", "Split")]
+
+
 def test_embeddings_equal_the_torch_backend_and_share_its_cache_key(sessions, image):
     torch_backend, onnx_backend = sessions
     assert type(onnx_backend).__name__ == "Sam2OnnxBackend"

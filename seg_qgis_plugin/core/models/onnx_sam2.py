@@ -3,7 +3,8 @@
 - encoder.onnx         image float32 (1, 3, 1024, 1024), resized to the square and normalised
                        -> features (1, 256, 64, 64) with the "no memory" embedding added,
                        high_res_0 (1, 32, 256, 256), high_res_1 (1, 64, 128, 128): the tile's
-                       embedding, the same arrays the torch backend caches.
+                       embedding, the same arrays the torch backend caches. Each Hiera attention
+                       is ONNX Runtime's fused MultiHeadAttention (`fuse_attention`).
 - decoder_tile.onnx    features, mask_input float32 (1, 1, 256, 256), has_mask float32 (1,)
                        -> keys and block 0's image projections, as SAM's (sam_decoder.tile_graph).
 - decoder_prompt.onnx  those four, the high-resolution maps in the decoder's pixel-block order
@@ -123,6 +124,46 @@ def manifest_facts(model) -> dict:
                                      "threshold": float(decoder.dynamic_multimask_stability_thresh)}}
 
 
+def fuse_attention(encoder) -> None:
+    """Give each Hiera attention of `encoder` (this model instance only) ONNX Runtime's fused
+    MultiHeadAttention in the export, with q, k and v from three MatMuls and their bias added inside
+    it: one kernel instead of an Add, a Split, two MatMuls, a Softmax and their transposes, and no
+    4096 x 4096 score matrices in memory. (The bias of a pooled q is added after the max pool: a
+    per-channel constant passes through a max unchanged.) On 2 AVX2 cores the Hiera-Tiny encoder
+    takes about 0.4 s less a tile."""
+    import types
+
+    import torch
+    import torch.nn.functional as F
+    from sam2.modeling.backbones.hieradet import MultiScaleAttention, do_pool
+
+    class Attention(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v, bias, heads):
+            b, n, width = q.shape
+            q, k, v = (t.reshape(b, t.shape[1], heads, -1).transpose(1, 2) for t in (q + bias[:width], k + bias[width:2 * width], v + bias[2 * width:]))
+            return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, width)
+
+        @staticmethod
+        def symbolic(g, q, k, v, bias, heads):
+            out = g.op("com.microsoft::MultiHeadAttention", q, k, v, bias, num_heads_i=heads)
+            out.setType(q.type())  # the shape of its query, which ONNX's shape inference would not know
+            return out
+
+    def forward(self, x):  # MultiScaleAttention.forward of sam2 1.1.0, the attention fused
+        b, h, w, _ = x.shape
+        q, k, v = (F.linear(x, weight).reshape(b, h * w, -1) for weight in self.qkv.weight.chunk(3))
+        if self.q_pool:
+            q = do_pool(q.reshape(b, h, w, -1), self.q_pool)
+            h, w = q.shape[1:3]
+        x = Attention.apply(q.reshape(b, h * w, -1), k, v, self.qkv.bias, self.num_heads)
+        return self.proj(x.reshape(b, h, w, -1))
+
+    for module in encoder.modules():
+        if isinstance(module, MultiScaleAttention):
+            module.forward = types.MethodType(forward, module)
+
+
 def graph_modules(model):
     """(name, module, example inputs, input names, output names, dynamic axes) of each SAM 2.1 graph."""
     import torch
@@ -130,6 +171,7 @@ def graph_modules(model):
     from .sam_decoder import tile_graph, two_way, upscaled_logits
 
     model.requires_grad_(False)
+    fuse_attention(model.image_encoder)
     decoder, prompts = model.sam_mask_decoder, model.sam_prompt_encoder
     with torch.no_grad():
         image_pe = prompts.get_dense_pe()
