@@ -4,7 +4,7 @@ import rasterio
 from rasterio.transform import Affine, from_origin
 
 from seg_qgis_plugin.core.errors import CrsError, RasterError, SegError
-from seg_qgis_plugin.core.geo.radiometry import Radiometry, compute_radiometry, suggest_bands
+from seg_qgis_plugin.core.geo.radiometry import Radiometry, band_percentiles, compute_radiometry, suggest_bands
 from seg_qgis_plugin.core.geo.raster import RasterSource
 
 
@@ -31,6 +31,14 @@ def test_nodata_is_masked_and_excluded_from_the_stretch(raster_factory):
         assert 100 <= r.low[0] < r.high[0] <= 200
 
 
+@pytest.mark.parametrize("dtype,top", [(np.uint8, 256), (np.uint16, 65536), (np.uint16, 700), (np.float32, 1)])
+@pytest.mark.parametrize("n", [1, 2, 1000, 300_001])
+def test_band_percentiles_equal_numpys(dtype, top, n):
+    pixels = np.random.default_rng(n).integers(0, top, (3, n)).astype(dtype)
+    for percentiles in ((2.0, 98.0), (0.0, 100.0), (33.3, 50.0)):
+        assert np.array(band_percentiles(pixels, percentiles)) == pytest.approx(np.percentile(pixels, percentiles, axis=1), abs=1e-9)
+
+
 def test_stretch_is_fixed_per_raster_not_per_tile(raster_factory):
     rng = np.random.default_rng(1)
     data = rng.integers(0, 4000, size=(3, 300, 300)).astype(np.uint16)
@@ -40,6 +48,7 @@ def test_stretch_is_fixed_per_raster_not_per_tile(raster_factory):
         tile_a = r.apply(*src.read(r.bands, (0, 0, 150, 150)))
         tile_b = r.apply(*src.read(r.bands, (50, 50, 150, 150)))
     np.testing.assert_array_equal(tile_a[50:, 50:], tile_b[:100, :100])
+    assert (r.low, r.high) == (tuple(np.percentile(data, 2, axis=(1, 2))), tuple(np.percentile(data, 98, axis=(1, 2))))
     assert tile_a.dtype == np.uint8 and tile_a.shape == (150, 150, 3)
 
 
