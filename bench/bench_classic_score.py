@@ -1,7 +1,8 @@
 """Does the classic backend's score rank its masks by quality? Spearman of score vs IoU on real data.
 
-Every labelled object is prompted twice through the real engine
-(`seg_qgis_plugin.api.open(raster, backend="classic").segment(...)`): by its bounding box, and by
+Every labelled object is prompted three times through the real engine
+(`seg_qgis_plugin.api.open(raster, backend="classic").segment(...)`): by its bounding box, by a
+loose box as a person draws one (each side 5-25 % of the box's size further out, seeded), and by
 one click inside it (the truth box's centre, or a point inside the truth polygon). The returned
 polygon is compared with the truth and the returned `score` is ranked against that IoU:
 
@@ -11,8 +12,8 @@ polygon is compared with the truth and the returned `score` is ranked against th
   scores 0.79, a sliver low); "box_iou" (the crown's bounding box against the truth box, as in
   examples/label_neon_crowns.py) is reported beside it. A box-only truth cannot tell a mask that
   is the whole box (the classic backend's usual failure on crowns) from a good crown: the whole box
-  scores 0.79 there, above most cut crowns. A box prompt there is the truth itself, so the click
-  is the fair test on crowns; the next dataset judges tree shapes.
+  scores 0.79 there, above most cut crowns. A box prompt there is the truth itself, so the loose
+  box and the click are the fair tests on crowns; the next dataset judges tree shapes.
 - Swiss tree masks: each connected tree patch (>= 50 pixels) of the hand-made tree/non-tree masks
   of four 0.5 m SWISSIMAGE tiles; pixel truth, so IoU judges the mask's shape.
 
@@ -22,7 +23,7 @@ cue's own rank correlation with IoU (see seg_qgis_plugin/core/models/classic_sco
 
     .venv/bin/python bench/bench_classic_score.py [--data ../shared/data] [--limit 300] [--json]
 
-About two minutes on 2 cores. Prints numbers; asserts nothing.
+About three minutes on 2 cores. Prints numbers; asserts nothing.
 """
 from __future__ import annotations
 
@@ -141,11 +142,19 @@ def _click(truth, truth_box):
     return [(point.x, point.y)]
 
 
+def _loose(bounds, rng):
+    """The box as a person draws it around the object: each side 5-25 % of its size further out."""
+    x0, y0, x1, y1 = bounds
+    dx0, dy0, dx1, dy1 = rng.uniform(0.05, 0.25, 4) * (x1 - x0, y1 - y0, x1 - x0, y1 - y0)
+    return x0 - dx0, y0 - dy0, x1 + dx1, y1 + dy1
+
+
 def run_dataset(cases, prompt: str):
     import seg_qgis_plugin.api as seg
     from seg_qgis_plugin.core.errors import PromptError
 
     rows = []
+    rng = np.random.default_rng(0)
     for raster, objects in cases:
         with seg.open(raster, backend="classic") as session:
             for truth, truth_box in objects:
@@ -155,6 +164,8 @@ def run_dataset(cases, prompt: str):
                         warnings.simplefilter("ignore")
                         if prompt == "box":
                             frame = session.segment(box=(truth_box if truth_box is not None else truth).bounds)
+                        elif prompt == "loose box":
+                            frame = session.segment(box=_loose((truth_box if truth_box is not None else truth).bounds, rng))
                         else:
                             frame = session.segment(points=_click(truth, truth_box))
                     shape = frame.geometry.union_all() if hasattr(frame.geometry, "union_all") else frame.geometry.unary_union
@@ -217,7 +228,7 @@ def main() -> None:
         except OSError as exc:
             results["datasets"][name] = {"skipped": str(exc)}
             continue
-        for prompt in ("box", "click"):
+        for prompt in ("box", "loose box", "click"):
             start = time.perf_counter()
             rows = all_rows[f"{name}, {prompt}"] = run_dataset(cases, prompt)
             results["datasets"][f"{name}, {prompt}"] = dict(summary(rows), seconds=round(time.perf_counter() - start, 1))
@@ -228,16 +239,16 @@ def main() -> None:
         return
     print(f"CPU: {results['cpu']} ({results['cores']} cores, flags {' '.join(results['flags']) or 'none of note'}), "
           f"{results['precision']}, load average {' '.join(f'{v:.2f}' for v in results['load_average'])}")
-    print(f"{'dataset, prompt':<34} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
+    print(f"{'dataset, prompt':<38} {'n':>4} {'mean IoU':>9} {'score':>12} {'Spearman old':>13} {'Spearman new':>13}  per cue")
     for name, s in results["datasets"].items():
         if "skipped" in s:
-            print(f"{name:<34} skipped: {s['skipped']}")
+            print(f"{name:<38} skipped: {s['skipped']}")
             continue
         cues = "  ".join(f"{k[len('spearman_cue_'):]} {v:+.2f}" for k, v in s.items() if k.startswith("spearman_cue_"))
-        print(f"{name:<34} {s['n']:>4} {s['mean_iou']:>9.3f} {s['score_mean']:>6.2f}±{s['score_std']:.2f} "
+        print(f"{name:<38} {s['n']:>4} {s['mean_iou']:>9.3f} {s['score_mean']:>6.2f}±{s['score_std']:.2f} "
               f"{s['spearman_old']:>13.2f} {s['spearman_new']:>13.2f}  {cues}  ({s['seconds']} s)")
         if "spearman_new_box_iou" in s:
-            print(f"{'  (vs box_iou)':<34} {'':>4} {'':>9} {'':>12} {s['spearman_old_box_iou']:>13.2f} {s['spearman_new_box_iou']:>13.2f}")
+            print(f"{'  (vs box_iou)':<38} {'':>4} {'':>9} {'':>12} {s['spearman_old_box_iou']:>13.2f} {s['spearman_new_box_iou']:>13.2f}")
 
 
 if __name__ == "__main__":

@@ -88,9 +88,9 @@ class ClassicBackend:
     def decode(self, embedding: Embedding, prompt: TilePrompt,
                multimask: Optional[bool] = None) -> MaskPrediction:
         """Segment one object. Returns mask bool (H, W), probability float32 (H, W) in [0, 1],
-        score = `classic_score.mask_confidence` (with a box: outline on image edges, share of the
-        box filled, agreement with a second cut from a smaller box; points: the cut's certainty;
-        0 for an empty mask), stability from
+        score = `classic_score.mask_confidence` (with a box: the geometric mean of the outline on
+        image edges, the share of the box filled and reached, the agreement with a second cut from
+        a smaller box and the cut's certainty; points: the certainty; 0 for an empty mask), stability from
         `stability_score` on the logit map, low_res_logits None.
 
         `multimask` is accepted for interface compatibility and ignored: a classic method gives
