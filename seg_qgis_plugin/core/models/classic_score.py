@@ -29,9 +29,9 @@ box prompt is its truth box, so the box-only truth cannot tell a crown from a ma
 whole box. FILL_LOW, SPAN_FULL and WINDOW_MARGIN were set by hand on SpaceNet. The geometric mean
 was chosen among a dozen products of these cues on these same data; the weighted product used
 before reached 0.64 / 0.38 on SpaceNet, 0.43 / 0.42 on Swiss and 0.12 / 0.38 on NEON boxes / loose
-boxes. Colour contrast with a ring
-outside the mask was tried and left out: the cut's usual failure is a high-contrast part of the
-object (a shadow, the sunlit half of a crown), so contrast ranked masks the wrong way.
+boxes. Colour contrast with a ring outside the mask was tried and left out: the cut's usual failure
+is a high-contrast part of the object (a shadow, the sunlit half of a crown), so contrast ranked
+masks the wrong way.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def mask_confidence(lab: np.ndarray, mask: np.ndarray, box: Optional[Tuple[int, 
 def mask_cues(lab: np.ndarray, mask: np.ndarray, box: Optional[Tuple[int, int, int, int]] = None,
               probability: Optional[np.ndarray] = None, agreement: Optional[float] = None) -> Dict[str, float]:
     """The cues of `mask_confidence`, each in [0, 1], by name: "edges", "fill", "span" and
-    "agreement" with a box, "certainty" without; empty for an empty mask."""
+    "agreement" with a box, "certainty" when probability is given; empty for an empty mask."""
     if not mask.any():
         return {}
     if box is None and probability is None:
