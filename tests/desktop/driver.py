@@ -23,6 +23,7 @@ import faulthandler
 import importlib.util
 import json
 import os
+import threading
 import time
 import traceback
 
@@ -393,8 +394,6 @@ class Driver:
         graphs are then in the user's cache)."""
         from seg_qgis_plugin.core.engine.labeling import open_backend
         from seg_qgis_plugin.demo.scene import write_scene as write_demo_scene
-
-        import threading
 
         def use_once():
             backend = open_backend(FIRST_MASK_MODEL, None, "auto", "cpu")

@@ -144,8 +144,13 @@ def test_venv_labels_with_classic_sam_and_postgis_and_processes(tmp_path, plugin
     assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(run)
     first = run.result["first_mask"] or {}
     assert first.get("model") == "sam2.1-hiera_tiny" and first.get("mask_pixels", 0) > 0, "SAM 2.1 in QGIS\n" + explain(run)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
+    from common import machine
+
+    facts = machine(threads=2)
     print(f"\nQGIS {first['qgis']} desktop, SAM 2.1 Hiera-Tiny ONNX fp32, new 1024 x 1024 raster: "
           f"Start to first mask {first['start_to_first_mask_s']} s (session open {first['start_to_session_s']} s), "
+          f"{facts['cpu']} ({facts['cores']} cores; {' '.join(facts['flags']) or 'no avx2'}), "
           f"load average {first['load_average'][0]:.2f}", file=sys.__stderr__)
     serial, on_cluster = run.result["cluster_rows"] or (None, None)
     assert serial == on_cluster and serial[0] >= 2, "seg:prelabel on local:1 inside QGIS\n" + explain(run)

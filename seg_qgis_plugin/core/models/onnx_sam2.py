@@ -129,8 +129,8 @@ def fuse_attention(encoder) -> None:
     MultiHeadAttention in the export, with q, k and v from three MatMuls and their bias added inside
     it: one kernel instead of an Add, a Split, two MatMuls, a Softmax and their transposes, and no
     4096 x 4096 score matrices in memory. (The bias of a pooled q is added after the max pool: a
-    per-channel constant passes through a max unchanged.) On 2 AVX2 cores the first Hiera-Tiny
-    encode took 2.9 s instead of 3.3 s and 660 MB instead of 950 MB, in interleaved runs."""
+    per-channel constant passes through a max unchanged.) On 2 AVX2 cores, Hiera-Tiny's first mask
+    took 2.9-3.2 s instead of 3.4-3.7 s and peaked at 0.8 GB instead of 1.1 GB (bench_first_mask)."""
     import types
 
     import torch
