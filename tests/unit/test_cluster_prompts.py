@@ -206,7 +206,9 @@ def test_ctrl_c_on_a_cluster_run_leaves_nothing_and_resume_gives_the_serial_outp
     folder = tmp_path / "run"
     folder.mkdir()
     out = str(folder / "labels.gpkg")
-    proc = _seg(runner, *common, "--out", out, "--cluster", "local:1", start_new_session=True)  # its own process group
+    # its own process group, and SIGINT as a terminal leaves it, even where this test runs with it ignored (CI)
+    proc = _seg(runner, *common, "--out", out, "--cluster", "local:1", start_new_session=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     resume_folder = out + ".seg-resume"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
