@@ -1,7 +1,8 @@
 """Installing what Seg needs into its private folder with pip (the checking half is seg_qgis_plugin.core.dependencies).
 
 QGIS-free and stdlib-only, so it runs inside QGIS's Python before any of Seg's packages exist.
-`install_groups` installs one group at a time (deps.GROUPS), `install` one pip run: wheels only,
+`install_groups` installs one group at a time (deps.GROUPS), `install` one pip run: wheels only
+(and three pure-Python source packages of SAM 2.1's),
 held to what QGIS's Python already has (seg_qgis_plugin.host_packages), torch from PyTorch's CPU
 index when it answers, pip's lines logged and turned into steps (`describe_step`), cancel and a
 timeout honoured.
@@ -15,10 +16,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .core.dependencies import GROUP_NAMES, GROUPS, PINS, InstallError, Status, _join, _normalise, to_install
 from .core.errors import Canceled, MissingDependency
@@ -89,12 +92,15 @@ class InstallReport:
 
 def install(requirements: Sequence[str], target: str, python: Optional[str] = None, log_path: Optional[str] = None,
             progress: Optional[Progress] = None, on_line: Optional[Callable[[str], None]] = None,
-            pip_options: Sequence[str] = (), timeout: Optional[float] = None) -> InstallReport:
+            pip_options: Sequence[str] = (), timeout: Optional[float] = None, from_source: Sequence[str] = (),
+            no_deps: bool = False) -> InstallReport:
     """Install pip `requirements` (e.g. to_install(check(...))) into `target` with pip --target.
 
-    Only wheels are taken (a package is never built from source inside QGIS); what QGIS's Python
-    already has is a constraint at its version (`host_constraints`), and a constraint the index
-    cannot satisfy (a version only Debian has) is dropped and pip run again. pip_options go to pip
+    Only wheels are taken, except the pure-Python packages named in `from_source` (PyPI has them as
+    source only: see PURE_SOURCE), which are built here with a setuptools wheel and no compiler;
+    what QGIS's Python already has is a constraint at its version (`host_constraints`), and a
+    constraint the index cannot satisfy (a version only Debian has) is dropped and pip run again;
+    no_deps installs the requirements alone. pip_options go to pip
     as they are: `--no-index --find-links DIR` for a local wheel folder, `--index-url URL` for a
     mirror. torch comes from PyTorch's CPU index when that answers within seconds, else from the
     main index. Every pip output line goes to the log file (default `<target>/../install.log`) and
@@ -113,11 +119,15 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
     newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
-    with open(log_path, "a", encoding="utf-8") as log:
+    with open(log_path, "a", encoding="utf-8") as log, _build_tools(bool(from_source), python, target, env, log, pip_options) as tools:
+        source = ["--no-binary", ",".join(from_source), "--no-build-isolation"] if from_source else []
+        if tools:
+            env.update(PYTHONPATH=os.pathsep.join(filter(None, (tools, env.get("PYTHONPATH")))), SAM2_BUILD_CUDA="0")
         for _ in range(4):
             constraints = write_constraints(os.path.dirname(target), host, requirements)
             command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input", "--only-binary", ":all:",
-                       "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
+                       *source, *(["--no-deps"] if no_deps else []), "--disable-pip-version-check", "--progress-bar", "off",
+                       "-c", constraints, *pip_options, *requirements]
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
             log.flush()
             try:
@@ -133,12 +143,55 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
         raise InstallError(f"Installing {' '.join(requirements)} failed: {_reason(lines, rc)}; the log is {log_path}.")
     installed = next((ln.split("Successfully installed", 1)[1].split() for ln in reversed(lines)
                       if ln.startswith("Successfully installed")), [])
-    copies = drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n not in newer})
+    # only this run's packages: one an earlier run kept newer than QGIS's (sympy for torch) stays
+    ours = {_normalise(name.rsplit("-", 1)[0]) for name in installed}
+    copies = drop_host_copies(target, {n: v for n, v in host_distributions(target).items() if n in ours and n not in newer})
     if newer:
         remember_newer(target, newer)
     installed = [name for name in installed if _normalise(name.rsplit("-", 1)[0]) not in copies]
     progress.set_progress(100.0)
     return InstallReport(tuple(installed), target, log_path)
+
+
+# Pure-Python packages that PyPI has as source only: SAM 2.1's (Meta's sam2, whose optional CUDA
+# extension SAM2_BUILD_CUDA=0 leaves out) and two of its helpers' dependencies.
+PURE_SOURCE = ("sam2", "iopath", "antlr4-python3-runtime")
+# setuptools from 70.1 builds wheels by itself (older ones need the wheel package, which Debian's Python lacks)
+BUILD_TOOLS = "setuptools>=70.1"
+
+
+@contextmanager
+def _build_tools(needed: bool, python: str, target: str, env: dict, log, pip_options: Sequence[str]) -> Iterator[str]:
+    """A folder holding setuptools from a wheel, for building PURE_SOURCE packages without pip's
+    build isolation (which would download sam2's declared build requirement, torch, once more);
+    "" when not needed. Removed afterwards."""
+    if not needed:
+        yield ""
+        return
+    folder = tempfile.mkdtemp(prefix="build-tools-", dir=os.path.dirname(target))
+    try:
+        command = [python, "-m", "pip", "install", "--target", folder, "--no-input", "--only-binary", ":all:",
+                   "--disable-pip-version-check", "--progress-bar", "off", *pip_options, BUILD_TOOLS]
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
+        rc, lines = _run_pip(command, env, log, NullProgress(), None, None)
+        if rc != 0:
+            raise InstallError(f"Installing {BUILD_TOOLS}, which builds SAM 2.1's packages, failed: {_reason(lines, rc)}; "
+                               f"the log is {log.name}.")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _install_group(group: str, wanted: Sequence[str], target: str, **options) -> InstallReport:
+    """One group's pip runs. sam2 goes in without its dependencies, after its helpers: it asks for
+    a newer numpy than QGIS may have, and for torch, which the SAM group installs."""
+    if group != "sam2":
+        return install(wanted, target, **options)
+    sam2 = [w for w in wanted if _normalise(re.split(r"[<>=!~\[; ]", w, 1)[0]) == "sam2"]
+    helpers = [w for w in wanted if w not in sam2]
+    reports = [install(part, target, from_source=PURE_SOURCE, no_deps=part is sam2, **options)
+               for part in (helpers, sam2) if part]
+    return InstallReport(tuple(name for r in reports for name in r.installed), target, reports[-1].log_path)
 
 
 @dataclass(frozen=True)
@@ -164,7 +217,7 @@ def install_groups(statuses: Sequence[Status], groups: Sequence[str], target: st
     for index, (group, wanted) in enumerate(plan):
         part = _Part(progress, 100.0 * index / len(plan), 100.0 * (index + 1) / len(plan))
         try:
-            report = install(wanted, target, progress=part, **options)
+            report = _install_group(group, wanted, target, progress=part, **options)
         except InstallError as exc:
             if group == "core":
                 raise
@@ -182,7 +235,7 @@ def outcome_sentence(outcomes: Sequence[GroupOutcome]) -> str:
     for outcome in failed:
         text += f" {GROUP_NAMES[outcome.group][0].upper()}{GROUP_NAMES[outcome.group][1:]} could not be installed ({outcome.error})"
         text += (" SAM still works from an exported ONNX model; press Install again later or give a mirror in pip options."
-                 if outcome.group == "sam" and not any(o.group == "onnx" and o.error for o in outcomes)
+                 if outcome.group in ("sam", "sam2") and not any(o.group == "onnx" and o.error for o in outcomes)
                  else " Press Install again later, or give a mirror or a wheel folder in pip options.")
     return text
 

@@ -73,12 +73,12 @@ PINS: Tuple[Requirement, ...] = (
     Requirement("torchvision", ("torchvision",), "torchvision==0.28.0", "0.15", "sam", "SAM's image transforms"),
     Requirement("segment_anything", ("segment-anything", "segment_anything"), "segment-anything>=1.0,<2", "1.0", "sam",
                 "the SAM model code"),
-    # SAM 2.1: Meta's package (an sdist; build it with SAM2_BUILD_CUDA=0 where there is no CUDA) and its two helpers
+    # SAM 2.1: Meta's package (source only: the installer builds it with SAM2_BUILD_CUDA=0, pure Python) and its two helpers
     Requirement("sam2", ("sam2",), "sam2>=1.1,<2", "1.1", "sam2", "the SAM 2.1 model code"),
     Requirement("hydra", ("hydra-core",), "hydra-core>=1.3.2,<2", "1.3", "sam2", "SAM 2's model configurations"),
     Requirement("iopath", ("iopath",), "iopath>=0.1.10,<1", "0.1.10", "sam2", "SAM 2's file access"),
 )
-GROUPS = ("core", "assist", "onnx", "sam")  # the order they are installed in; only core is indispensable
+GROUPS = ("core", "assist", "onnx", "sam", "sam2")  # the order they are installed in; only core is indispensable
 GROUP_NAMES = {"core": "the engine", "assist": "the assistant", "onnx": "SAM on ONNX Runtime", "sam": "SAM on torch",
                "sam2": "SAM 2.1 on torch"}
 

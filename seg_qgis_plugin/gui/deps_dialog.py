@@ -23,6 +23,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QDialog, QFormLayout, QHBoxLayout, Q
 from .. import deps, installer
 from ..core.errors import SegError
 
+SAM_GROUPS = ("sam", "sam2")  # optional: the classic backend and exported ONNX models work without them
 PIP_OPTIONS_ENV = "SEG_PIP_OPTIONS"  # e.g. "--no-index --find-links /media/wheels" for an offline install
 
 
@@ -44,7 +45,8 @@ class MissingReport:
         if self.core:
             return deps.sentence_for(("core", "sam") if self.sam else ("core",), [*self.core, *self.sam])
         if self.sam:
-            return deps.sentence_for(("sam",), self.sam) + " The classic backend and exported ONNX models work meanwhile."
+            groups = tuple(g for g in SAM_GROUPS if any(r.group == g and r.module in self.sam for r in deps.PINS))
+            return deps.sentence_for(groups, self.sam) + " The classic backend and exported ONNX models work meanwhile."
         return "Everything Seg needs is installed."
 
 
@@ -61,13 +63,13 @@ def missing_report(folder: Optional[str] = None) -> MissingReport:
     except Exception as exc:  # noqa: BLE001 (a broken check must not stop the dock from opening)
         return MissingReport((), (), f"Could not check Seg's dependencies ({type(exc).__name__}: {exc}).")
     bad = [s for s in statuses if not s.usable]
-    return MissingReport(tuple(s.requirement.module for s in bad if s.requirement.group != "sam"),
-                         tuple(s.requirement.module for s in bad if s.requirement.group == "sam"), deps.summary(statuses))
+    return MissingReport(tuple(s.requirement.module for s in bad if s.requirement.group not in SAM_GROUPS),
+                         tuple(s.requirement.module for s in bad if s.requirement.group in SAM_GROUPS), deps.summary(statuses))
 
 
 def groups_to_install(with_sam: bool) -> Tuple[str, ...]:
-    """The default: everything (SAM on torch included); unticking SAM leaves torch out."""
-    return deps.GROUPS if with_sam else tuple(g for g in deps.GROUPS if g != "sam")
+    """The default: everything (SAM and SAM 2.1 on torch included); unticking SAM leaves torch out."""
+    return deps.GROUPS if with_sam else tuple(g for g in deps.GROUPS if g not in SAM_GROUPS)
 
 
 def requirements_to_install(folder: str, with_sam: bool) -> List[str]:
@@ -102,8 +104,9 @@ class InstallDependenciesDialog(QDialog):
         self.what.setWordWrap(True)
         self.what.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.what)
-        self.sam_box = QCheckBox("Also install SAM on torch (torch, torchvision, segment-anything: about 200 MB from "
-                                 "PyTorch's CPU index, about 3 GB from PyPI where that index cannot be reached)")
+        self.sam_box = QCheckBox("Also install SAM and SAM 2.1 on torch (torch, torchvision, segment-anything, sam2: "
+                                 "about 200 MB from PyTorch's CPU index, about 3 GB from PyPI where that index cannot "
+                                 "be reached)")
         self.sam_box.setObjectName("SegInstallSam")
         self.sam_box.setChecked(True)
         self.sam_box.setVisible(self.fixed_requirements is None)

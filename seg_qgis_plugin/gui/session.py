@@ -62,7 +62,8 @@ def sam_status() -> Tuple[bool, str]:
 
     torch_missing, onnx_missing = deps.missing(("sam",)), deps.missing(("onnx",))
     if not torch_missing:
-        sam2 = "" if not deps.missing(("sam2",)) else " (SAM 2.1 .pt files also need the sam2 package: SAM2_BUILD_CUDA=0 pip install sam2)"
+        sam2_missing = deps.missing(("sam2",))
+        sam2 = f" ({deps.sentence_for(('sam2',), sam2_missing).rstrip('.')})" if sam2_missing else ""
         return True, ("SAM is available: choose a checkpoint (.pth: vit_b, vit_l, vit_h; .pt: SAM 2.1) or an exported ONNX model, "
                       f"or Download one{sam2}.")
     if not onnx_missing:

@@ -8,7 +8,8 @@ Environment: SEG_DRIVER_OUT (the result.json to write; its folder holds everythi
 optionally, SEG_DRIVER_CHECKPOINT (a SAM checkpoint for one more click in a SAM session) and
 SEG_DRIVER_PG (a postgresql://...?table=NAME target: one more label, accepted into that table) and
 SEG_DRIVER_FIRST_MASK_MODEL (a SAM 2.1 ONNX export: Start on a new 1024 x 1024 raster, one click,
-and the seconds from Start to the mask in `first_mask`).
+and the seconds from Start to the mask in `first_mask`) and SEG_DRIVER_SAM21_CHECKPOINT (a SAM 2.1
+.pt: one click on torch, its model id and mask size in `sam21`).
 SEG_DRIVER_SCENARIO=install instead opens the dock of a stock QGIS, presses Install dependencies and
 then Install with the dialog's defaults, and waits for the end (SEG_DRIVER_INSTALL_TIMEOUT seconds).
 
@@ -41,6 +42,7 @@ WORK = os.path.dirname(os.path.abspath(OUT))
 CHECKPOINT = os.environ.get("SEG_DRIVER_CHECKPOINT") or None
 POSTGIS = os.environ.get("SEG_DRIVER_PG") or None
 FIRST_MASK_MODEL = os.environ.get("SEG_DRIVER_FIRST_MASK_MODEL") or None
+SAM21_CHECKPOINT = os.environ.get("SEG_DRIVER_SAM21_CHECKPOINT") or None
 SCENARIO = os.environ.get("SEG_DRIVER_SCENARIO", "label")
 INSTALL_TIMEOUT = float(os.environ.get("SEG_DRIVER_INSTALL_TIMEOUT", "1500"))
 SIZE, PIXEL, ORIGIN, EPSG = 512, 0.5, (500000.0, 4650000.0), 32633
@@ -68,7 +70,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "first_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "sam21": None, "first_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -84,6 +86,8 @@ class Driver:
             stages.append((self.label_into_postgis, False))
         if CHECKPOINT is not None:
             stages.append((self.label_with_sam, False))
+        if SAM21_CHECKPOINT is not None:
+            stages.append((self.segment_with_sam21, False))
         if importlib.util.find_spec("lightgbm") is not None:
             stages.append((self.learn_from_accepted_labels, False))
         stages.append((self.run_processing, True))
@@ -338,6 +342,22 @@ class Driver:
         expect_tool("PointPromptTool")
         self.click_object("sam")
         yield from self.accept_mask(60, empty_ok=True)
+
+    def segment_with_sam21(self):
+        """A SAM 2.1 checkpoint (.pt) on torch through the dock's model picker: one click, its mask
+        shown, then Esc (nothing saved, so the label counts stay those of the other stages)."""
+        dock, controller = self.dock, self.controller
+        choose(dock.backend_combo, "sam")
+        dock.checkpoint.setFilePath(SAM21_CHECKPOINT)
+        yield from self.start_session(150)
+        dock.point_tool_button.click()
+        yield pause(0.2)
+        self.click_object("point")
+        yield Wait(lambda: controller.is_idle and controller.current_step is not None and controller.current_step.decoded,
+                   120, "the SAM 2.1 mask")
+        self.result["sam21"] = {"model": controller.segmenter.backend.model_id,
+                                "mask_pixels": int(controller.current_step.segmentation.mask.sum())}
+        QTest.keyClick(iface.mapCanvas(), Qt.Key.Key_Escape)
 
     def run_processing(self):
         import processing

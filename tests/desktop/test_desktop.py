@@ -98,10 +98,12 @@ def test_stock_qgis_loads_the_plugin_and_the_dock_says_what_is_missing(work, qgi
                                      + run.result["dock_text"] + "\n" + explain(run))
 
 
-def test_default_install_from_the_index_then_restart_labels_with_classic_and_sam(work, qgis_root, plugin_zip, tiny_checkpoint):
+def test_default_install_from_the_index_then_restart_labels_with_classic_and_sam(work, qgis_root, plugin_zip, tiny_checkpoint,
+                                                                                   sam21_tiny_exported):
     """As a new user: the dock's Install dependencies with its defaults (SAM ticked) from the real
-    package index, restart QGIS, then classic point and box, a SAM click with a random-weight
-    checkpoint through the dock's model picker, the assistant and one Processing algorithm."""
+    package index, restart QGIS, then classic point and box, a SAM click and a SAM 2.1 click on torch
+    with random-weight checkpoints through the dock's model picker, the assistant and one Processing
+    algorithm."""
     run = runner.run_desktop(work, plugin_zip, "stock", {"SEG_DRIVER_SCENARIO": "install"}, timeout=INSTALL_TIMEOUT_S + 120,
                              root=qgis_root)
     assert_started(run)
@@ -110,15 +112,19 @@ def test_default_install_from_the_index_then_restart_labels_with_classic_and_sam
     assert install.get("ok") and "SAM on torch" in install["message"] and "could not" not in install["message"], \
         f"the default install: {install}\n" + explain(run)
     assert any(step.startswith("Downloading torch") and "MB)" in step for step in install["steps"]), install["steps"]
-    checkpoint = work / "sam_vit_tiny.pth"
+    assert "SAM 2.1 on torch" in install["message"], install["message"]
+    checkpoint, sam21 = work / "sam_vit_tiny.pth", work / "sam21_tiny.pt"
     shutil.copy(tiny_checkpoint, checkpoint)
+    shutil.copy(sam21_tiny_exported[0], sam21)
     restart = work / "restart"
     restart.mkdir()
-    inner = str(checkpoint) if qgis_root is None else "/" + str(checkpoint.relative_to(qgis_root))
-    again = runner.run_desktop(restart, plugin_zip, "stock", {"SEG_DRIVER_CHECKPOINT": inner}, root=qgis_root,
-                               profiles=run.profiles)
+    inner = {name: str(path) if qgis_root is None else "/" + str(path.relative_to(qgis_root))
+             for name, path in (("SEG_DRIVER_CHECKPOINT", checkpoint), ("SEG_DRIVER_SAM21_CHECKPOINT", sam21))}
+    again = runner.run_desktop(restart, plugin_zip, "stock", inner, root=qgis_root, profiles=run.profiles)
     assert_labeled(again, 2 if again.result.get("sam_empty_mask") else 3)
     assert "label_with_sam" in again.result["steps"], explain(again)
+    assert not again.result["missing"], "after the default install the dock still names as missing:\n" + again.result["dock_text"]
+    assert (again.result["sam21"] or {}).get("model") == "sam2.1-hiera_tiny", explain(again)
     assist = again.result["assist"] or {}
     assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(again)
 

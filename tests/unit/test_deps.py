@@ -223,6 +223,9 @@ def test_a_constraint_the_index_lacks_is_dropped_and_pip_runs_again(wheelhouse, 
     assert "(QGIS's own) does not fit: trying again without it" in open(report.log_path).read()
     # the copy pip installed instead is kept, and comes before QGIS's own once the plugin loads
     assert installer.preferred_modules(target) == ["pytest_copy"] and os.path.isdir(os.path.join(target, "pytest_copy"))
+    # a later group's run drops only the host copies it installed itself: this one stays
+    installer.install(["seg-dummy-core==1.0"], target, pip_options=local(wheelhouse))
+    assert os.path.isdir(os.path.join(target, "pytest_copy")) and os.path.isdir(os.path.join(target, "segdummycore"))
 
 
 def test_groups_install_separately_and_an_optional_failure_never_blocks_the_core(wheelhouse, tmp_path):
