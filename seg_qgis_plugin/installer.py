@@ -119,7 +119,8 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
     newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
-    with open(log_path, "a", encoding="utf-8") as log, _build_tools(bool(from_source), python, target, env, log, pip_options) as tools:
+    with open(log_path, "a", encoding="utf-8") as log, \
+            _build_tools(bool(from_source), python, target, env, log, pip_options, progress, timeout) as tools:
         source = ["--no-binary", ",".join(from_source), "--no-build-isolation"] if from_source else []
         if tools:
             env.update(PYTHONPATH=os.pathsep.join(filter(None, (tools, env.get("PYTHONPATH")))), SAM2_BUILD_CUDA="0")
@@ -161,7 +162,8 @@ BUILD_TOOLS = "setuptools>=70.1"
 
 
 @contextmanager
-def _build_tools(needed: bool, python: str, target: str, env: dict, log, pip_options: Sequence[str]) -> Iterator[str]:
+def _build_tools(needed: bool, python: str, target: str, env: dict, log, pip_options: Sequence[str],
+                 progress: Progress, timeout: Optional[float]) -> Iterator[str]:
     """A folder holding setuptools from a wheel, for building PURE_SOURCE packages without pip's
     build isolation (which would download sam2's declared build requirement, torch, once more);
     "" when not needed. Removed afterwards."""
@@ -173,7 +175,7 @@ def _build_tools(needed: bool, python: str, target: str, env: dict, log, pip_opt
         command = [python, "-m", "pip", "install", "--target", folder, "--no-input", "--only-binary", ":all:",
                    "--disable-pip-version-check", "--progress-bar", "off", *pip_options, BUILD_TOOLS]
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
-        rc, lines = _run_pip(command, env, log, NullProgress(), None, None)
+        rc, lines = _run_pip(command, env, log, progress, None, timeout)
         if rc != 0:
             raise InstallError(f"Installing {BUILD_TOOLS}, which builds SAM 2.1's packages, failed: {_reason(lines, rc)}; "
                                f"the log is {log.name}.")
