@@ -2,10 +2,9 @@
 
 QGIS-free and stdlib-only, so it runs inside QGIS's Python before any of Seg's packages exist.
 `install_groups` installs one group at a time (deps.GROUPS), `install` one pip run: wheels only
-(and three pure-Python source packages of SAM 2.1's),
-held to what QGIS's Python already has (seg_qgis_plugin.host_packages), torch from PyTorch's CPU
-index when it answers, pip's lines logged and turned into steps (`describe_step`), cancel and a
-timeout honoured.
+(and three pure-Python source packages of SAM 2.1's), held to what QGIS's Python already has
+(seg_qgis_plugin.host_packages), torch from PyTorch's CPU index when it answers, pip's lines logged
+and turned into steps (`describe_step`), cancel and a timeout honoured.
 """
 from __future__ import annotations
 
@@ -92,17 +91,15 @@ class InstallReport:
 
 def install(requirements: Sequence[str], target: str, python: Optional[str] = None, log_path: Optional[str] = None,
             progress: Optional[Progress] = None, on_line: Optional[Callable[[str], None]] = None,
-            pip_options: Sequence[str] = (), timeout: Optional[float] = None, from_source: Sequence[str] = (),
-            no_deps: bool = False) -> InstallReport:
+            pip_options: Sequence[str] = (), timeout: Optional[float] = None) -> InstallReport:
     """Install pip `requirements` (e.g. to_install(check(...))) into `target` with pip --target.
 
-    Only wheels are taken, except the pure-Python packages named in `from_source` (PyPI has them as
-    source only: see PURE_SOURCE), which are built here with a setuptools wheel and no compiler;
-    what QGIS's Python already has is a constraint at its version (`host_constraints`), and a
-    constraint the index cannot satisfy (a version only Debian has) is dropped and pip run again;
-    no_deps installs the requirements alone. pip_options go to pip
+    Only wheels are taken (but see SOURCE_BUILD); what QGIS's Python already has is a constraint at
+    its version (`host_constraints`), and a constraint the index cannot satisfy (a version only
+    Debian has) is dropped and pip run again. pip_options go to pip
     as they are: `--no-index --find-links DIR` for a local wheel folder, `--index-url URL` for a
-    mirror. torch comes from PyTorch's CPU index when that answers within seconds, else from the
+    mirror; with --no-build-isolation, a setuptools wheel is put on pip's path for the builds.
+    torch comes from PyTorch's CPU index when that answers within seconds, else from the
     main index. Every pip output line goes to the log file (default `<target>/../install.log`) and
     to `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
     Raises InstallError with pip's own reason and the log path, or Canceled.
@@ -119,16 +116,14 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
     pip_options = [*pip_options, *_torch_index(requirements, pip_options, on_line)]
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONIOENCODING="utf-8")
     newer: List[str] = []  # what Seg's packages need newer than QGIS's Python has
-    with open(log_path, "a", encoding="utf-8") as log, \
-            _build_tools(bool(from_source), python, target, env, log, pip_options, progress, timeout) as tools:
-        source = ["--no-binary", ",".join(from_source), "--no-build-isolation"] if from_source else []
+    building = "--no-build-isolation" in pip_options
+    with open(log_path, "a", encoding="utf-8") as log, _build_tools(building, python, target, env, log, pip_options, progress, timeout) as tools:
         if tools:
             env.update(PYTHONPATH=os.pathsep.join(filter(None, (tools, env.get("PYTHONPATH")))), SAM2_BUILD_CUDA="0")
         for _ in range(4):
             constraints = write_constraints(os.path.dirname(target), host, requirements)
             command = [python, "-m", "pip", "install", "--target", target, "--upgrade", "--no-input", "--only-binary", ":all:",
-                       *source, *(["--no-deps"] if no_deps else []), "--disable-pip-version-check", "--progress-bar", "off",
-                       "-c", constraints, *pip_options, *requirements]
+                       "--disable-pip-version-check", "--progress-bar", "off", "-c", constraints, *pip_options, *requirements]
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {subprocess.list2cmdline(command)}\n")
             log.flush()
             try:
@@ -155,8 +150,10 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
 
 
 # Pure-Python packages that PyPI has as source only: SAM 2.1's (Meta's sam2, whose optional CUDA
-# extension SAM2_BUILD_CUDA=0 leaves out) and two of its helpers' dependencies.
+# extension SAM2_BUILD_CUDA=0 leaves out) and two of its helpers' dependencies, built here with a
+# setuptools wheel and no compiler.
 PURE_SOURCE = ("sam2", "iopath", "antlr4-python3-runtime")
+SOURCE_BUILD = ("--no-binary", ",".join(PURE_SOURCE), "--no-build-isolation")
 # setuptools from 70.1 builds wheels by itself (older ones need the wheel package, which Debian's Python lacks)
 BUILD_TOOLS = "setuptools>=70.1"
 
@@ -164,9 +161,9 @@ BUILD_TOOLS = "setuptools>=70.1"
 @contextmanager
 def _build_tools(needed: bool, python: str, target: str, env: dict, log, pip_options: Sequence[str],
                  progress: Progress, timeout: Optional[float]) -> Iterator[str]:
-    """A folder holding setuptools from a wheel, for building PURE_SOURCE packages without pip's
-    build isolation (which would download sam2's declared build requirement, torch, once more);
-    "" when not needed. Removed afterwards."""
+    """A folder holding setuptools from a wheel, for building without pip's build isolation (which
+    would download sam2's declared build requirement, torch, once more); "" when not needed.
+    Removed afterwards."""
     if not needed:
         yield ""
         return
@@ -191,7 +188,8 @@ def _install_group(group: str, wanted: Sequence[str], target: str, **options) ->
         return install(wanted, target, **options)
     sam2 = [w for w in wanted if _normalise(re.split(r"[<>=!~\[; ]", w, 1)[0]) == "sam2"]
     helpers = [w for w in wanted if w not in sam2]
-    reports = [install(part, target, from_source=PURE_SOURCE, no_deps=part is sam2, **options)
+    pip_options = [*options.pop("pip_options", ()), *SOURCE_BUILD]
+    reports = [install(part, target, pip_options=[*pip_options, *(["--no-deps"] if part is sam2 else [])], **options)
                for part in (helpers, sam2) if part]
     return InstallReport(tuple(name for r in reports for name in r.installed), target, reports[-1].log_path)
 
