@@ -10,6 +10,7 @@ Widgets have object names (SegInstall...) so a desktop driver can find them.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -104,14 +105,16 @@ class InstallDependenciesDialog(QDialog):
         self.what.setWordWrap(True)
         self.what.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.what)
-        self.sam_box = QCheckBox("Also install SAM and SAM 2.1 on torch (torch, torchvision, segment-anything, sam2: "
-                                 "about 200 MB from PyTorch's CPU index, about 3 GB from PyPI where that index cannot "
-                                 "be reached)")
+        self.sam_box = QCheckBox("Also install SAM and SAM 2.1 on torch")
         self.sam_box.setObjectName("SegInstallSam")
         self.sam_box.setChecked(True)
-        self.sam_box.setVisible(self.fixed_requirements is None)
         self.sam_box.toggled.connect(lambda on: self.refresh())
-        layout.addWidget(self.sam_box)
+        sam_size = QLabel("torch, torchvision, segment-anything and sam2: about 200 MB from PyTorch's CPU index, "
+                          "about 3 GB from PyPI where that index cannot be reached.")
+        sam_size.setWordWrap(True)
+        for widget in (self.sam_box, sam_size):
+            widget.setVisible(self.fixed_requirements is None)
+            layout.addWidget(widget)
         form = QFormLayout()
         self.python = QgsFileWidget()
         self.python.setObjectName("SegInstallPython")
@@ -171,9 +174,11 @@ class InstallDependenciesDialog(QDialog):
             wanted = []
             self.result.setText(f"Could not work out what is missing ({type(exc).__name__}: {exc}).")
         if wanted:
-            self.what.setText("pip will install:\n    " + "\n    ".join(wanted) + f"\ninto Seg's private folder\n    {self.target}\n"
-                              "QGIS's own packages (GDAL, PROJ, numpy, Qt) are not touched; the folder comes after "
-                              "them on the Python path.")
+            names = [re.split(r"[<>=!~\[; ]", pin, 1)[0] for pin in wanted]
+            self.what.setText(f"pip will install {len(names)} packages ({', '.join(names)}) into Seg's private folder "
+                              f"{self.target}. QGIS's own packages (GDAL, PROJ, numpy, Qt) are not touched; the folder "
+                              "comes after them on the Python path.")
+            self.what.setToolTip("\n".join(wanted))
         else:
             self.what.setText("Nothing to install: everything Seg needs is there.")
         self.install_button.setEnabled(bool(wanted) and self.task is None)
