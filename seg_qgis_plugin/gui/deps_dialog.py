@@ -10,7 +10,6 @@ Widgets have object names (SegInstall...) so a desktop driver can find them.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -174,11 +173,9 @@ class InstallDependenciesDialog(QDialog):
             wanted = []
             self.result.setText(f"Could not work out what is missing ({type(exc).__name__}: {exc}).")
         if wanted:
-            names = [re.split(r"[<>=!~\[; ]", pin, 1)[0] for pin in wanted]
-            self.what.setText(f"pip will install {len(names)} packages ({', '.join(names)}) into Seg's private folder "
-                              f"{self.target}. QGIS's own packages (GDAL, PROJ, numpy, Qt) are not touched; the folder "
-                              "comes after them on the Python path.")
-            self.what.setToolTip("\n".join(wanted))
+            self.what.setText(f"pip will install {len(wanted)} package{'s' if len(wanted) > 1 else ''} ({'; '.join(wanted)}) "
+                              f"into Seg's private folder {self.target}. QGIS's own packages (GDAL, PROJ, numpy, Qt) are "
+                              "not touched; the folder comes after them on the Python path.")
         else:
             self.what.setText("Nothing to install: everything Seg needs is there.")
         self.install_button.setEnabled(bool(wanted) and self.task is None)
