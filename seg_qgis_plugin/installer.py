@@ -154,7 +154,8 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
 # setuptools wheel and no compiler.
 PURE_SOURCE = ("sam2", "iopath", "antlr4-python3-runtime")
 SOURCE_BUILD = ("--no-binary", ",".join(PURE_SOURCE), "--no-build-isolation")
-# setuptools from 70.1 builds wheels by itself (older ones need the wheel package, which Debian's Python lacks)
+# QGIS's own Python may have no setuptools (QGIS 3.40 and 3.44 on Debian have none); from 70.1 it
+# builds wheels without the wheel package
 BUILD_TOOLS = "setuptools>=70.1"
 
 
