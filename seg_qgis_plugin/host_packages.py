@@ -33,11 +33,16 @@ UNPINNED = frozenset({"pip", "setuptools", "wheel", "certifi", "distribute", "pk
 _PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[\w.]+)?$")
 
 
+def requirement_name(requirement: str) -> str:
+    """The normalised project name of a pip requirement: 'torch' for 'torch==2.13.0'."""
+    return _normalise(re.split(r"[<>=!~\[; ]", requirement, 1)[0])
+
+
 def host_constraints(requested: Sequence[str] = (), host: Optional[Dict[str, str]] = None) -> List[str]:
     """'name==version' for what QGIS's Python already has (numpy, attrs, ...), so what we install
     works with the copies that win on sys.path; what was asked to be replaced is left free. A Debian
     local version ('4.4.0+dfsg') is constrained by its public part, which the index can have."""
-    free = {_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) for r in requested} | UNPINNED
+    free = {requirement_name(r) for r in requested} | UNPINNED
     host = host_distributions() if host is None else host
     return [f"{name}=={version.split('+')[0]}" for name, version in sorted(host.items())
             if name not in free and _PEP440.match(version) and any(version_tuple(version))]  # Debian's mpmath says 0.0.0
@@ -121,5 +126,5 @@ def drop_host_copies(target: str, host: Dict[str, str]) -> List[str]:
     return dropped
 
 
-__all__ = ["host_distributions", "host_constraints", "impossible_constraint", "write_constraints", "remember_newer",
+__all__ = ["requirement_name", "host_distributions", "host_constraints", "impossible_constraint", "write_constraints", "remember_newer",
            "preferred_modules", "drop_host_copies", "UNPINNED", "PREFERRED_FILE"]

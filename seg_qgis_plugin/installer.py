@@ -26,7 +26,7 @@ from .core.dependencies import GROUP_NAMES, GROUPS, PINS, InstallError, Status, 
 from .core.errors import Canceled, MissingDependency
 from .core.progress import NullProgress, Progress
 from .host_packages import (PREFERRED_FILE, UNPINNED, drop_host_copies, host_constraints, host_distributions,  # noqa: F401
-                            impossible_constraint, preferred_modules, remember_newer, write_constraints)
+                            impossible_constraint, preferred_modules, remember_newer, requirement_name, write_constraints)
 
 
 # ---------------------------------------------------------------- finding a python to run pip
@@ -187,7 +187,7 @@ def _install_group(group: str, wanted: Sequence[str], target: str, **options) ->
     a newer numpy than QGIS may have, and for torch, which the SAM group installs."""
     if group != "sam2":
         return install(wanted, target, **options)
-    sam2 = [w for w in wanted if _normalise(re.split(r"[<>=!~\[; ]", w, 1)[0]) == "sam2"]
+    sam2 = [w for w in wanted if requirement_name(w) == "sam2"]
     helpers = [w for w in wanted if w not in sam2]
     pip_options = [*options.pop("pip_options", ()), *SOURCE_BUILD]
     reports = [install(part, target, pip_options=[*pip_options, *(["--no-deps"] if part is sam2 else [])], **options)
@@ -260,7 +260,7 @@ PROBE_SECONDS = 4.0
 
 
 def _torch_index(requirements: Sequence[str], pip_options: Sequence[str], on_line=None) -> List[str]:
-    wants_torch = any(_normalise(re.split(r"[<>=!~\[; ]", r, 1)[0]) in ("torch", "torchvision") for r in requirements)
+    wants_torch = any(requirement_name(r) in ("torch", "torchvision") for r in requirements)
     if not wants_torch or "--no-index" in pip_options or "--index-url" in pip_options or platform.system() == "Darwin":
         return []
     if _answers(CPU_TORCH_INDEX + "/torch/"):
