@@ -13,10 +13,11 @@ from qgis.core import (
     QgsRasterLayer,
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
-    QgsProcessingLayerPostProcessorInterface,
     QgsRendererCategory,
     QgsVectorLayer,
 )
+
+from .output_styles import LoadSegStyle
 
 _KEEP = []  # QGIS holds post-processors by pointer: keep the Python objects alive
 INSTANT_FROM_FIELD = Qgis.VectorTemporalMode.FeatureDateTimeInstantFromField  # QGIS 3.22 and later, QGIS 4 too
@@ -76,9 +77,10 @@ def apply_change_style(layer: QgsVectorLayer, colours) -> None:
     layer.setRenderer(QgsCategorizedSymbolRenderer("change", categories))
 
 
-class DatedLayer(QgsProcessingLayerPostProcessorInterface):
-    """Applied when QGIS loads an output layer: temporal properties from `date`, an optional
-    change style and an optional abstract for the layer metadata."""
+class DatedLayer(LoadSegStyle):
+    """Applied when QGIS loads an output layer: Seg's style (it replaces LoadSegStyle, QGIS keeps
+    one post-processor per output), temporal properties from `date`, an optional change style and
+    an optional abstract for the layer metadata."""
 
     def __init__(self, change_colours=None, abstract: str = ""):
         super().__init__()
@@ -87,6 +89,7 @@ class DatedLayer(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
         if not isinstance(layer, QgsVectorLayer):
             return
+        super().postProcessLayer(layer, context, feedback)
         apply_temporal(layer)
         if self.change_colours:
             apply_change_style(layer, self.change_colours)

@@ -1,5 +1,5 @@
 """seg:propagatelabels, seg:changereport and seg:driftmap through processing.run on the generated
-series: output layers, their temporal properties from `date`, the change style, bad input."""
+series: output layers, their styles and temporal properties from `date`, the change style, bad input."""
 import json
 
 import pytest
@@ -70,6 +70,7 @@ def test_propagate_then_change_report_in_qgis(run_loaded, series, tmp_path):
     features = list(layer.getFeatures())
     assert len(features) == 4 + 2 and {f["class"] for f in features} == {"building"}
     assert sorted({f["track_id"] for f in features}) == [1, 2]
+    assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "status"
     props = layer.temporalProperties()
     assert props.isActive() and props.mode() == FROM_EXPRESSIONS  # `date` is ISO text in the GeoPackage
     assert props.startExpression() == 'to_datetime("date")' and "days:=1" in props.endExpression()
@@ -95,6 +96,7 @@ def test_drift_map_in_qgis(run_loaded, series, tmp_path):
     assert [p["date_from"] for p in summary["pairs"]] == list(series.dates[:3])
     layer = loaded(context, result["OUTPUT"])
     features = list(layer.getFeatures())
+    assert layer.renderer().type() == "graduatedSymbol" and layer.renderer().classAttribute() == "drift_ratio"
     assert len(features) == 48 and result["FLAGGED"] == sum(f["flagged"] for f in features) > 0
     assert len(features_at(layer, "2021-08-15")) == 16
     assert "flagged" in layer.metadata().abstract()
