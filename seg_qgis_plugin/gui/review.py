@@ -27,7 +27,7 @@ from qgis.core import (QgsCoordinateTransform, QgsGeometry, QgsMapLayerProxyMode
 from qgis.gui import QgsDockWidget, QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QKeySequence
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                  QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .qt_compat import QShortcut
@@ -41,6 +41,9 @@ from .review_saving import ReviewSaving
 
 __all__ = ["DOUBT", "REVIEW_FIELDS", "REVIEWER_KEY", "STATUS_CHOICES", "ReviewPanel", "ensure_review_fields",
            "install_review_panel", "now_utc", "review_queue", "reviewer_name", "uninstall_review_panel"]
+
+
+PLACED_KEY = "seg/review_panel_placed"
 
 
 class ReviewPanel(ReviewSaving, QgsDockWidget):
@@ -349,11 +352,9 @@ def install_review_panel(iface, controller, activate_tool, toolbar, menu: str):
     """The Review panel docked (hidden) in the QGIS window, with a toolbar button and a Plugins
     menu entry that show it. Returns (panel, action); `uninstall_review_panel` takes them away."""
     panel = ReviewPanel(iface.mapCanvas(), QgsProject.instance(), controller, activate_tool, iface.mainWindow())
-    if hasattr(iface, "addTabifiedDockWidget"):  # a tab beside the Seg dock: the attribute table gets the height
-        iface.addTabifiedDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel, ["SegDock"], False)
-    else:
-        iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+    iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     panel.hide()
+    panel.visibilityChanged.connect(lambda visible: visible and _tab_beside_seg_dock_once(iface.mainWindow(), panel))
     action = panel.toggleViewAction()
     action.setText("Review labels")
     action.setObjectName("SegReviewAction")
@@ -363,6 +364,20 @@ def install_review_panel(iface, controller, activate_tool, toolbar, menu: str):
     if hasattr(iface, "addPluginToMenu"):
         iface.addPluginToMenu(menu, action)
     return panel, action
+
+
+def _tab_beside_seg_dock_once(window, panel) -> None:
+    """The first time the panel shows in a QGIS profile, it becomes a tab beside the Seg dock, so
+    the attribute table gets the full height; later QGIS restores it wherever the user left it.
+    Not when the plugin loads: QGIS restores its window layout after loading plugins, and that
+    stacks a new panel under the dock."""
+    settings = QgsSettings()
+    seg_dock = window.findChild(QDockWidget, "SegDock")
+    if settings.value(PLACED_KEY, False, type=bool) or seg_dock is None or window.dockWidgetArea(seg_dock) != window.dockWidgetArea(panel):
+        return
+    settings.setValue(PLACED_KEY, True)
+    window.tabifyDockWidget(seg_dock, panel)
+    panel.raise_()
 
 
 def uninstall_review_panel(iface, panel, action, menu: str) -> None:

@@ -70,7 +70,7 @@ class Driver:
     def __init__(self):
         self.result = {"done": False, "plugin_loaded": False, "dock_opened": False, "dock_text": "", "missing": [],
                        "core_missing": [], "features": None, "processing_ok": False, "tile_count": None,
-                       "sam_empty_mask": None, "sam21": None, "first_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "errors": [], "steps": [], "timings": {}, "messages": [],
+                       "sam_empty_mask": None, "sam21": None, "first_mask": None, "postgis_rows": None, "cluster_rows": None, "assist": None, "review": None, "errors": [], "steps": [], "timings": {}, "messages": [],
                        "longest_freeze": {"seconds": 0.0, "stage": None}, "freeze_stacks": ""}
         self.raster = os.path.join(WORK, "scene.tif")
         self.labels = os.path.join(WORK, "labels.gpkg")
@@ -81,7 +81,8 @@ class Driver:
             self.start()
             return
         stages = [(self.find_plugin, False), (self.open_dock, False), (self.add_raster, False),
-                  (self.start_classic, False), (self.label_with_point, False), (self.label_with_box, False)]
+                  (self.start_classic, False), (self.label_with_point, False), (self.label_with_box, False),
+                  (self.review_labels, False)]
         if POSTGIS is not None:
             stages.append((self.label_into_postgis, False))
         if CHECKPOINT is not None:
@@ -311,6 +312,25 @@ class Driver:
         QApplication.sendEvent(viewport, QMouseEvent(QEvent.Type.MouseMove, QPointF(end), left, left, none))
         QTest.mouseRelease(viewport, left, none, end)
         yield from self.accept_mask(30)
+
+    def review_labels(self):
+        """Review labels from the toolbar, as a user opens it: the panel is a tab beside the Seg
+        dock (not squeezed under it) and its attribute table shows the feature's fields."""
+        panel = iface.mainWindow().findChild(QDockWidget, "SegReviewDock")
+        panel.toggleViewAction().trigger()  # the toolbar's Review labels
+        yield Wait(panel.isVisible, 10, "the review panel to show")
+        labels = next(layer for layer in QgsProject.instance().mapLayers().values()
+                      if layer.source().split("|")[0] == self.labels)
+        panel.layer_combo.setLayer(labels)
+        panel.status_combo.setCurrentText("accepted")  # the labels the dock accepted above
+        panel.start_button.click()
+        yield pause(0.5)
+        table = panel.attributes
+        self.result["review"] = {"tabbed": panel in iface.mainWindow().tabifiedDockWidgets(self.dock),
+                                 "queue": panel.progress_label.text(), "fields": table.rowCount(),
+                                 "rows_shown": table.viewport().height() // max(1, table.rowHeight(0))}
+        panel.close_review()
+        self.dock.raise_()
 
     def label_into_postgis(self):
         """The team's shared table as the target: one click, Enter, and the row is in the database."""

@@ -59,6 +59,9 @@ def assert_labeled(run, features):
     assert not run.result["errors"], explain(run)
     assert run.result["features"] >= features, explain(run)
     assert run.result["processing_ok"], explain(run)
+    review = run.result["review"] or {}
+    # a tab of its own: six fields or more in view at once (stacked under the Seg dock it showed one and a half)
+    assert review.get("tabbed") and review["fields"] > 0 and review["rows_shown"] >= 6, f"the review panel: {review}\n" + explain(run)
 
 
 QGIS_VERSIONS = {"3.22": None, "3.40": "trixie", "3.44": "sid"}  # the host's QGIS, then Debian chroots
