@@ -103,6 +103,8 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         self.attributes = QTableWidget(0, 2)
         self.attributes.setHorizontalHeaderLabels(["field", "value"])
         self.attributes.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.attributes.verticalHeader().hide()
+        self.attributes.horizontalHeader().setStretchLastSection(True)  # values get the panel's width
         layout.addWidget(self.attributes, 1)
         buttons = QHBoxLayout()
         for text, slot in (("Accept (A)", self.accept), ("Reject (R)", self.reject), ("Edit (E)", self.edit),
@@ -206,7 +208,10 @@ class ReviewPanel(ReviewSaving, QgsDockWidget):
         for row, name in enumerate(names):
             self.attributes.setItem(row, 0, QTableWidgetItem(name))
             value = plain_value(feature[name])
-            self.attributes.setItem(row, 1, QTableWidgetItem("" if value is None else str(value)))
+            item = QTableWidgetItem("" if value is None else str(value))
+            item.setToolTip(item.text())
+            self.attributes.setItem(row, 1, item)
+        self.attributes.resizeColumnToContents(0)
         window = plain_value(feature["window"]) if "window" in names else None
         source = plain_value(feature["source"]) if "source" in names else None
         self.window_label.setText(f"Window {window or '?'} of {source or 'an unknown raster'}" if window or source else "No window recorded.")
