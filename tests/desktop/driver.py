@@ -33,7 +33,7 @@ from qgis.core import Qgis, QgsApplication, QgsCoordinateTransform, QgsPointXY, 
 from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
 from qgis.PyQt.QtGui import QMouseEvent
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication, QDialog, QDockWidget, QLabel, QTextEdit
+from qgis.PyQt.QtWidgets import QApplication, QDialog, QDockWidget, QLabel, QPushButton, QTextEdit
 from qgis.utils import iface
 
 PLUGIN = "seg_qgis_plugin"
@@ -329,6 +329,11 @@ class Driver:
         self.result["review"] = {"tabbed": panel in iface.mainWindow().tabifiedDockWidgets(self.dock),
                                  "queue": panel.progress_label.text(), "fields": table.rowCount(),
                                  "rows_shown": table.viewport().height() // max(1, table.rowHeight(0))}
+        next(b for b in panel.findChildren(QPushButton) if b.text() == "Accept (A)").click()
+        yield pause(0.5)
+        source = ogr.Open(self.labels)
+        self.result["review"].update(message=panel.message.text(), editable=labels.isEditable(),
+                                     reviewed_on_disk=sum(1 for f in source.GetLayer(0) if f.GetField("reviewer")))
         panel.close_review()
         self.dock.raise_()
 

@@ -62,6 +62,8 @@ def assert_labeled(run, features):
     review = run.result["review"] or {}
     # a tab of its own: six fields or more in view at once (stacked under the Seg dock it showed one and a half)
     assert review.get("tabbed") and review["fields"] > 0 and review["rows_shown"] >= 6, f"the review panel: {review}\n" + explain(run)
+    # Accept: saved to the file at once, the layer out of edit mode, the message names the layer and the feature
+    assert review["reviewed_on_disk"] == 1 and not review["editable"] and ": feature " in review["message"] and "accepted" in review["message"], f"the review panel: {review}\n" + explain(run)
 
 
 QGIS_VERSIONS = {"3.22": None, "3.40": "trixie", "3.44": "sid"}  # the host's QGIS, then Debian chroots
