@@ -3,7 +3,8 @@
 Trains the assistant on the target layer's accepted (and reviewed) features over the dock's
 raster and pre-labels the current view or the whole raster in a QgsTask (progress and cancel in
 QGIS's task manager). Each run writes a new GeoPackage of pre-labels, a probability and an
-uncertainty raster and the model (JSON) beside the target layer and adds them to the project; after
+uncertainty raster and the model (JSON) beside the target layer and adds them to the project (the
+probability unticked); after
 review, the next run learns from more accepted labels and does better.
 
 Interpretability: "Explain selected" shows, for the selected feature of the active layer, its class,
@@ -191,6 +192,9 @@ class AssistPanel(QGroupBox):
         self.model_path, self.uncertainty_path = paths["save_model"], paths["uncertainty"]
         project = QgsProject.instance()
         name = os.path.splitext(os.path.basename(paths["out"]))[0]
+        probability = QgsRasterLayer(paths["probability"], name + " probability")
+        project.addMapLayer(probability, False)  # in the legend, unticked: the uncertainty says where to look
+        project.layerTreeRoot().insertLayer(0, probability).setItemVisibilityChecked(False)
         project.addMapLayer(QgsRasterLayer(paths["uncertainty"], name + " uncertainty"))
         project.addMapLayer(QgsVectorLayer(paths["out"], name, "ogr"))
         pixels = ", ".join(f"{k} {v}" for k, v in summary.details["learned_pixels"].items())

@@ -413,8 +413,12 @@ class Driver:
         panel.learn_button.click()
         yield pause(0.5)
         yield Wait(lambda: panel.task is None, 180, "the assistant's task")
-        added = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.name() == "squares_assist1"]  # round 1
-        self.result["assist"] = {"info": panel.info.text(), "features": added[0].featureCount() if added else None}
+        layers = {lyr.name(): lyr for lyr in QgsProject.instance().mapLayers().values()}
+        added = [layers[name] for name in ("squares_assist1",) if name in layers]  # round 1
+        self.result["assist"] = {"info": panel.info.text(), "features": added[0].featureCount() if added else None,
+                                 "renderers": {name: layers[name].renderer().type() for name in layers if name.startswith("squares_assist1")},
+                                 "probability_ticked": QgsProject.instance().layerTreeRoot().findLayer(
+                                     layers["squares_assist1 probability"].id()).isVisible() if "squares_assist1 probability" in layers else None}
         dock.target_combo.setLayer(geopackage)
         if not added:
             raise RuntimeError("the assistant added no pre-label layer: " + panel.info.text())

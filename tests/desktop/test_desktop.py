@@ -153,6 +153,9 @@ def test_venv_labels_with_classic_sam_and_postgis_and_processes(tmp_path, plugin
     assert_labeled(run, expected)
     assist = run.result["assist"] or {}
     assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(run)
+    assert assist["renderers"] == {"squares_assist1": "categorizedSymbol", "squares_assist1 probability": "singlebandpseudocolor",
+                                   "squares_assist1 uncertainty": "singlebandpseudocolor"}, assist
+    assert assist["probability_ticked"] is False, assist
     first = run.result["first_mask"] or {}
     assert first.get("model") == "sam2.1-hiera_tiny" and first.get("mask_pixels", 0) > 0, "SAM 2.1 in QGIS\n" + explain(run)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
