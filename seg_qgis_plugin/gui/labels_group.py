@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGroupBox,
                                  QPushButton, QTableWidget, QTableWidgetItem, QToolButton)
 
 from .qt_compat import QAction
+from ..core.engine.ontology import default_color
 from ..core.errors import SegError
 from ..qgis_adapters import settings_store
 from .classes import LabelClass, classes_to_json, load_classes, load_tags_text, parse_tags_text, save_classes, save_tags_text
@@ -67,7 +68,7 @@ class LabelsGroup:
         add, remove = QPushButton("Add class"), QPushButton("Remove class")
         add.setObjectName("SegAddClassButton")
         remove.setObjectName("SegRemoveClassButton")
-        add.clicked.connect(lambda: self.add_class_row(LabelClass(f"class {self.class_table.rowCount() + 1}", "#ff00ff"),
+        add.clicked.connect(lambda: self.add_class_row(LabelClass(f"class {self.class_table.rowCount() + 1}", self._unused_colour()),
                                                        select=True))
         remove.clicked.connect(self._remove_current_class)
         buttons.addWidget(add)
@@ -151,6 +152,12 @@ class LabelsGroup:
             self.class_table.setCurrentCell(row, 0)
             self.class_table.scrollToItem(item)
             self.class_table.editItem(item)
+
+    def _unused_colour(self) -> str:
+        """The first colour of Seg's fixed palette that no class in the list has: new classes differ."""
+        used = {c.color.lower() for c in self.classes()}
+        palette = [default_color(code) for code in range(1, len(used) + 2)]
+        return next((colour for colour in palette if colour not in used), default_color(len(used) + 1))
 
     def _remove_current_class(self) -> None:
         if self.class_table.currentRow() >= 0:

@@ -134,6 +134,8 @@ def test_class_list_shows_six_rows_and_a_new_class_is_selected(seg_gui):
         dock.findChild(type(dock.start_button), "SegAddClassButton").click()
     last = table.rowCount() - 1
     assert table.currentRow() == last and gui.controller.label_class.name == f"class {last + 1}"
+    colours = [c.color for c in dock.classes()]
+    assert len(set(colours)) == len(colours), f"each new class gets its own colour: {colours}"
     assert table.visualItemRect(table.item(last, 0)).intersects(table.viewport().rect()), "the new class is scrolled to"
 
 
