@@ -4,8 +4,7 @@ Trains the assistant on the target layer's accepted (and reviewed) features over
 raster and pre-labels the current view or the whole raster in a QgsTask (progress and cancel in
 QGIS's task manager). Each run writes a new GeoPackage of pre-labels, a probability and an
 uncertainty raster and the model (JSON) beside the target layer and adds them to the project (the
-probability unticked); after
-review, the next run learns from more accepted labels and does better.
+probability unticked); after review, the next run learns from more accepted labels and does better.
 
 Interpretability: "Explain selected" shows, for the selected feature of the active layer, its class,
 score (mean probability), the uncertainty under it, the prompt and window it came from, and the

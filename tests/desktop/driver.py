@@ -414,11 +414,11 @@ class Driver:
         yield pause(0.5)
         yield Wait(lambda: panel.task is None, 180, "the assistant's task")
         layers = {lyr.name(): lyr for lyr in QgsProject.instance().mapLayers().values()}
-        added = [layers[name] for name in ("squares_assist1",) if name in layers]  # round 1
-        self.result["assist"] = {"info": panel.info.text(), "features": added[0].featureCount() if added else None,
+        added, probability = layers.get("squares_assist1"), layers.get("squares_assist1 probability")  # round 1
+        self.result["assist"] = {"info": panel.info.text(), "features": added.featureCount() if added else None,
                                  "renderers": {name: layers[name].renderer().type() for name in layers if name.startswith("squares_assist1")},
-                                 "probability_ticked": QgsProject.instance().layerTreeRoot().findLayer(
-                                     layers["squares_assist1 probability"].id()).isVisible() if "squares_assist1 probability" in layers else None}
+                                 "probability_ticked": QgsProject.instance().layerTreeRoot().findLayer(probability.id()).isVisible()
+                                 if probability else None}
         dock.target_combo.setLayer(geopackage)
         if not added:
             raise RuntimeError("the assistant added no pre-label layer: " + panel.info.text())
