@@ -96,12 +96,12 @@ def install(requirements: Sequence[str], target: str, python: Optional[str] = No
 
     Only wheels are taken (but see SOURCE_BUILD); what QGIS's Python already has is a constraint at
     its version (`host_constraints`), and a constraint the index cannot satisfy (a version only
-    Debian has) is dropped and pip run again. pip_options go to pip
-    as they are: `--no-index --find-links DIR` for a local wheel folder, `--index-url URL` for a
-    mirror; with --no-build-isolation, a setuptools wheel is put on pip's path for the builds.
-    torch comes from PyTorch's CPU index when that answers within seconds, else from the
-    main index. Every pip output line goes to the log file (default `<target>/../install.log`) and
-    to `on_line`; `progress` gets an estimate (pip reports no totals) and may cancel.
+    Debian has) is dropped and pip run again. pip_options go to pip as they are: `--no-index
+    --find-links DIR` for a local wheel folder, `--index-url URL` for a mirror; with
+    --no-build-isolation, a setuptools wheel is put on pip's path for the builds. torch comes from
+    PyTorch's CPU index when that answers within seconds, else from the main index. Every pip
+    output line goes to the log file (default `<target>/../install.log`) and to `on_line`;
+    `progress` gets an estimate (pip reports no totals) and may cancel.
     Raises InstallError with pip's own reason and the log path, or Canceled.
     """
     requirements = list(requirements)

@@ -66,6 +66,15 @@ def assert_labeled(run, features):
     assert review["reviewed_on_disk"] == 1 and not review["editable"] and ": feature " in review["message"] and "accepted" in review["message"], f"the review panel: {review}\n" + explain(run)
 
 
+def assert_assisted(run):
+    """Learn from accepted labels added its pre-labels (by class), uncertainty and probability (unticked)."""
+    assist = run.result["assist"] or {}
+    assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(run)
+    assert assist["renderers"] == {"squares_assist1": "categorizedSymbol", "squares_assist1 probability": "singlebandpseudocolor",
+                                   "squares_assist1 uncertainty": "singlebandpseudocolor"}, assist
+    assert assist["probability_ticked"] is False, assist
+
+
 QGIS_VERSIONS = {"3.22": None, "3.40": "trixie", "3.44": "sid"}  # the host's QGIS, then Debian chroots
 INSTALL_TIMEOUT_S = 1800  # the dock's default install from the real index, SAM on torch included
 
@@ -130,8 +139,7 @@ def test_default_install_from_the_index_then_restart_labels_with_classic_and_sam
     assert "label_with_sam" in again.result["steps"], explain(again)
     assert not again.result["missing"], "after the default install the dock still names as missing:\n" + again.result["dock_text"]
     assert (again.result["sam21"] or {}).get("model") == "sam2.1-hiera_tiny", explain(again)
-    assist = again.result["assist"] or {}
-    assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(again)
+    assert_assisted(again)
 
 
 @pytest.mark.skipif(runner.venv_site_packages() is None, reason="the project's .venv does not exist (make venv)")
@@ -151,11 +159,7 @@ def test_venv_labels_with_classic_sam_and_postgis_and_processes(tmp_path, plugin
             drop(table)
     expected = 2 if run.result.get("sam_empty_mask") else 3
     assert_labeled(run, expected)
-    assist = run.result["assist"] or {}
-    assert (assist.get("features") or 0) >= 3 and "Learned from" in assist["info"], "the assistant in QGIS\n" + explain(run)
-    assert assist["renderers"] == {"squares_assist1": "categorizedSymbol", "squares_assist1 probability": "singlebandpseudocolor",
-                                   "squares_assist1 uncertainty": "singlebandpseudocolor"}, assist
-    assert assist["probability_ticked"] is False, assist
+    assert_assisted(run)
     first = run.result["first_mask"] or {}
     assert first.get("model") == "sam2.1-hiera_tiny" and first.get("mask_pixels", 0) > 0, "SAM 2.1 in QGIS\n" + explain(run)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
